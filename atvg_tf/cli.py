@@ -1,0 +1,130 @@
+"""The `atvg` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+# Quiet the native libraries' start-up chatter before they are imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from atvg_tf import __version__  # noqa: E402
+
+
+def _add_prepare(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prepare",
+        help="talking-face videos -> aligned training shards (TFRecord) + manifest",
+        description=(
+            "Walks files and folders of talking-face clips (GRID .mpg, LRW/VoxCeleb .mp4, any clip with "
+            "sound), aligns the face of every frame to 128 x 128, and writes TFRecord shards with frames, "
+            "68-point landmarks, PCA codes, MFCC windows and GRID word timings, plus manifest.json. "
+            "Rerunning the same command resumes: finished clips are skipped."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="clip files or folders (searched recursively)")
+    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"], default="mediapipe", help="landmark backend (default: mediapipe)")
+    parser.add_argument("--face-model", metavar="FILE", help="the backend's model file (face_landmarker.task or the dlib .dat)")
+    parser.add_argument("--download-models", action="store_true", help="allow downloading face_landmarker.task if no local copy exists")
+    parser.add_argument("--pca", metavar="FILE", help="landmark PCA basis: .npz from `atvg fit-pca` or an official U_*.npy (default: the packaged basis)")
+    parser.add_argument("--split-by", choices=["clip", "speaker"], default="clip", help="hash clip ids or speaker ids into splits (default: clip)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the val split (default: 0.1)")
+    parser.add_argument("--test-fraction", type=float, default=0.0, help="share of the test split (default: 0)")
+    parser.add_argument("--max-gap-frames", type=int, default=5, help="interpolate face-detection gaps up to this length; longer gaps cut the clip (default: 5)")
+    parser.add_argument("--min-segment-frames", type=int, default=16, help="drop shorter segments (default: 16)")
+    parser.add_argument("--clips-per-shard", type=int, default=32, help="clips per TFRecord shard (default: 32)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_prepare)
+
+
+def _run_prepare(args) -> int:
+    from atvg_tf.data.prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(
+        backend=args.landmarks,
+        face_model=args.face_model,
+        allow_download=args.download_models,
+        pca_path=args.pca,
+        split_by=args.split_by,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        max_gap_frames=args.max_gap_frames,
+        min_segment_frames=args.min_segment_frames,
+        clips_per_shard=args.clips_per_shard,
+        workers=args.workers,
+    )
+    manifest = prepare(args.inputs, args.output, config, progress=not args.quiet)
+    counts = manifest["counts"]
+    frames = ", ".join(f"{split} {n}" for split, n in counts["frames"].items() if n)
+    print(
+        f"prepared {counts['clips_prepared']}/{counts['clips_found']} clips ({counts['segments']} segments; frames: "
+        f"{frames or 'none'}); skipped {counts['clips_skipped']}; manifest: {os.path.join(args.output, 'manifest.json')}"
+    )
+    return 0
+
+
+def _add_fit_pca(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "fit-pca",
+        help="fit a landmark PCA basis on a prepared dataset",
+        description="Fits the landmark PCA (ATVGnet Eq. 4) on the landmarks of a prepared dataset's train split.",
+    )
+    parser.add_argument("prepared", metavar="DIR", help="output folder of `atvg prepare`")
+    parser.add_argument("--output", "-o", required=True, metavar="FILE.npz", help="where to write the basis")
+    parser.add_argument("--components", type=int, default=6, help="number of components (default: 6, as the paper)")
+    parser.add_argument("--split", default="train", choices=["train", "val", "test", "all"], help="split to fit on (default: train)")
+    parser.set_defaults(handler=_run_fit_pca)
+
+
+def _run_fit_pca(args) -> int:
+    from atvg_tf.data.pipeline import fit_pca
+
+    pca, frames = fit_pca(args.prepared, args.components, None if args.split == "all" else args.split)
+    pca.save(args.output)
+    explained = pca.explained_variance
+    print(f"fitted {pca.num_components} components on {frames} frames; variances {[float(f'{v:.3g}') for v in explained]}; wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atvg",
+        description="atvg-tf: ATVGnet talking-face generation in TensorFlow / Keras 3.",
+    )
+    parser.add_argument("--version", action="version", version=f"atvg-tf {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="more log output")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    _add_prepare(subparsers)
+    _add_fit_pca(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="atvg: %(levelname)s: %(message)s")
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from atvg_tf._native import import_quietly
+
+    import_quietly(args.verbose)
+    from atvg_tf.errors import USER_ERRORS
+
+    try:
+        return args.handler(args)
+    except USER_ERRORS as error:
+        print(f"atvg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"atvg {args.command}: interrupted; finished work is kept, rerun the command to continue.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

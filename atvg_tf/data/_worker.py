@@ -1,0 +1,35 @@
+"""Entry points of `atvg prepare`'s worker processes.
+
+Kept free of TensorFlow and MediaPipe imports at module level: a spawned worker unpickles these
+functions first, and the heavy imports then happen inside `init` with their log chatter hidden.
+"""
+
+from __future__ import annotations
+
+_PREPARER = None
+
+
+def init(config_fields: dict) -> None:
+    """Builds the worker's `ClipPreparer` (one landmark detector per process, single-threaded)."""
+    global _PREPARER
+    from atvg_tf._native import import_quietly, quiet_stderr
+
+    import_quietly()
+    with quiet_stderr():
+        import cv2
+        import tensorflow as tf
+
+        from atvg_tf.data.prepare import ClipPreparer, PrepareConfig
+
+        # One process per core: keep each one single-threaded.
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        cv2.setNumThreads(1)
+        _PREPARER = ClipPreparer(PrepareConfig.from_fields(config_fields))
+
+
+def run(job: tuple) -> dict:
+    """Prepares one clip given as (path, clip_id, speaker_id, split)."""
+    from atvg_tf.data.prepare import ClipJob
+
+    return _PREPARER(ClipJob(*job))

@@ -1,0 +1,196 @@
+"""`tf.data` input pipeline over prepared shards: training examples of T consecutive frames.
+
+Each example (before batching) is a dict:
+
+| key | shape | dtype | meaning |
+|---|---|---|---|
+| frames | [T, 128, 128, 3] | float32 | aligned crops in [-1, 1] |
+| landmarks | [T, 136] | float32 | landmarks / crop size, (x0, y0, x1, ...) |
+| pca_codes | [T, K] | float32 | landmark PCA codes |
+| mfcc_windows | [T, 28, 12] | float32 | MFCC window of each frame |
+| identity_frame | [128, 128, 3] | float32 | another frame of the same clip segment, [-1, 1] |
+| identity_landmarks | [136] | float32 | its landmarks |
+| identity_pca_codes | [K] | float32 | its PCA codes |
+
+Every segment yields `max(1, N // T)` examples per epoch with random start frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from atvg_tf.data import records
+from atvg_tf.frontend.face.pca import LandmarkPCA
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Options of the input pipeline.
+
+    Attributes:
+        sequence_length: T, frames per example (16 in the paper).
+        batch_size: examples per batch.
+        shuffle_buffer: examples in the shuffle buffer (0 disables shuffling).
+        repeat: repeat the data forever.
+        deterministic: fixed order and fixed random choices for a given seed.
+        seed: seed of the random choices.
+        drop_remainder: drop the last, smaller batch.
+    """
+
+    sequence_length: int = 16
+    batch_size: int = 8
+    shuffle_buffer: int = 256
+    repeat: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    drop_remainder: bool = True
+
+    @classmethod
+    def preset(cls, name: str) -> "PipelineConfig":
+        """`paper`: VG-net batches of 10 sequences of 16 frames; `small`: 4 x 16 for a CPU."""
+        presets = {"paper": cls(batch_size=10), "small": cls(batch_size=4)}
+        if name not in presets:
+            raise ValueError(f"Unknown pipeline preset {name!r}; choose one of {sorted(presets)}.")
+        return presets[name]
+
+
+def read_manifest(prepared_dir: str) -> dict:
+    """Loads `manifest.json` of a prepared folder, with an actionable error when it is missing."""
+    path = os.path.join(prepared_dir, "manifest.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found; run `atvg prepare ... --output {prepared_dir}` first.")
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def shard_paths(prepared_dir: str, split: str | None = "train") -> list[str]:
+    """Shards of one split (all splits for None) listed in the manifest."""
+    manifest = read_manifest(prepared_dir)
+    paths = [
+        os.path.join(prepared_dir, shard["file"])
+        for shard in manifest["shards"]
+        if split is None or shard["split"] == split
+    ]
+    if not paths:
+        raise ValueError(f"{prepared_dir} has no {split or 'any'} shards; check the split fractions used by `atvg prepare`.")
+    return sorted(paths)
+
+
+def _decode_frames(jpegs: tf.Tensor) -> tf.Tensor:
+    frames = tf.map_fn(
+        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3),
+        jpegs,
+        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+    )
+    return tf.cast(frames, tf.float32) / 127.5 - 1.0
+
+
+def make_dataset(
+    prepared_dir: str,
+    split: str | None = "train",
+    config: PipelineConfig = PipelineConfig(),
+    pca: LandmarkPCA | None = None,
+) -> tf.data.Dataset:
+    """Builds the batched training dataset of a prepared folder.
+
+    Args:
+        prepared_dir: output folder of `atvg prepare`.
+        split: `train`, `val`, `test`, or None for all.
+        config: pipeline options.
+        pca: recompute the PCA codes from the landmarks with this basis instead of using the
+            stored codes.
+
+    Returns:
+        A dataset of dicts (see the module docstring) batched to [B, ...].
+    """
+    T = config.sequence_length
+    paths = shard_paths(prepared_dir, split)
+    crop_size = read_manifest(prepared_dir)["settings"]["alignment"]["crop_size"]
+    options = tf.data.Options()
+    options.deterministic = config.deterministic
+
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if config.shuffle_buffer and not config.deterministic:
+        files = files.shuffle(len(paths))
+    segments = files.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(4, len(paths)), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=config.deterministic,
+    )
+    segments = segments.map(records.parse_segment, num_parallel_calls=tf.data.AUTOTUNE)
+    segments = segments.filter(lambda s: s["num_frames"] >= T)
+
+    if pca is not None:
+        mean = tf.constant(pca.mean)
+        components = tf.constant(pca.components)
+        if pca.space != "crop":
+            raise ValueError("the pipeline can only recompute codes with a crop-space basis (one from `atvg fit-pca`).")
+
+        def recode(segment):
+            flat = tf.reshape(segment["landmarks"], [-1, 136]) / crop_size
+            segment["pca_codes"] = tf.matmul(flat * pca.scale - mean, components)
+            return segment
+
+        segments = segments.map(recode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def expand(index, segment):
+        count = tf.maximum(tf.cast(segment["num_frames"], tf.int32) // T, 1)
+        picks = tf.data.Dataset.range(tf.cast(count, tf.int64))
+        return picks.map(lambda pick: (index, pick, segment), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def sample(index, pick, segment):
+        n = tf.cast(segment["num_frames"], tf.int32)
+        seed = tf.stack([tf.cast(config.seed, tf.int64) * 1_000_003 + index, pick])
+        start = tf.random.stateless_uniform([], seed, 0, n - T + 1, dtype=tf.int32)
+        identity = tf.random.stateless_uniform([], seed + 1, 0, n, dtype=tf.int32)
+        picked = tf.concat([tf.range(start, start + T), [identity]], axis=0)
+        frames = _decode_frames(tf.gather(segment["frames"], picked))
+        landmarks = tf.reshape(tf.gather(segment["landmarks"], picked), [T + 1, 136]) / crop_size
+        codes = tf.gather(segment["pca_codes"], picked)
+        windows = tf.gather(segment["mfcc_windows"], picked[:T])
+        frames = tf.ensure_shape(frames, [T + 1, crop_size, crop_size, 3])
+        return {
+            "frames": frames[:T],
+            "landmarks": landmarks[:T],
+            "pca_codes": codes[:T],
+            "mfcc_windows": tf.ensure_shape(windows, [T, *records.WINDOW_SHAPE]),
+            "identity_frame": frames[T],
+            "identity_landmarks": landmarks[T],
+            "identity_pca_codes": codes[T],
+        }
+
+    examples = segments.enumerate().flat_map(expand)
+    examples = examples.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=config.deterministic)
+    if config.shuffle_buffer:
+        examples = examples.shuffle(config.shuffle_buffer, seed=config.seed if config.deterministic else None)
+    if config.repeat:
+        examples = examples.repeat()
+    examples = examples.batch(config.batch_size, drop_remainder=config.drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+    return examples.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def fit_pca(prepared_dir: str, num_components: int = 6, split: str | None = "train") -> tuple[LandmarkPCA, int]:
+    """Fits a crop-space landmark PCA on every frame of a prepared split.
+
+    Returns:
+        (the basis, the number of frames it was fitted on).
+    """
+    crop_size = read_manifest(prepared_dir)["settings"]["alignment"]["crop_size"]
+    landmarks = []
+    dataset = tf.data.TFRecordDataset(shard_paths(prepared_dir, split)).map(
+        lambda record: records.parse_segment(record)["landmarks"], num_parallel_calls=tf.data.AUTOTUNE
+    )
+    for segment_landmarks in dataset:
+        landmarks.append(segment_landmarks.numpy())
+    stacked = np.concatenate(landmarks)
+    return LandmarkPCA.fit(stacked, num_components, crop_size), len(stacked)
+
+
+def prepared_files(prepared_dir: str) -> list[str]:
+    """Every shard file present in a prepared folder (listed in the manifest or not)."""
+    return sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord")))

@@ -1,0 +1,123 @@
+"""The TFRecord layout of a prepared clip segment (one `tf.train.Example` per segment).
+
+| feature | type | shape | meaning |
+|---|---|---|---|
+| clip_id, speaker_id, source | bytes | [] | clip id, speaker, source file relative to its input |
+| segment, start_frame, num_frames | int64 | [] | segment index, first frame in the clip, N |
+| frames | bytes | [N] | aligned 128 x 128 RGB crops, JPEG |
+| landmarks | float | [N * 136] | 68 landmarks per frame in crop pixels, (x0, y0, x1, ...) |
+| pca_codes | float | [N * K] | landmark PCA codes; K = num_pca_components |
+| mfcc_windows | float | [N * 28 * 12] | the MFCC window of each frame |
+| transforms | float | [N * 6] | source-frame -> crop similarity per frame (2 x 3) |
+| interpolated | int64 | [N] | 1 where the landmarks were interpolated over a detection gap |
+| words | bytes | [W] | GRID words (silences left out), empty without an `.align` file |
+| word_start, word_end | float | [W] | word times in frames relative to the segment start |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+WINDOW_SHAPE = (28, 12)
+
+
+def _bytes(values) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _floats(values) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).reshape(-1)))
+
+
+def _ints(values) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64).reshape(-1)))
+
+
+def encode_segment(
+    *,
+    clip_id: str,
+    speaker_id: str,
+    source: str,
+    segment: int,
+    start_frame: int,
+    jpeg_frames: list[bytes],
+    landmarks: np.ndarray,
+    pca_codes: np.ndarray,
+    mfcc_windows: np.ndarray,
+    transforms: np.ndarray,
+    interpolated: np.ndarray,
+    words: list[tuple[str, float, float]] = (),
+) -> bytes:
+    """Serialises one segment to a `tf.train.Example` (see the module docstring for the layout)."""
+    num_frames = len(jpeg_frames)
+    for name, array in [("landmarks", landmarks), ("pca_codes", pca_codes), ("mfcc_windows", mfcc_windows),
+                        ("transforms", transforms), ("interpolated", interpolated)]:
+        if len(array) != num_frames:
+            raise ValueError(f"{name} has {len(array)} rows for {num_frames} frames.")
+    feature = {
+        "clip_id": _bytes([clip_id.encode()]),
+        "speaker_id": _bytes([speaker_id.encode()]),
+        "source": _bytes([source.encode()]),
+        "segment": _ints([segment]),
+        "start_frame": _ints([start_frame]),
+        "num_frames": _ints([num_frames]),
+        "num_pca_components": _ints([pca_codes.shape[-1]]),
+        "frames": _bytes(jpeg_frames),
+        "landmarks": _floats(landmarks),
+        "pca_codes": _floats(pca_codes),
+        "mfcc_windows": _floats(mfcc_windows),
+        "transforms": _floats(transforms),
+        "interpolated": _ints(interpolated),
+        "words": _bytes([w.encode() for w, _, _ in words]),
+        "word_start": _floats([s for _, s, _ in words]),
+        "word_end": _floats([e for _, _, e in words]),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+_FEATURE_SPEC = {
+    "clip_id": tf.io.FixedLenFeature([], tf.string),
+    "speaker_id": tf.io.FixedLenFeature([], tf.string),
+    "source": tf.io.FixedLenFeature([], tf.string),
+    "segment": tf.io.FixedLenFeature([], tf.int64),
+    "start_frame": tf.io.FixedLenFeature([], tf.int64),
+    "num_frames": tf.io.FixedLenFeature([], tf.int64),
+    "num_pca_components": tf.io.FixedLenFeature([], tf.int64),
+    "frames": tf.io.VarLenFeature(tf.string),
+    "landmarks": tf.io.VarLenFeature(tf.float32),
+    "pca_codes": tf.io.VarLenFeature(tf.float32),
+    "mfcc_windows": tf.io.VarLenFeature(tf.float32),
+    "transforms": tf.io.VarLenFeature(tf.float32),
+    "interpolated": tf.io.VarLenFeature(tf.int64),
+    "words": tf.io.VarLenFeature(tf.string),
+    "word_start": tf.io.VarLenFeature(tf.float32),
+    "word_end": tf.io.VarLenFeature(tf.float32),
+}
+
+
+def parse_segment(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parses one serialised segment into dense tensors (frames stay JPEG-encoded).
+
+    Returns:
+        A dict with the scalar fields, `frames` [N] string, `landmarks` [N, 68, 2],
+        `pca_codes` [N, K], `mfcc_windows` [N, 28, 12], `transforms` [N, 2, 3],
+        `interpolated` [N], `words` [W], `word_start` [W], `word_end` [W].
+    """
+    parsed = tf.io.parse_single_example(serialized, _FEATURE_SPEC)
+    dense = {key: tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value for key, value in parsed.items()}
+    n = tf.cast(dense["num_frames"], tf.int32)
+    dense["landmarks"] = tf.reshape(dense["landmarks"], [n, 68, 2])
+    dense["pca_codes"] = tf.reshape(dense["pca_codes"], [n, tf.cast(dense["num_pca_components"], tf.int32)])
+    dense["mfcc_windows"] = tf.reshape(dense["mfcc_windows"], [n, *WINDOW_SHAPE])
+    dense["transforms"] = tf.reshape(dense["transforms"], [n, 2, 3])
+    return dense
+
+
+def read_segments(paths: list[str]) -> list[dict]:
+    """Reads every segment of some shards eagerly as numpy dicts (for tools and tests)."""
+    segments = []
+    for record in tf.data.TFRecordDataset(paths):
+        parsed = parse_segment(record)
+        segments.append({key: value.numpy() for key, value in parsed.items()})
+    return segments

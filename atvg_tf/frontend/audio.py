@@ -1,0 +1,271 @@
+"""Audio front end: speech file -> 16 kHz mono waveform -> MFCC -> one 28 x 12 window per video frame.
+
+The MFCC reproduces `python_speech_features.mfcc(signal, 16000, winstep=0.01)` (the features the
+ATVGnet release was trained on) with TensorFlow ops only, so the same function can run inside an
+exported graph. The mel filter bank is the one that library builds (triangles on floored FFT bin
+indices); TensorFlow's own `linear_to_mel_weight_matrix` gives different features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import av
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """Parameters of the audio front end.
+
+    Attributes:
+        sample_rate: waveform rate in Hz.
+        video_fps: video frame rate the windows are aligned to.
+        frame_length: MFCC analysis window in samples (25 ms).
+        frame_step: MFCC hop in samples (10 ms).
+        fft_length: FFT size.
+        num_mel_bins: triangular mel filters.
+        num_cepstra: cepstral coefficients computed (c0 is dropped afterwards).
+        cepstral_lifter: sinusoidal lifter length.
+        preemphasis: pre-emphasis coefficient.
+        window_mfcc_frames: MFCC rows per video-frame window (280 ms).
+        padding_seconds: zeros added at both ends of the waveform so the first and last video
+            frames get full windows.
+    """
+
+    sample_rate: int = 16000
+    video_fps: int = 25
+    frame_length: int = 400
+    frame_step: int = 160
+    fft_length: int = 512
+    num_mel_bins: int = 26
+    num_cepstra: int = 13
+    cepstral_lifter: int = 22
+    preemphasis: float = 0.97
+    window_mfcc_frames: int = 28
+    padding_seconds: float = 0.12
+
+    @property
+    def num_coefficients(self) -> int:
+        """Coefficients per MFCC row once c0 is dropped."""
+        return self.num_cepstra - 1
+
+    @property
+    def samples_per_video_frame(self) -> int:
+        return self.sample_rate // self.video_fps
+
+    @property
+    def mfcc_rows_per_video_frame(self) -> int:
+        return self.samples_per_video_frame // self.frame_step
+
+    @property
+    def padding_samples(self) -> int:
+        return int(round(self.padding_seconds * self.sample_rate))
+
+    @classmethod
+    def preset(cls, name: str) -> "AudioConfig":
+        """Named configurations; `paper` is the ATVGnet release's front end."""
+        presets = {"paper": cls()}
+        if name not in presets:
+            raise ValueError(f"Unknown audio preset {name!r}; choose one of {sorted(presets)}.")
+        return presets[name]
+
+
+class AudioError(ValueError):
+    """A speech input that cannot be used, with a message that says what to do."""
+
+
+# Speech formats accepted besides the audio track of a video file (any format FFmpeg reads works).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus")
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """Decodes the first audio stream of a file to mono float32 at `sample_rate`.
+
+    Works for wav, flac, mp3, m4a/aac and the audio track of a video file, at any input rate
+    and channel layout (channels are averaged).
+
+    Args:
+        path: audio or video file.
+        sample_rate: output rate in Hz.
+
+    Returns:
+        1-D float32 array in [-1, 1].
+
+    Raises:
+        AudioError: the file is missing, unreadable, has no audio stream, or decodes to nothing.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioError(f"audio file not found: {path}; check the path.")
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        raise AudioError(
+            f"cannot read {path} as audio ({error.__class__.__name__}); "
+            f"give a wav, flac, mp3, m4a or a video file with sound."
+        ) from None
+    chunks = []
+    with container:
+        if not container.streams.audio:
+            raise AudioError(f"{path} has no audio stream; give a file with sound.")
+        # Planar float keeps the channels apart so they can be averaged (FFmpeg's own downmix
+        # sums them, which can leave [-1, 1]).
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
+        try:
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().mean(axis=0))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().mean(axis=0))
+        except av.error.FFmpegError as error:
+            if not chunks:
+                raise AudioError(f"cannot decode the audio of {path} ({error}); the file looks corrupt.") from None
+            # A damaged tail: keep what decoded.
+    waveform = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if waveform.size == 0:
+        raise AudioError(f"{path} contains no audio samples; give a non-empty recording.")
+    return waveform.astype(np.float32, copy=False)
+
+
+def num_video_frames(num_samples: int, config: AudioConfig = AudioConfig()) -> int:
+    """Video frames that cover `num_samples` of audio (at least one)."""
+    return max(1, int(math.floor(num_samples / config.samples_per_video_frame + 0.5)))
+
+
+def _hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, np.float64) / 700.0)
+
+
+def _mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, np.float64) / 2595.0) - 1.0)
+
+
+def mel_filter_bank(config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """The triangular mel filter bank of python_speech_features, shape [fft_length // 2 + 1, num_mel_bins].
+
+    Filter edges are evenly spaced on the mel scale from 0 Hz to Nyquist and then snapped down to
+    FFT bin indices; each filter rises linearly from its lower to its centre bin and falls to its
+    upper bin.
+    """
+    num_bins = config.fft_length // 2 + 1
+    edges_mel = np.linspace(_hz_to_mel(0.0), _hz_to_mel(config.sample_rate / 2), config.num_mel_bins + 2)
+    edges_bin = np.floor((config.fft_length + 1) * _mel_to_hz(edges_mel) / config.sample_rate).astype(int)
+    bank = np.zeros((config.num_mel_bins, num_bins), np.float64)
+    for m in range(config.num_mel_bins):
+        low, centre, high = edges_bin[m], edges_bin[m + 1], edges_bin[m + 2]
+        rising = np.arange(low, centre)
+        bank[m, rising] = (rising - low) / (centre - low)
+        falling = np.arange(centre, high)
+        bank[m, falling] = (high - falling) / (high - centre)
+    return bank.T.astype(np.float32)
+
+
+def _lifter(config: AudioConfig) -> np.ndarray:
+    n = np.arange(config.num_cepstra, dtype=np.float64)
+    half = config.cepstral_lifter / 2.0
+    return (1.0 + half * np.sin(np.pi * n / config.cepstral_lifter)).astype(np.float32)
+
+
+class Mfcc(tf.Module):
+    """Waveform -> MFCC matrix [rows, 12] with TensorFlow ops (python_speech_features parity).
+
+    Rows are 10 ms apart; the signal tail is zero-padded to `1 + ceil((N - 400) / 160)` rows as
+    python_speech_features does.
+    """
+
+    def __init__(self, config: AudioConfig = AudioConfig(), name: str | None = None):
+        super().__init__(name=name)
+        self.config = config
+        self._filter_bank = tf.constant(mel_filter_bank(config))
+        self._lifter = tf.constant(_lifter(config))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
+    def __call__(self, waveform: tf.Tensor) -> tf.Tensor:
+        """Args: waveform: 1-D float32. Returns: [rows, num_coefficients] float32."""
+        c = self.config
+        waveform = tf.convert_to_tensor(waveform, tf.float32)
+        emphasized = tf.concat([waveform[:1], waveform[1:] - c.preemphasis * waveform[:-1]], axis=0)
+        length = tf.shape(emphasized)[0]
+        extra = tf.maximum(length - c.frame_length, 0)
+        num_rows = 1 + (extra + c.frame_step - 1) // c.frame_step
+        padded_length = (num_rows - 1) * c.frame_step + c.frame_length
+        emphasized = tf.pad(emphasized, [[0, padded_length - length]])
+        frames = tf.signal.frame(emphasized, c.frame_length, c.frame_step)
+        spectrum = tf.signal.rfft(frames, fft_length=[c.fft_length])
+        power = (tf.math.real(spectrum) ** 2 + tf.math.imag(spectrum) ** 2) / c.fft_length
+        mel = tf.matmul(power, self._filter_bank)
+        # python_speech_features replaces exact zeros by float64 machine epsilon before the log.
+        mel = tf.where(mel == 0.0, tf.constant(np.finfo(np.float64).eps, tf.float32), mel)
+        cepstra = tf.signal.dct(tf.math.log(mel), type=2, norm="ortho")[:, : c.num_cepstra]
+        cepstra = cepstra * self._lifter
+        # python_speech_features replaces c0 by the log frame energy; c0 is dropped either way.
+        return cepstra[:, 1:]
+
+
+class MfccWindows(tf.Module):
+    """Waveform -> one 28 x 12 MFCC window per video frame, centred on that frame.
+
+    Frame t gets MFCC rows [(t - 3) * 4, (t + 4) * 4) of the unpadded signal: the waveform is
+    padded with 0.12 s of zeros at both ends (and with more zeros at the end when the audio is
+    shorter than the requested frames), so every frame has a full window.
+    """
+
+    def __init__(self, config: AudioConfig = AudioConfig(), name: str | None = None):
+        super().__init__(name=name)
+        self.config = config
+        self.mfcc = Mfcc(config)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.float32, name="waveform"),
+            tf.TensorSpec([], tf.int32, name="num_frames"),
+        ]
+    )
+    def __call__(self, waveform: tf.Tensor, num_frames: tf.Tensor) -> tf.Tensor:
+        """Args: waveform: 1-D float32 at 16 kHz; num_frames: video frames N.
+
+        Returns: [N, 28, 12] float32.
+        """
+        c = self.config
+        rows_per_frame = c.mfcc_rows_per_video_frame
+        pad = c.padding_samples
+        padded = tf.pad(waveform, [[pad, pad]])
+        rows_needed = rows_per_frame * (num_frames - 1) + c.window_mfcc_frames
+        samples_needed = c.frame_length + c.frame_step * (rows_needed - 1)
+        padded = tf.pad(padded, [[0, tf.maximum(samples_needed - tf.shape(padded)[0], 0)]])
+        features = self.mfcc(padded)
+        windows = tf.signal.frame(features, c.window_mfcc_frames, rows_per_frame, axis=0)
+        return windows[:num_frames]
+
+
+_DEFAULT_WINDOWS: MfccWindows | None = None
+
+
+def mfcc_windows(waveform: np.ndarray, num_frames: int | None = None, config: AudioConfig | None = None) -> np.ndarray:
+    """Numpy convenience wrapper around `MfccWindows`.
+
+    Args:
+        waveform: 1-D float32 waveform at `config.sample_rate`.
+        num_frames: video frames to produce; defaults to the frames that cover the audio.
+        config: audio configuration; the `paper` preset when omitted.
+
+    Returns:
+        [num_frames, 28, 12] float32 array.
+    """
+    global _DEFAULT_WINDOWS
+    if config is None or config == AudioConfig():
+        if _DEFAULT_WINDOWS is None:
+            _DEFAULT_WINDOWS = MfccWindows()
+        module = _DEFAULT_WINDOWS
+    else:
+        module = MfccWindows(config)
+    waveform = np.asarray(waveform, np.float32).reshape(-1)
+    if num_frames is None:
+        num_frames = num_video_frames(waveform.size, module.config)
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}.")
+    return module(tf.constant(waveform), tf.constant(num_frames, tf.int32)).numpy()

@@ -1,0 +1,65 @@
+"""Throughput of `atvg prepare` on the shared GRID s1 clips, per landmark backend.
+
+Runs the real command (worker processes, shards, manifest) on the first N clips into a temporary
+folder and reports frames per second over the whole run (start-up included) and per worker-second.
+
+    python benchmarks/bench_prepare.py --clips 100 --backends mediapipe dlib
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+
+
+def run(backend: str, clips: list[str], workers: int) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs = os.path.join(scratch, "s1")
+        os.mkdir(inputs)
+        for clip in clips:
+            os.symlink(clip, os.path.join(inputs, os.path.basename(clip)))
+        output = os.path.join(scratch, "out")
+        command = [sys.executable, "-m", "atvg_tf.cli", "prepare", inputs, "--output", output, "--landmarks", backend,
+                   "--workers", str(workers), "--quiet"]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        with open(os.path.join(output, "manifest.json")) as handle:
+            manifest = json.load(handle)
+    frames = sum(manifest["counts"]["frames"].values())
+    busy = sum(clip["seconds"] for clip in manifest["clips"])
+    return {
+        "backend": backend,
+        "clips": len(clips),
+        "clips_prepared": manifest["counts"]["clips_prepared"],
+        "frames": frames,
+        "workers": workers,
+        "wall_seconds": round(wall, 1),
+        "frames_per_second": round(frames / wall, 1),
+        "frames_per_worker_second": round(frames / busy, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--clips", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--backends", nargs="+", default=["mediapipe", "dlib"])
+    args = parser.parse_args()
+    folder = os.path.join(args.data, "grid", "s1")
+    clips = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".mpg"))[: args.clips]
+    for backend in args.backends:
+        print(json.dumps(run(backend, clips, args.workers)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

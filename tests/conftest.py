@@ -1,0 +1,65 @@
+"""Shared fixtures: the read-only data in ../shared/data and one small prepared dataset."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.environ.get("ATVG_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
+
+# Clips of GRID speaker s1 whose sorted index is not 5 mod 10: tools/fit_face_tables.py never saw them.
+HELD_OUT_GRID_CLIPS = ("bbaf4p", "bbal7s", "bbas2p", "bbaz6p")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> str:
+    """Path of the shared data folder; skips the test when it is absent."""
+    if not os.path.isdir(os.path.join(SHARED_DATA, "grid", "s1")):
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set ATVG_SHARED_DATA to its path)")
+    return SHARED_DATA
+
+
+def grid_clip(shared: str, name: str = "bbaf4p") -> str:
+    return os.path.join(shared, "grid", "s1", name + ".mpg")
+
+
+@pytest.fixture(scope="session")
+def prepared_inputs(shared_data, tmp_path_factory) -> list[str]:
+    """A folder `s1/` with four GRID clips (and their .align files) plus a corrupt clip, and a wild clip."""
+    root = tmp_path_factory.mktemp("inputs")
+    speaker = root / "s1"
+    speaker.mkdir()
+    for name in HELD_OUT_GRID_CLIPS:
+        for extension in (".mpg", ".align"):
+            os.symlink(os.path.join(shared_data, "grid", "s1", name + extension), speaker / (name + extension))
+    (speaker / "broken.mpg").write_bytes(b"\x00\x00\x01\xba" + os.urandom(4000))
+    silent = os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")  # a clip without sound
+    wild = os.path.join(shared_data, "wild", "astorfi_lrw_sample1.mp4")
+    return [str(speaker), wild, silent]
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(prepared_inputs, tmp_path_factory) -> str:
+    """`atvg prepare` (two worker processes, mediapipe) run once on `prepared_inputs`."""
+    from atvg_tf.data.prepare import PrepareConfig, prepare
+
+    output = str(tmp_path_factory.mktemp("prepared") / "out")
+    prepare(prepared_inputs, output, PrepareConfig(workers=2, val_fraction=0.3, clips_per_shard=2), progress=False)
+    return output
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    """Copies a folder into the test's temporary folder."""
+
+    def copy(path: str) -> str:
+        destination = tmp_path / os.path.basename(path)
+        shutil.copytree(path, destination)
+        return str(destination)
+
+    return copy

@@ -1,0 +1,154 @@
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from atvg_tf.data import records
+from atvg_tf.data.prepare import (
+    PrepareConfig,
+    PrepareError,
+    discover_clips,
+    fill_gaps,
+    find_segments,
+    prepare,
+    read_grid_alignment,
+)
+from atvg_tf.frontend.audio import load_audio, mfcc_windows
+from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.frontend.face.template import TEMPLATE_68
+from tests.conftest import HELD_OUT_GRID_CLIPS
+
+
+def _manifest(prepared_dir):
+    with open(os.path.join(prepared_dir, "manifest.json")) as handle:
+        return json.load(handle)
+
+
+def _segments(prepared_dir):
+    return records.read_segments(sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord"))))
+
+
+def test_manifest_counts_skips_and_settings(prepared_dir):
+    manifest = _manifest(prepared_dir)
+    counts = manifest["counts"]
+    assert counts["clips_found"] == 7
+    assert counts["clips_prepared"] == 5  # four GRID clips and the LRW-format clip
+    reasons = {entry["id"]: entry["reason"] for entry in manifest["skipped"]}
+    assert set(reasons) == {"s1/broken", "wild/edtalk_mouth_source"}
+    assert "no audio stream" in reasons["wild/edtalk_mouth_source"]
+    assert reasons["s1/broken"]
+    settings = manifest["settings"]
+    assert settings["landmarks"]["backend"] == "mediapipe" and len(settings["landmarks"]["model_sha256"]) == 64
+    assert settings["pca"]["components"] == 6
+    clips = {c["id"]: c for c in manifest["clips"]}
+    assert {f"s1/{n}" for n in HELD_OUT_GRID_CLIPS} | {"wild/astorfi_lrw_sample1"} == set(clips)
+    assert all(len(c["sha256"]) == 64 and c["split"] in ("train", "val") for c in clips.values())
+    assert clips["s1/bbaf4p"]["frames"] == 75 and clips["s1/bbaf4p"]["speaker"] == "s1"
+    assert sum(s["frames"] for s in manifest["shards"]) == sum(c["frames"] for c in clips.values())
+    assert sum(counts["frames"].values()) == sum(c["frames"] for c in clips.values())
+    # Shard files hold exactly what the manifest lists.
+    for shard in manifest["shards"]:
+        assert shard["file"].startswith(shard["split"] + "-")
+        assert len(records.read_segments([os.path.join(prepared_dir, shard["file"])])) == shard["records"]
+
+
+def test_shards_hold_aligned_frames_landmarks_codes_windows_and_words(prepared_dir, shared_data):
+    pca = LandmarkPCA.load(os.path.join(prepared_dir, "pca.npz"))
+    template = TEMPLATE_68
+    by_id = {s["clip_id"].decode(): s for s in _segments(prepared_dir)}
+    for clip_id, segment in by_id.items():
+        n = segment["num_frames"]
+        assert segment["frames"].shape == (n,) and segment["landmarks"].shape == (n, 68, 2)
+        first = cv2.imdecode(np.frombuffer(segment["frames"][0], np.uint8), cv2.IMREAD_COLOR)
+        assert first.shape == (128, 128, 3)
+        # Aligned: the eyes sit on the template in every frame.
+        for eye in (slice(36, 42), slice(42, 48)):
+            offset = np.linalg.norm(segment["landmarks"][:, eye].mean(1) - template[eye].mean(0), axis=1)
+            assert offset.max() < 6.0, clip_id
+        np.testing.assert_allclose(segment["pca_codes"], pca.encode(segment["landmarks"]), atol=1e-4)
+        assert segment["transforms"].shape == (n, 2, 3)
+    grid = by_id["s1/bbaf4p"]
+    source = os.path.join(shared_data, "grid", "s1", "bbaf4p")
+    expected = mfcc_windows(load_audio(source + ".mpg"), 75)
+    np.testing.assert_allclose(grid["mfcc_windows"], expected[grid["start_frame"] : grid["start_frame"] + grid["num_frames"]], atol=1e-4)
+    words = read_grid_alignment(source + ".align")
+    assert [w.decode() for w in grid["words"]] == [w for w, _, _ in words] == ["bin", "blue", "at", "f", "four", "please"]
+    np.testing.assert_allclose(grid["word_start"], [s - grid["start_frame"] for _, s, _ in words])
+    assert by_id["wild/astorfi_lrw_sample1"]["words"].size == 0
+
+
+def test_rerun_is_a_no_op(prepared_inputs, prepared_dir):
+    files = sorted(glob.glob(os.path.join(prepared_dir, "*")))
+    before = {path: (os.path.getmtime(path), os.path.getsize(path)) for path in files}
+    manifest = prepare(prepared_inputs, prepared_dir, PrepareConfig(workers=2, val_fraction=0.3, clips_per_shard=2), progress=False)
+    assert manifest == _manifest(prepared_dir)
+    assert {path: (os.path.getmtime(path), os.path.getsize(path)) for path in sorted(glob.glob(os.path.join(prepared_dir, "*")))} == before
+
+
+def test_interrupted_run_resumes_without_redoing_finished_clips(prepared_inputs, tmp_path):
+    output = str(tmp_path / "out")
+    config = PrepareConfig(workers=1, val_fraction=0.0, clips_per_shard=1)
+    speaker_dir = prepared_inputs[0]
+    first = prepare([os.path.join(speaker_dir, "bbaf4p.mpg")], output, config, progress=False)
+    assert first["counts"]["clips_prepared"] == 1
+    # A crash leaves a half-written shard behind: it is discarded and its clip redone.
+    with open(os.path.join(output, "train-00007.tfrecord.tmp"), "wb") as handle:
+        handle.write(b"partial")
+    second = prepare([speaker_dir], output, config, progress=False)
+    assert second["counts"]["clips_prepared"] == 4 and second["counts"]["clips_skipped"] == 1
+    events = [json.loads(line) for line in open(os.path.join(output, "progress.jsonl"))]
+    prepared_ids = [clip["id"] for event in events if event["type"] == "shard" for clip in event["clips"]]
+    assert sorted(prepared_ids) == sorted(f"s1/{n}" for n in HELD_OUT_GRID_CLIPS)  # each clip exactly once
+    assert not glob.glob(os.path.join(output, "*.tmp"))
+
+
+def test_other_settings_on_the_same_output_are_refused(prepared_inputs, prepared_dir):
+    with pytest.raises(PrepareError, match="other settings.*landmarks.backend"):
+        prepare(prepared_inputs, prepared_dir, PrepareConfig(backend="dlib", workers=1, val_fraction=0.3), progress=False)
+
+
+def test_dlib_backend_prepares_a_clip(prepared_inputs, tmp_path):
+    manifest = prepare(
+        [os.path.join(prepared_inputs[0], "bbal7s.mpg")], str(tmp_path / "out"), PrepareConfig(backend="dlib", workers=1), progress=False
+    )
+    assert manifest["counts"]["clips_prepared"] == 1
+    assert manifest["settings"]["landmarks"]["model_file"] == "shape_predictor_68_face_landmarks.dat"
+
+
+def test_split_by_speaker_keeps_speakers_together(tmp_path, shared_data):
+    from atvg_tf.data.prepare import assign_split
+
+    config = PrepareConfig(split_by="speaker", val_fraction=0.5)
+    clips = discover_clips([os.path.join(shared_data, "grid", "s1")])
+    assert len({assign_split(clip_id, speaker, config) for _, clip_id, speaker in clips}) == 1
+    assert clips[0][1] == "s1/bbaf4p" and clips[0][2] == "s1"
+
+
+def test_gap_rules():
+    hit, miss = True, False
+    found = [miss] * 2 + [hit] * 20 + [miss] * 3 + [hit] * 20 + [miss] * 9 + [hit] * 10 + [miss] * 9 + [hit] * 30
+    kept, dropped = find_segments(found, max_gap=5, min_length=16)
+    # Leading misses are trimmed, the 3-frame gap is bridged, 9-frame gaps cut, short runs dropped.
+    assert kept == [(2, 45), (73, 103)]
+    assert dropped == [(54, 64)]
+    a, b = np.zeros((68, 2)), np.full((68, 2), 4.0)
+    filled, flags = fill_gaps([a, None, None, None, b])
+    np.testing.assert_allclose(filled[:, 0, 0], [0, 1, 2, 3, 4])
+    assert flags.tolist() == [0, 1, 1, 1, 0]
+
+
+def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "atvg_tf.cli", "prepare", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"atvg prepare: error: input not found: {tmp_path / 'nowhere'}"
+    assert not os.path.exists(tmp_path / "out")
+    result = subprocess.run([sys.executable, "-m", "atvg_tf.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "prepare" in result.stdout and "fit-pca" in result.stdout
