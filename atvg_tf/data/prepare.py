@@ -25,8 +25,10 @@ import time
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
 from atvg_tf import __version__
+from atvg_tf.data import records
 from atvg_tf.frontend.audio import AudioConfig, AudioError, MfccWindows, load_audio
 from atvg_tf.frontend.face import assets
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
@@ -237,10 +239,7 @@ class ClipPreparer:
     """Turns one clip into serialised segments; one instance per worker process."""
 
     def __init__(self, config: PrepareConfig):
-        from atvg_tf.data import records
-
         self.config = config
-        self.records = records
         self.detector = create_landmark_detector(config.backend, config.face_model, config.allow_download)
         self.pca = load_pca(config.pca_path)
         self.windows = MfccWindows(config.audio)
@@ -250,16 +249,16 @@ class ClipPreparer:
         entry = {"id": job.clip_id, "speaker": job.speaker_id, "source": job.path, "split": job.split}
         try:
             entry["sha256"] = assets.file_sha256(job.path)
-            records = self._prepare(job, entry)
+            serialised = self._prepare(job, entry)
         except (AudioError, VideoError, PrepareError) as error:
             entry.update(status="skipped", reason=str(error))
-            records = []
+            serialised = []
         except Exception as error:  # a broken clip must never stop the run
             logger.exception("unexpected failure on %s", job.path)
             entry.update(status="skipped", reason=f"{error.__class__.__name__}: {error}")
-            records = []
+            serialised = []
         entry["seconds"] = round(time.perf_counter() - started, 3)
-        return {"entry": entry, "records": records}
+        return {"entry": entry, "records": serialised}
 
     def _prepare(self, job: ClipJob, entry: dict) -> list[bytes]:
         config = self.config
@@ -275,14 +274,13 @@ class ClipPreparer:
             frames_total=total,
             source_fps=round(info.fps, 3),
             frames_without_face=int(total - sum(found)),
+            frames_with_several_faces=self.detector.frames_with_several_faces,
             dropped_segments=[list(r) for r in dropped],
         )
         if not kept:
             raise PrepareError(
                 f"face found in {sum(found)}/{total} frames; no run of {config.min_segment_frames} frames to keep"
             )
-        import tensorflow as tf
-
         windows = self.windows(tf.constant(waveform), tf.constant(total, tf.int32)).numpy()
         align_path = os.path.splitext(job.path)[0] + ".align"
         words = read_grid_alignment(align_path) if os.path.isfile(align_path) else []
@@ -298,7 +296,7 @@ class ClipPreparer:
             crop_landmarks = np.stack([transform_points(p, m) for p, m in zip(landmarks, transforms)])
             segment_words = [(w, s - start, e - start) for w, s, e in words if e > start and s < end]
             serialised.append(
-                self.records.encode_segment(
+                records.encode_segment(
                     clip_id=job.clip_id,
                     speaker_id=job.speaker_id,
                     source=os.path.basename(job.path),
@@ -361,16 +359,14 @@ class _ShardWriter:
         self.output, self.split, self.next_index, self.on_close = output, split, first_index, on_close
         self.writer, self.clips, self.records, self.frames, self.path = None, [], 0, 0, None
 
-    def add(self, entry: dict, records: list[bytes]) -> None:
-        import tensorflow as tf
-
+    def add(self, entry: dict, serialised: list[bytes]) -> None:
         if self.writer is None:
             self.path = os.path.join(self.output, f"{self.split}-{self.next_index:05d}.tfrecord")
             self.writer = tf.io.TFRecordWriter(self.path + ".tmp")
-        for record in records:
+        for record in serialised:
             self.writer.write(record)
         self.clips.append(entry)
-        self.records += len(records)
+        self.records += len(serialised)
         self.frames += entry["frames"]
 
     def close(self) -> None:
@@ -552,10 +548,10 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
     frames_done, started = 0, time.perf_counter()
     try:
         for result in _results(jobs, config):
-            entry, records = result["entry"], result["records"]
+            entry = result["entry"]
             if entry["status"] == "ok":
                 writer = writers[entry["split"]]
-                writer.add(entry, records)
+                writer.add(entry, result["records"])
                 frames_done += entry["frames"]
                 if len(writer.clips) >= config.clips_per_shard:
                     writer.close()

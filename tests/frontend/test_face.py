@@ -189,3 +189,18 @@ def test_official_basis_loads_and_encodes_its_mean_shape_to_zero(shared_data):
     # A real face encodes to codes of the size the release's models see.
     codes = pca.encode(TEMPLATE_68)
     assert np.abs(codes).max() < 1.0
+
+
+@pytest.mark.parametrize("backend", ["mediapipe", "dlib"])
+def test_clips_follow_the_largest_face_and_count_frames_with_several(shared_data, backend):
+    stranger = cv2.resize(_photo(shared_data, "EzraMiller_00075.jpg"), (150, 150))
+    frames = []
+    for frame in list(read_frames(grid_clip(shared_data)))[:12]:
+        canvas = np.zeros((288, 530, 3), np.uint8)
+        canvas[:, :360] = frame
+        canvas[:150, 370:520] = stranger  # a smaller second face beside the speaker
+        frames.append(canvas)
+    with create_landmark_detector(backend) as detector:
+        followed = list(detector.clip_landmarks(frames))
+        assert all(points is not None and points[:, 0].max() < 360 for points in followed)
+        assert detector.frames_with_several_faces >= 10

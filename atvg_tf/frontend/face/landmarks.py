@@ -63,13 +63,24 @@ class LandmarkDetector(abc.ABC):
     def image_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
         """All faces of an RGB uint8 image as [68, 2] float32 arrays, largest first."""
 
+    # Frames of the last clip in which more than one face was found (set by `clip_landmarks`).
+    frames_with_several_faces: int = 0
+
     @abc.abstractmethod
     def clip_landmarks(self, frames: Iterable[np.ndarray], fps: float = 25.0) -> Iterator[np.ndarray | None]:
         """Landmarks of one face followed through RGB frames; `None` where it is not found.
 
         With several faces the largest one of the first frame with a face is followed (the face
-        closest to the previous detection is taken on later frames).
+        closest to the previous detection is taken on later frames), and
+        `frames_with_several_faces` counts the frames where that choice had to be made.
         """
+
+    def _follow(self, faces: list[np.ndarray], previous: np.ndarray | None) -> np.ndarray | None:
+        if not faces:
+            return None
+        if len(faces) > 1:
+            self.frames_with_several_faces += 1
+        return _closest(_sort_largest_first(faces), previous)
 
     def largest_face(self, image: np.ndarray, face_index: int = 0, warn: bool = True) -> np.ndarray:
         """Landmarks of one face of an image.
@@ -162,16 +173,13 @@ class MediaPipeLandmarker(LandmarkDetector):
         # A fresh VIDEO-mode landmarker per clip: its tracker must not carry a face over from
         # another clip, and its timestamps must start again.
         landmarker = self._create(self._vision.RunningMode.VIDEO, 2)
-        previous = None
+        previous, self.frames_with_several_faces = None, 0
         try:
             for index, frame in enumerate(frames):
                 result = landmarker.detect_for_video(self._to_mp_image(frame), int(round(index * 1000.0 / fps)))
                 faces = [mesh_to_68(m) for m in self._meshes(result, frame.shape[1], frame.shape[0])]
-                if not faces:
-                    yield None
-                    continue
-                chosen = _closest(_sort_largest_first(faces), previous)
-                previous = chosen
+                chosen = self._follow(faces, previous)
+                previous = chosen if chosen is not None else previous
                 yield chosen
         finally:
             landmarker.close()
@@ -219,14 +227,10 @@ class DlibLandmarker(LandmarkDetector):
         return _sort_largest_first([self._shape(image, box) for box in self._boxes(image)])
 
     def clip_landmarks(self, frames: Iterable[np.ndarray], fps: float = 25.0) -> Iterator[np.ndarray | None]:
-        previous = None
+        previous, self.frames_with_several_faces = None, 0
         for frame in frames:
-            faces = self.image_landmarks(frame)
-            if not faces:
-                yield None
-                continue
-            chosen = _closest(faces, previous)
-            previous = chosen
+            chosen = self._follow(self.image_landmarks(frame), previous)
+            previous = chosen if chosen is not None else previous
             yield chosen
 
 
