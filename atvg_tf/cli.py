@@ -32,6 +32,7 @@ def _add_prepare(subparsers) -> None:
     parser.add_argument("--download-models", action="store_true", help="allow downloading face_landmarker.task if no local copy exists")
     parser.add_argument("--pca", metavar="FILE", help="landmark PCA basis: .npz from `atvg fit-pca` or an official U_*.npy (default: the packaged basis)")
     parser.add_argument("--split-by", choices=["clip", "speaker"], default="clip", help="hash clip ids or speaker ids into splits (default: clip)")
+    parser.add_argument("--speaker-level", type=int, default=0, help="folder that names the speaker: 0 = the clip's folder, 1 = its parent, ... (default: 0)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the val split (default: 0.1)")
     parser.add_argument("--test-fraction", type=float, default=0.0, help="share of the test split (default: 0)")
     parser.add_argument("--max-gap-frames", type=int, default=5, help="interpolate face-detection gaps up to this length; longer gaps cut the clip (default: 5)")
@@ -51,6 +52,7 @@ def _run_prepare(args) -> int:
         allow_download=args.download_models,
         pca_path=args.pca,
         split_by=args.split_by,
+        speaker_level=args.speaker_level,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         max_gap_frames=args.max_gap_frames,
@@ -63,7 +65,7 @@ def _run_prepare(args) -> int:
     frames = ", ".join(f"{split} {n}" for split, n in counts["frames"].items() if n)
     print(
         f"prepared {counts['clips_prepared']}/{counts['clips_found']} clips ({counts['segments']} segments; frames: "
-        f"{frames or 'none'}); skipped {counts['clips_skipped']}; manifest: {os.path.join(args.output, 'manifest.json')}"
+        f"{frames or 'none'}); skipped {counts['clips_skipped']}, failed {counts['clips_failed']}; manifest: {os.path.join(args.output, 'manifest.json')}"
     )
     return 0
 

@@ -12,6 +12,10 @@ _PREPARER = None
 def init(config_fields: dict) -> None:
     """Builds the worker's `ClipPreparer` (one landmark detector per process, single-threaded)."""
     global _PREPARER
+    import signal
+
+    # Ctrl-C is the parent's to handle: it closes the shards and stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from atvg_tf._native import import_quietly, quiet_stderr
 
     import_quietly()

@@ -8,7 +8,7 @@ Each example (before batching) is a dict:
 | landmarks | [T, 136] | float32 | landmarks / crop size, (x0, y0, x1, ...) |
 | pca_codes | [T, K] | float32 | landmark PCA codes |
 | mfcc_windows | [T, 28, 12] | float32 | MFCC window of each frame |
-| identity_frame | [128, 128, 3] | float32 | another frame of the same clip segment, [-1, 1] |
+| identity_frame | [128, 128, 3] | float32 | a random frame of the same clip segment, [-1, 1] |
 | identity_landmarks | [136] | float32 | its landmarks |
 | identity_pca_codes | [K] | float32 | its PCA codes |
 
@@ -111,7 +111,9 @@ def make_dataset(
     """
     T = config.sequence_length
     paths = shard_paths(prepared_dir, split)
-    crop_size = read_manifest(prepared_dir)["settings"]["alignment"]["crop_size"]
+    settings = read_manifest(prepared_dir)["settings"]
+    crop_size = settings["alignment"]["crop_size"]
+    num_components = pca.num_components if pca is not None else settings["pca"]["components"]
     options = tf.data.Options()
     options.deterministic = config.deterministic
 
@@ -138,20 +140,20 @@ def make_dataset(
 
         segments = segments.map(recode, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def expand(index, segment):
+    def expand(segment, key):
         count = tf.maximum(tf.cast(segment["num_frames"], tf.int32) // T, 1)
         picks = tf.data.Dataset.range(tf.cast(count, tf.int64))
-        return picks.map(lambda pick: (index, pick, segment), num_parallel_calls=tf.data.AUTOTUNE)
+        return picks.map(lambda pick: (key, pick, segment), num_parallel_calls=tf.data.AUTOTUNE)
 
-    def sample(index, pick, segment):
+    def sample(key, pick, segment):
         n = tf.cast(segment["num_frames"], tf.int32)
-        seed = tf.stack([tf.cast(config.seed, tf.int64) * 1_000_003 + index, pick])
+        seed = tf.stack([key, pick])
         start = tf.random.stateless_uniform([], seed, 0, n - T + 1, dtype=tf.int32)
         identity = tf.random.stateless_uniform([], seed + 1, 0, n, dtype=tf.int32)
         picked = tf.concat([tf.range(start, start + T), [identity]], axis=0)
         frames = _decode_frames(tf.gather(segment["frames"], picked))
         landmarks = tf.reshape(tf.gather(segment["landmarks"], picked), [T + 1, 136]) / crop_size
-        codes = tf.gather(segment["pca_codes"], picked)
+        codes = tf.ensure_shape(tf.gather(segment["pca_codes"], picked), [T + 1, num_components])
         windows = tf.gather(segment["mfcc_windows"], picked[:T])
         frames = tf.ensure_shape(frames, [T + 1, crop_size, crop_size, 3])
         return {
@@ -164,7 +166,10 @@ def make_dataset(
             "identity_pca_codes": codes[T],
         }
 
-    examples = segments.enumerate().flat_map(expand)
+    # One random key per segment and pass over the data: every epoch draws new windows, and a
+    # deterministic pipeline draws the same sequence of keys on every run.
+    keys = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
+    examples = tf.data.Dataset.zip(segments, keys).flat_map(expand)
     examples = examples.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=config.deterministic)
     if config.shuffle_buffer:
         examples = examples.shuffle(config.shuffle_buffer, seed=config.seed if config.deterministic else None)

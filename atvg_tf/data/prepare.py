@@ -18,7 +18,6 @@ import dataclasses
 import glob
 import hashlib
 import json
-import logging
 import multiprocessing
 import os
 import time
@@ -29,14 +28,12 @@ import tensorflow as tf
 
 from atvg_tf import __version__
 from atvg_tf.data import records
-from atvg_tf.frontend.audio import AudioConfig, AudioError, MfccWindows, load_audio
+from atvg_tf.frontend.audio import AudioConfig, AudioError, MfccWindows, load_audio, shift_audio
 from atvg_tf.frontend.face import assets
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import BACKENDS, create_landmark_detector, describe
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.video import VIDEO_EXTENSIONS, VideoError, probe, read_frames
-
-logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -64,6 +61,8 @@ class PrepareConfig:
         max_gap_frames: detection gaps up to this length are interpolated; longer ones cut the clip.
         min_segment_frames: shorter segments are dropped (16 = one training sequence).
         split_by: `clip` (stable hash of the clip id) or `speaker` (stable hash of the speaker id).
+        speaker_level: which folder names the speaker: 0 = the clip's own folder (GRID `s1/x.mpg`),
+            1 = its parent (VoxCeleb `id10001/<video>/00001.mp4`), ...
         val_fraction, test_fraction: share of clips (or speakers) in the val and test splits.
         clips_per_shard: clips per TFRecord shard.
         workers: worker processes (1 runs in-process).
@@ -80,6 +79,7 @@ class PrepareConfig:
     max_gap_frames: int = 5
     min_segment_frames: int = 16
     split_by: str = "clip"
+    speaker_level: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.0
     clips_per_shard: int = 32
@@ -108,6 +108,8 @@ class PrepareConfig:
             raise PrepareError("--val-fraction and --test-fraction must be in [0, 1) and sum to less than 1.")
         if self.workers < 1 or self.clips_per_shard < 1:
             raise PrepareError("--workers and --clips-per-shard must be at least 1.")
+        if self.speaker_level < 0:
+            raise PrepareError("--speaker-level must be >= 0.")
         if self.max_gap_frames < 0 or self.min_segment_frames < 1:
             raise PrepareError("--max-gap-frames must be >= 0 and --min-segment-frames >= 1.")
         if self.fps != 25.0 or self.audio.video_fps != 25:
@@ -128,18 +130,21 @@ class ClipJob:
 # Discovering clips
 
 
-def discover_clips(inputs: list[str]) -> list[tuple[str, str, str]]:
+def discover_clips(inputs: list[str], speaker_level: int = 0) -> list[tuple[str, str, str]]:
     """Finds clips in files and folders.
 
     Returns:
         Sorted (path, clip_id, speaker_id) triples. The clip id is the path relative to the
         folder that holds the input, without extension (`s1/bbaf4p` for `.../grid/s1`); the speaker
-        id is the name of the clip's folder.
+        id is the name of the clip's folder (`speaker_level` folders further up when > 0). A file
+        reached through several inputs is taken once.
 
     Raises:
-        PrepareError: an input does not exist, or nothing was found.
+        PrepareError: an input does not exist, nothing was found, or two different files would get
+            the same clip id.
     """
     found: dict[str, tuple[str, str, str]] = {}
+    seen: set[str] = set()
     for item in inputs:
         if not os.path.exists(item):
             raise PrepareError(f"input not found: {item}")
@@ -152,10 +157,21 @@ def discover_clips(inputs: list[str]) -> list[tuple[str, str, str]]:
             root = os.path.dirname(item)
         else:
             paths, root = [item], os.path.dirname(os.path.dirname(item))
-        for path in paths:
+        for path in sorted(paths):
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
             clip_id = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/")
-            speaker = os.path.basename(os.path.dirname(path))
-            found.setdefault(clip_id, (path, clip_id, speaker))
+            if clip_id in found:
+                raise PrepareError(
+                    f"{found[clip_id][0]} and {path} would both get the clip id {clip_id!r}; "
+                    f"rename one or prepare them into separate outputs."
+                )
+            folder = os.path.dirname(path)
+            for _ in range(speaker_level):
+                folder = os.path.dirname(folder)
+            found[clip_id] = (path, clip_id, os.path.basename(folder))
     if not found:
         raise PrepareError(f"no video clips ({', '.join(VIDEO_EXTENSIONS)}) found in {', '.join(inputs)}.")
     return sorted(found.values(), key=lambda item: item[1])
@@ -253,9 +269,8 @@ class ClipPreparer:
         except (AudioError, VideoError, PrepareError) as error:
             entry.update(status="skipped", reason=str(error))
             serialised = []
-        except Exception as error:  # a broken clip must never stop the run
-            logger.exception("unexpected failure on %s", job.path)
-            entry.update(status="skipped", reason=f"{error.__class__.__name__}: {error}")
+        except Exception as error:  # a broken clip must never stop the run; it is retried next time
+            entry.update(status="failed", reason=f"{error.__class__.__name__}: {error}")
             serialised = []
         entry["seconds"] = round(time.perf_counter() - started, 3)
         return {"entry": entry, "records": serialised}
@@ -266,6 +281,8 @@ class ClipPreparer:
         if not info.has_audio:
             raise PrepareError("no audio stream")
         waveform = load_audio(job.path, config.audio.sample_rate)
+        # Frames count from the first video frame: give the audio the same time origin.
+        waveform = shift_audio(waveform, info.video_start - info.audio_start, config.audio.sample_rate)
         raw = list(self.detector.clip_landmarks(read_frames(job.path, config.fps), config.fps))
         total = len(raw)
         found = [points is not None for points in raw]
@@ -276,7 +293,14 @@ class ClipPreparer:
             frames_without_face=int(total - sum(found)),
             frames_with_several_faces=self.detector.frames_with_several_faces,
             dropped_segments=[list(r) for r in dropped],
+            audio_seconds=round(len(waveform) / config.audio.sample_rate, 3),
         )
+        notes = []
+        if self.detector.frames_with_several_faces:
+            notes.append(f"several faces in {self.detector.frames_with_several_faces} frames; the largest was followed")
+        if len(waveform) / config.audio.sample_rate < total / config.fps - 0.2:
+            notes.append(f"audio ({entry['audio_seconds']} s) shorter than the video ({total / config.fps:.2f} s); silence fills the rest")
+        entry["notes"] = notes
         if not kept:
             raise PrepareError(
                 f"face found in {sum(found)}/{total} frames; no run of {config.min_segment_frames} frames to keep"
@@ -427,21 +451,31 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
 
 
 def _append(output: str, event: dict) -> None:
-    with open(os.path.join(output, PROGRESS), "a") as handle:
-        handle.write(json.dumps(event) + "\n")
+    path = os.path.join(output, PROGRESS)
+    cut = False
+    if os.path.exists(path) and os.path.getsize(path):
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            cut = handle.read(1) != b"\n"  # a crash cut the last line short
+    with open(path, "a") as handle:
+        handle.write(("\n" if cut else "") + json.dumps(event) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
 def build_manifest(output: str, settings: dict, events: list[dict], clips_found: int) -> dict:
     """Assembles the manifest from the progress log."""
-    shards, clips, skipped = [], [], []
+    shards, clips, skipped, failed = [], [], [], {}
     for event in events:
         if event["type"] == "shard":
             shards.append(event["shard"])
             clips.extend(event["clips"])
         elif event["type"] == "skipped":
             skipped.append({k: event["clip"].get(k) for k in ("id", "source", "sha256", "reason")})
+        elif event["type"] == "failed":
+            failed[event["clip"]["id"]] = {k: event["clip"].get(k) for k in ("id", "source", "reason")}
+    prepared_ids = {c["id"] for c in clips}
+    failed = [entry for clip_id, entry in sorted(failed.items()) if clip_id not in prepared_ids]
     frames = {split: sum(s["frames"] for s in shards if s["split"] == split) for split in SPLITS}
     clip_counts = {split: sum(1 for c in clips if c["split"] == split) for split in SPLITS}
     return {
@@ -454,6 +488,7 @@ def build_manifest(output: str, settings: dict, events: list[dict], clips_found:
             "clips_found": clips_found,
             "clips_prepared": len(clips),
             "clips_skipped": len(skipped),
+            "clips_failed": len(failed),
             "segments": sum(len(c["segments"]) for c in clips),
             "frames": frames,
             "clips": clip_counts,
@@ -461,6 +496,7 @@ def build_manifest(output: str, settings: dict, events: list[dict], clips_found:
         "shards": shards,
         "clips": sorted(clips, key=lambda c: c["id"]),
         "skipped": sorted(skipped, key=lambda c: c["id"]),
+        "failed": failed,
     }
 
 
@@ -487,7 +523,7 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
         PrepareError: bad options, no clips, or an output folder prepared with other settings.
     """
     config.validate()
-    clips = discover_clips(inputs)
+    clips = discover_clips(inputs, config.speaker_level)
     if os.path.exists(output) and not os.path.isdir(output):
         raise PrepareError(f"--output {output} exists and is not a folder.")
     os.makedirs(output, exist_ok=True)
@@ -495,17 +531,7 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
         raise PrepareError(f"cannot write to {output}; choose a writable --output.")
 
     pca = load_pca(config.pca_path)
-    model_path = (
-        assets.find_face_landmarker_model(config.face_model, config.allow_download)
-        if config.backend == "mediapipe"
-        else assets.find_dlib_predictor(config.face_model)
-    )
-    detector_info = {
-        "backend": config.backend,
-        "model_file": os.path.basename(model_path),
-        "model_sha256": assets.file_sha256(model_path),
-    }
-    settings = _settings(config, detector_info, pca)
+    settings = _settings(config, _check_landmark_model(config), pca)
     previous, events = _read_progress(output)
     if previous is not None and previous != settings:
         raise PrepareError(
@@ -513,9 +539,9 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
             f"rerun with the same options or choose a new --output."
         )
     if previous is None:
-        _append(output, {"type": "settings", "settings": settings})
         pca.save(os.path.join(output, PCA_FILE))
-    for stale in glob.glob(os.path.join(output, "*.tmp")):
+        _append(output, {"type": "settings", "settings": settings})
+    for stale in glob.glob(os.path.join(output, "*-*.tfrecord.tmp")) + glob.glob(os.path.join(output, MANIFEST + ".tmp")):
         os.remove(stale)
 
     done = set()
@@ -530,13 +556,14 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
         if clip_id not in done
     ]
     manifest_path = os.path.join(output, MANIFEST)
-    if not jobs and os.path.exists(manifest_path):
-        logger.info("nothing to do: all %d clips are already prepared in %s", len(clips), output)
-        with open(manifest_path) as handle:
-            return json.load(handle)
 
     def on_close(shard: dict, shard_clips: list[dict]) -> None:
         event = {"type": "shard", "shard": shard, "clips": shard_clips}
+        _append(output, event)
+        events.append(event)
+
+    def log_event(kind: str, entry: dict) -> None:
+        event = {"type": kind, "clip": entry}
         _append(output, event)
         events.append(event)
 
@@ -544,7 +571,7 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), unit="clip", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), unit="clip", disable=not progress or not jobs, dynamic_ncols=True)
     frames_done, started = 0, time.perf_counter()
     try:
         for result in _results(jobs, config):
@@ -553,23 +580,50 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
                 writer = writers[entry["split"]]
                 writer.add(entry, result["records"])
                 frames_done += entry["frames"]
+                for note in entry["notes"]:
+                    bar.write(f"warning: {entry['id']}: {note}")
                 if len(writer.clips) >= config.clips_per_shard:
                     writer.close()
             else:
-                event = {"type": "skipped", "clip": entry}
-                _append(output, event)
-                events.append(event)
-                bar.write(f"skipped {entry['id']}: {entry['reason']}")
+                log_event(entry["status"], entry)
+                bar.write(f"{entry['status']} {entry['id']}: {entry['reason']}")
             bar.update(1)
             bar.set_postfix(frames_per_s=f"{frames_done / (time.perf_counter() - started):.0f}")
     finally:
-        # Also on Ctrl-C: close the open shards so the clips already in them are kept.
+        # Also on Ctrl-C or a crash: close the open shards so the clips already in them are kept,
+        # and bring the manifest up to date with them.
         for writer in writers.values():
             writer.close()
         bar.close()
-    manifest = build_manifest(output, settings, events, len(clips))
-    _write_json(manifest_path, manifest)
+        manifest = build_manifest(output, settings, events, len(clips))
+        _write_json_if_changed(manifest_path, manifest)
     return manifest
+
+
+def _check_landmark_model(config: PrepareConfig) -> dict:
+    """Loads the landmark backend once in this process, so a bad model file is one clear error."""
+    model_path = (
+        assets.find_face_landmarker_model(config.face_model, config.allow_download)
+        if config.backend == "mediapipe"
+        else assets.find_dlib_predictor(config.face_model)
+    )
+    try:
+        with create_landmark_detector(config.backend, model_path) as detector:
+            detector.image_landmarks(np.zeros((64, 64, 3), np.uint8))
+    except Exception as error:
+        raise PrepareError(f"cannot use {model_path} as the {config.backend} landmark model ({error.__class__.__name__}); give the right file.") from None
+    return {"backend": config.backend, "model_file": os.path.basename(model_path), "model_sha256": assets.file_sha256(model_path)}
+
+
+def _write_json_if_changed(path: str, data: dict) -> None:
+    if os.path.exists(path):
+        with open(path) as handle:
+            try:
+                if json.load(handle) == data:
+                    return
+            except json.JSONDecodeError:
+                pass
+    _write_json(path, data)
 
 
 def _next_free(output: str, split: str) -> int:
@@ -592,21 +646,27 @@ def _results(jobs: list[ClipJob], config: PrepareConfig):
     from atvg_tf.data import _worker
 
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
+    pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=config.workers, mp_context=context, initializer=_worker.init, initargs=(config.to_fields(),)
-    ) as pool:
-        pending, queue = set(), iter(jobs)
-        try:
-            # Bounded look-ahead keeps memory flat however many clips there are.
-            for job in queue:
-                pending.add(pool.submit(_worker.run, dataclasses.astuple(job)))
-                if len(pending) >= 2 * config.workers:
-                    finished, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                    for future in finished:
-                        yield future.result()
-            for future in concurrent.futures.as_completed(pending):
-                yield future.result()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    )
+    running: dict = {}
+    try:
+        # Bounded look-ahead keeps memory flat however many clips there are.
+        for job in jobs:
+            running[pool.submit(_worker.run, dataclasses.astuple(job))] = job
+            if len(running) >= 2 * config.workers:
+                finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    running.pop(future)
+                    yield future.result()
+        for future in concurrent.futures.as_completed(list(running)):
+            running.pop(future)
+            yield future.result()
+    except concurrent.futures.process.BrokenProcessPool:
+        names = ", ".join(job.clip_id for job in running.values())
+        raise PrepareError(
+            f"a worker process died (native crash or out of memory) while preparing one of: {names}; "
+            f"finished clips are kept: rerun to continue, or move the culprit out of the input."
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -2,7 +2,7 @@
 
 | feature | type | shape | meaning |
 |---|---|---|---|
-| clip_id, speaker_id, source | bytes | [] | clip id, speaker, source file relative to its input |
+| clip_id, speaker_id, source | bytes | [] | clip id, speaker, source file name |
 | segment, start_frame, num_frames | int64 | [] | segment index, first frame in the clip, N |
 | frames | bytes | [N] | aligned 128 x 128 RGB crops, JPEG |
 | landmarks | float | [N * 136] | 68 landmarks per frame in crop pixels, (x0, y0, x1, ...) |

@@ -131,6 +131,17 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
     return waveform.astype(np.float32, copy=False)
 
 
+def shift_audio(waveform: np.ndarray, seconds: float, sample_rate: int = 16000) -> np.ndarray:
+    """Moves the audio's time origin `seconds` later: drops that much from the start (or pads zeros
+    in front for negative values). Used when a video stream starts after its audio stream."""
+    samples = int(round(seconds * sample_rate))
+    if samples > 0:
+        return waveform[samples:]
+    if samples < 0:
+        return np.concatenate([np.zeros(-samples, waveform.dtype), waveform])
+    return waveform
+
+
 def num_video_frames(num_samples: int, config: AudioConfig = AudioConfig()) -> int:
     """Video frames that cover `num_samples` of audio (at least one)."""
     return max(1, int(math.floor(num_samples / config.samples_per_video_frame + 0.5)))

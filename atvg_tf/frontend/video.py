@@ -27,6 +27,8 @@ class VideoInfo:
         fps: average frame rate of the video stream.
         duration: seconds (video stream, else container).
         has_audio: whether the file has an audio stream.
+        video_start, audio_start: start times of the two streams in seconds (0 when unknown); the
+            audio is shifted by their difference so that it lines up with the frames.
     """
 
     path: str
@@ -35,6 +37,14 @@ class VideoInfo:
     fps: float
     duration: float
     has_audio: bool
+    video_start: float = 0.0
+    audio_start: float = 0.0
+
+
+def _start(stream) -> float:
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -65,6 +75,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                 fps=fps,
                 duration=duration,
                 has_audio=bool(container.streams.audio),
+                video_start=_start(stream),
+                audio_start=_start(container.streams.audio[0]) if container.streams.audio else 0.0,
             )
     except av.error.FFmpegError as error:
         raise VideoError(f"cannot read {path} as video ({error.__class__.__name__}: {error})") from None

@@ -19,6 +19,9 @@ def test_batches_have_the_documented_shapes_and_dtypes(prepared_dir):
         "identity_pca_codes": ([3, 6], tf.float32),
     }
     assert set(batch) == set(expected)
+    dataset = make_dataset(prepared_dir, None, config)
+    for key, (shape, dtype) in expected.items():  # static shapes: Keras layers can be built on them
+        assert dataset.element_spec[key].shape.as_list() == shape, key
     for key, (shape, dtype) in expected.items():
         assert batch[key].shape.as_list() == shape, key
         assert batch[key].dtype == dtype, key
@@ -39,6 +42,13 @@ def test_deterministic_pipeline_repeats_exactly(prepared_dir):
         np.testing.assert_array_equal(a, b)
     other = [b["pca_codes"].numpy() for b in make_dataset(prepared_dir, None, PipelineConfig(batch_size=2, deterministic=True, seed=8))]
     assert any(not np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_every_epoch_draws_new_windows(prepared_dir):
+    dataset = make_dataset(prepared_dir, None, PipelineConfig(batch_size=2, shuffle_buffer=0, deterministic=True))
+    epochs = [np.concatenate([b["pca_codes"].numpy() for b in dataset]) for _ in range(2)]
+    assert epochs[0].shape == epochs[1].shape
+    assert not np.array_equal(epochs[0], epochs[1])
 
 
 def test_codes_can_be_recomputed_with_another_basis(prepared_dir, tmp_path):

@@ -90,21 +90,66 @@ def test_rerun_is_a_no_op(prepared_inputs, prepared_dir):
     assert {path: (os.path.getmtime(path), os.path.getsize(path)) for path in sorted(glob.glob(os.path.join(prepared_dir, "*")))} == before
 
 
-def test_interrupted_run_resumes_without_redoing_finished_clips(prepared_inputs, tmp_path):
+def test_interrupted_run_resumes_without_redoing_finished_clips(prepared_inputs, tmp_path, monkeypatch):
+    from atvg_tf.data import prepare as prepare_module
+
     output = str(tmp_path / "out")
-    config = PrepareConfig(workers=1, val_fraction=0.0, clips_per_shard=1)
-    speaker_dir = prepared_inputs[0]
-    first = prepare([os.path.join(speaker_dir, "bbaf4p.mpg")], output, config, progress=False)
-    assert first["counts"]["clips_prepared"] == 1
-    # A crash leaves a half-written shard behind: it is discarded and its clip redone.
+    config = PrepareConfig(workers=1, val_fraction=0.0, clips_per_shard=3)
+    real_results = prepare_module._results
+
+    def interrupted(jobs, config):
+        for count, result in enumerate(real_results(jobs, config)):
+            if count == 2:
+                raise KeyboardInterrupt  # Ctrl-C after two finished clips, inside an open shard
+            yield result
+
+    monkeypatch.setattr(prepare_module, "_results", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare([prepared_inputs[0]], output, config, progress=False)
+    partial = _manifest(output)  # written on the way out, listing the shard closed by Ctrl-C
+    assert partial["counts"]["clips_prepared"] + partial["counts"]["clips_skipped"] == 2
+    assert len(_segments(output)) == partial["counts"]["clips_prepared"]
+    monkeypatch.setattr(prepare_module, "_results", real_results)
+    # A crash can also leave a half-written shard behind: it is discarded.
     with open(os.path.join(output, "train-00007.tfrecord.tmp"), "wb") as handle:
         handle.write(b"partial")
-    second = prepare([speaker_dir], output, config, progress=False)
-    assert second["counts"]["clips_prepared"] == 4 and second["counts"]["clips_skipped"] == 1
+    final = prepare([prepared_inputs[0]], output, config, progress=False)
+    assert final["counts"]["clips_prepared"] == 4 and final["counts"]["clips_skipped"] == 1
     events = [json.loads(line) for line in open(os.path.join(output, "progress.jsonl"))]
     prepared_ids = [clip["id"] for event in events if event["type"] == "shard" for clip in event["clips"]]
     assert sorted(prepared_ids) == sorted(f"s1/{n}" for n in HELD_OUT_GRID_CLIPS)  # each clip exactly once
+    assert len(_segments(output)) == 4
     assert not glob.glob(os.path.join(output, "*.tmp"))
+
+
+def test_a_bad_landmark_model_file_is_one_clear_error(prepared_inputs, tmp_path):
+    junk = tmp_path / "junk.task"
+    junk.write_bytes(os.urandom(1000))
+    for backend in ("mediapipe", "dlib"):
+        config = PrepareConfig(backend=backend, face_model=str(junk), workers=1)
+        with pytest.raises(PrepareError, match="landmark model"):
+            prepare([prepared_inputs[0]], str(tmp_path / backend), config, progress=False)
+        assert not glob.glob(str(tmp_path / backend / "*.tfrecord"))
+
+
+def test_discovery_takes_each_file_once_and_finds_speakers_higher_up(shared_data, tmp_path):
+    folder = os.path.join(shared_data, "grid", "s1")
+    clips = discover_clips([folder, os.path.join(folder, "bbaf4p.mpg")])
+    assert len(clips) == 423
+    # VoxCeleb layout: speaker / video / utterance.
+    sources = iter(HELD_OUT_GRID_CLIPS)
+    for speaker in ("id001", "id002"):
+        for video in ("yt_a", "yt_b"):
+            (tmp_path / "vox" / speaker / video).mkdir(parents=True)
+            os.symlink(os.path.join(folder, next(sources) + ".mpg"), tmp_path / "vox" / speaker / video / "00001.mp4")
+    found = discover_clips([str(tmp_path / "vox")], speaker_level=1)
+    assert sorted({speaker for _, _, speaker in found}) == ["id001", "id002"]
+    assert found[0][1] == "vox/id001/yt_a/00001"
+    with pytest.raises(PrepareError, match="would both get the clip id"):
+        (tmp_path / "x").mkdir()
+        os.symlink(os.path.join(folder, "bbal7s.mpg"), tmp_path / "x" / "a.mpg")
+        os.symlink(os.path.join(folder, "bbas2p.mpg"), tmp_path / "x" / "a.mp4")
+        discover_clips([str(tmp_path / "x")])
 
 
 def test_other_settings_on_the_same_output_are_refused(prepared_inputs, prepared_dir):

@@ -4,7 +4,7 @@ import av
 import numpy as np
 import pytest
 
-from atvg_tf.frontend.audio import AudioError, Mfcc, load_audio, mfcc_windows, num_video_frames
+from atvg_tf.frontend.audio import AudioError, Mfcc, load_audio, mfcc_windows, num_video_frames, shift_audio
 from tests.conftest import grid_clip
 
 
@@ -102,3 +102,10 @@ def test_bad_audio_inputs_raise_actionable_errors(shared_data, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(AudioError):
         load_audio(empty)
+
+
+def test_shift_audio_moves_the_time_origin():
+    waveform = np.arange(10, dtype=np.float32)
+    np.testing.assert_array_equal(shift_audio(waveform, 2 / 16000), waveform[2:])
+    np.testing.assert_array_equal(shift_audio(waveform, -2 / 16000), np.r_[0, 0, waveform])
+    assert shift_audio(waveform, 0.0) is waveform

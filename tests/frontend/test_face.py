@@ -125,7 +125,7 @@ def test_several_faces_take_the_largest_with_a_warning(shared_data, caplog):
             assert "2 faces found" in caplog.text
             second = detector.largest_face(canvas, face_index=1, warn=False)
             assert second[:, 0].min() > big.shape[1]
-            with pytest.raises(NoFaceError, match="face-index"):
+            with pytest.raises(NoFaceError, match="face index below 2"):
                 detector.largest_face(canvas, face_index=2)
 
 

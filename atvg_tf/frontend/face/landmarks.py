@@ -97,7 +97,7 @@ class LandmarkDetector(abc.ABC):
         if not faces:
             raise NoFaceError("no face found in the image; use a photo with a clearly visible frontal face.")
         if face_index >= len(faces):
-            raise NoFaceError(f"the image has {len(faces)} face(s); --face-index must be below {len(faces)}.")
+            raise NoFaceError(f"the image has {len(faces)} face(s); choose a face index below {len(faces)}.")
         if len(faces) > 1 and warn:
             logger.warning("%d faces found; using face %d (faces are numbered largest first).", len(faces), face_index)
         return faces[face_index]
