@@ -524,14 +524,13 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
     """
     config.validate()
     clips = discover_clips(inputs, config.speaker_level)
+    pca = load_pca(config.pca_path)
+    settings = _settings(config, _check_landmark_model(config), pca)
     if os.path.exists(output) and not os.path.isdir(output):
         raise PrepareError(f"--output {output} exists and is not a folder.")
     os.makedirs(output, exist_ok=True)
     if not os.access(output, os.W_OK):
         raise PrepareError(f"cannot write to {output}; choose a writable --output.")
-
-    pca = load_pca(config.pca_path)
-    settings = _settings(config, _check_landmark_model(config), pca)
     previous, events = _read_progress(output)
     if previous is not None and previous != settings:
         raise PrepareError(
