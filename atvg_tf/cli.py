@@ -93,6 +93,45 @@ def _run_fit_pca(args) -> int:
     return 0
 
 
+def _add_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train AT-net (audio -> landmarks) or VG-net (landmarks -> frames, GAN) on prepared data",
+        description=(
+            "Trains with model.fit on the shards of `atvg prepare` (train split; val split for validation). "
+            "The output folder gets best.keras, last.keras, backup/ and TensorBoard logs/. Rerunning the same "
+            "command after an interruption resumes from the last backup."
+        ),
+    )
+    parser.add_argument("network", choices=["atnet", "vgnet"])
+    parser.add_argument("prepared", metavar="DATA", help="output folder of `atvg prepare`")
+    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="run folder")
+    parser.add_argument("--config", default="cpu", metavar="NAME|FILE.json", help="training options: cpu (default), grid, lrw, or a JSON file")
+    parser.add_argument("--preset", choices=["paper", "small"], help="network sizes (overrides the config)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--validation-steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default", help="tf.distribute strategy")
+    parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="XLA compilation (GPU only)")
+    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None, help="float16 compute (GPU only)")
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args) -> int:
+    from atvg_tf.training.train import TrainConfig, train
+
+    config = TrainConfig.from_file(
+        args.config, model_preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        validation_steps=args.validation_steps, batch_size=args.batch_size, jit_compile=args.xla,
+        mixed_precision=args.mixed_precision,
+    )
+    history = train(args.network, args.prepared, args.output, config, strategy=args.strategy)
+    last = {name: f"{values[-1]:.4g}" for name, values in history.history.items()}
+    print(f"trained {args.network} ({config.model_preset}); last epoch: {last}; checkpoints in {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atvg",
@@ -103,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     _add_prepare(subparsers)
     _add_fit_pca(subparsers)
+    _add_train(subparsers)
     return parser
 
 

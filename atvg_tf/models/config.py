@@ -1,0 +1,108 @@
+"""Configurations of the three networks, as frozen dataclasses with named presets.
+
+`paper` follows the ATVGnet release's layer sizes (ATVGNET.md); `small` keeps every part of the
+architecture but narrows and shortens it so it trains on a CPU and runs faster than real time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+def _preset(cls, name: str, presets: dict):
+    if name not in presets:
+        raise ValueError(f"Unknown {cls.__name__} preset {name!r}; choose one of {sorted(presets)}.")
+    return presets[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class ATNetConfig:
+    """AT-net (audio -> landmark PCA codes).
+
+    Attributes:
+        pca_components: K, size of the landmark codes.
+        conv_channels: channels of the five audio conv blocks (max-pools after the 2nd and 5th).
+        audio_dense: widths of the two dense layers after the audio convs.
+        landmark_dense: widths of the two dense layers of the landmark-code encoder.
+        lstm_units: hidden size of each LSTM layer.
+        lstm_layers: stacked LSTM layers.
+        window_shape: MFCC window (rows, coefficients).
+    """
+
+    pca_components: int = 6
+    conv_channels: tuple[int, ...] = (64, 128, 256, 256, 512)
+    audio_dense: tuple[int, int] = (2048, 256)
+    landmark_dense: tuple[int, int] = (256, 512)
+    lstm_units: int = 256
+    lstm_layers: int = 3
+    window_shape: tuple[int, int] = (28, 12)
+
+    @classmethod
+    def preset(cls, name: str) -> "ATNetConfig":
+        return _preset(cls, name, {
+            "paper": cls(),
+            "small": cls(conv_channels=(32, 64, 64, 64, 128), audio_dense=(256, 128), landmark_dense=(64, 128),
+                         lstm_units=128, lstm_layers=2),
+        })
+
+
+@dataclasses.dataclass(frozen=True)
+class VGNetConfig:
+    """VG-net (landmarks + identity image -> frames).
+
+    Attributes:
+        image_size: side of the square frames.
+        encoder_channels: channels of image encoder 1 (7x7, stride-2, stride-2) and 2 (two stride-2).
+        landmark_channels: channels of the landmark stage-2 map and the landmark feature.
+        bottleneck_channels: channels of the conv-RNN input.
+        rnn_channels: conv-RNN hidden channels.
+        residual_blocks: residual blocks at the start of the decoder.
+        decoder_channels: channels after the four transposed convolutions (32 -> 128 px).
+        dropout: dropout rate inside the residual blocks.
+    """
+
+    image_size: int = 128
+    encoder_channels: tuple[int, ...] = (64, 64, 128, 256, 512)
+    landmark_channels: tuple[int, int] = (256, 512)
+    bottleneck_channels: int = 128
+    rnn_channels: int = 512
+    residual_blocks: int = 9
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
+    dropout: float = 0.5
+
+    @classmethod
+    def preset(cls, name: str) -> "VGNetConfig":
+        return _preset(cls, name, {
+            "paper": cls(),
+            "small": cls(encoder_channels=(16, 32, 64, 64, 128), landmark_channels=(64, 128), bottleneck_channels=64,
+                         rnn_channels=128, residual_blocks=2, decoder_channels=(64, 64, 32, 16), dropout=0.0),
+        })
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Regression-based discriminator (frames + identity landmarks -> landmarks, realness).
+
+    Attributes:
+        image_size: side of the square frames.
+        conv_channels: channels of the four stride-2 convs (the first without BatchNorm).
+        image_dense: width of the dense layer on the flattened image features.
+        landmark_dense: widths of the identity-landmark encoder.
+        lstm_units: hidden size of each LSTM layer.
+        lstm_layers: stacked LSTM layers.
+    """
+
+    image_size: int = 128
+    conv_channels: tuple[int, ...] = (64, 128, 256, 512)
+    image_dense: int = 512
+    landmark_dense: tuple[int, int] = (256, 512)
+    lstm_units: int = 256
+    lstm_layers: int = 3
+
+    @classmethod
+    def preset(cls, name: str) -> "DiscriminatorConfig":
+        return _preset(cls, name, {
+            "paper": cls(),
+            "small": cls(conv_channels=(16, 32, 64, 64), image_dense=128, landmark_dense=(64, 128), lstm_units=128,
+                         lstm_layers=2),
+        })

@@ -1,0 +1,138 @@
+"""VG-net (ATVGnet Eq. 5-8): landmarks + identity image -> frames, attention maps and motion maps.
+
+Per frame t the landmark attention `att_pt` (32 x 32) says where the face must change; the
+bottleneck of [image feature, landmark feature(p_t) - landmark feature(p_p)] runs through a
+ConvLSTM2D over time (the release used a conv-GRU); the decoder output is blended with the identity
+features by `att_pt` (Eq. 7), decoded to 128 px, and split into a motion/colour map `m_t` (tanh)
+and an attention map `a_t` (sigmoid) that blend with the identity image (Eq. 8).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from atvg_tf.models.config import VGNetConfig
+from atvg_tf.models.layers import (
+    AttentionBlend,
+    ReflectionPadding2D,
+    TileOverTime,
+    conv_block,
+    dense,
+    residual_block,
+    up_block,
+    weight_init,
+)
+
+
+def _image_encoders(config: VGNetConfig) -> tuple[keras.Model, keras.Model]:
+    c = config.encoder_channels
+    size = config.image_size
+    image = keras.Input((size, size, 3), name="identity_frame")
+    x = ReflectionPadding2D(3, name="reflect")(image)
+    x = layers.Conv2D(c[0], 7, use_bias=False, kernel_initializer=weight_init(), name="enc1_conv7")(x)
+    x = layers.ReLU(name="enc1_relu0")(layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="enc1_bn0")(x))
+    x = conv_block(x, c[1], strides=2, name="enc1_down1")
+    x = conv_block(x, c[2], strides=2, name="enc1_down2")
+    encoder1 = keras.Model(image, x, name="image_encoder1")
+    features = keras.Input(x.shape[1:], name="identity_features")
+    y = conv_block(features, c[3], strides=2, name="enc2_down1")
+    y = conv_block(y, c[4], strides=2, name="enc2_down2")
+    return encoder1, keras.Model(features, y, name="image_encoder2")
+
+
+def _landmark_encoders(config: VGNetConfig) -> tuple[keras.Model, keras.Model]:
+    side = config.image_size // 16
+    landmarks = keras.Input((136,), name="landmarks")
+    x = dense(side * side, "lmark_fc")(landmarks)
+    x = layers.Reshape((side, side, 1), name="lmark_map")(x)
+    stage2 = keras.Model(landmarks, conv_block(x, config.landmark_channels[0], name="lmark_stage2"), name="landmark_stage2")
+    maps = keras.Input((side, side, config.landmark_channels[0]), name="landmark_maps")
+    feature = keras.Model(maps, conv_block(maps, config.landmark_channels[1], name="lmark_feature"), name="landmark_feature")
+    return stage2, feature
+
+
+def _attention(config: VGNetConfig) -> keras.Model:
+    side = config.image_size // 16
+    pair = keras.Input((side, side, 2 * config.landmark_channels[0]), name="landmark_pair")
+    x = up_block(pair, config.decoder_channels[0], "att_up1", use_bias=True)
+    x = up_block(x, config.decoder_channels[1], "att_up2", use_bias=True)
+    x = layers.Conv2D(1, 3, padding="same", activation="sigmoid", kernel_initializer=weight_init(), name="att_out")(x)
+    return keras.Model(pair, x, name="landmark_attention")
+
+
+def _bottleneck(config: VGNetConfig) -> keras.Model:
+    side = config.image_size // 16
+    joint = keras.Input((side, side, config.encoder_channels[4] + config.landmark_channels[1]), name="joint_features")
+    return keras.Model(joint, conv_block(joint, config.bottleneck_channels, name="bottleneck"), name="bottleneck")
+
+
+def _decoders(config: VGNetConfig) -> tuple[keras.Model, keras.Model]:
+    side = config.image_size // 16
+    hidden = keras.Input((side, side, config.rnn_channels), name="rnn_state")
+    x = hidden
+    for index in range(config.residual_blocks):
+        x = residual_block(x, config.dropout, f"res{index}")
+    x = up_block(x, config.decoder_channels[0], "dec_up1")
+    x = up_block(x, config.decoder_channels[1], "dec_up2")
+    decoder1 = keras.Model(hidden, x, name="decoder1")
+    blended = keras.Input(x.shape[1:], name="blended_features")
+    y = up_block(blended, config.decoder_channels[2], "dec_up3")
+    y = up_block(y, config.decoder_channels[3], "dec_up4")
+    return decoder1, keras.Model(blended, y, name="decoder2")
+
+
+def _head(channels: int, activation: str, name: str) -> layers.TimeDistributed:
+    conv = layers.Conv2D(channels, 7, padding="same", activation=activation, kernel_initializer=weight_init(), name=f"{name}_conv")
+    return layers.TimeDistributed(conv, name=name)
+
+
+def build_vgnet(config: VGNetConfig = VGNetConfig()) -> keras.Model:
+    """Builds VG-net.
+
+    Inputs:
+        identity_frame: [B, 128, 128, 3] identity image in [-1, 1].
+        identity_landmarks: [B, 136] its landmarks (divided by the image size).
+        landmarks: [B, T, 136] the landmarks to render.
+
+    Returns:
+        A functional model with outputs `frames` [B, T, 128, 128, 3], `attention`
+        [B, T, 128, 128, 1] and `motion` [B, T, 128, 128, 3].
+    """
+    if config.image_size % 16:
+        raise ValueError(f"image_size must be a multiple of 16, got {config.image_size}.")
+    size = config.image_size
+    identity_frame = keras.Input((size, size, 3), name="identity_frame")
+    identity_landmarks = keras.Input((136,), name="identity_landmarks")
+    landmarks = keras.Input((None, 136), name="landmarks")
+
+    encoder1, encoder2 = _image_encoders(config)
+    stage2, feature = _landmark_encoders(config)
+    over_time = lambda value, name: TileOverTime(name=name)([value, landmarks])  # noqa: E731
+
+    identity_features = encoder1(identity_frame)  # i'_p, 32 x 32
+    image_feature = encoder2(identity_features)
+    identity_stage2 = stage2(identity_landmarks)
+    identity_feature = feature(identity_stage2)
+
+    stage2_t = layers.TimeDistributed(stage2, name="landmark_stage2_t")(landmarks)
+    pair = layers.Concatenate(name="landmark_pair")([stage2_t, over_time(identity_stage2, "identity_stage2_t")])
+    landmark_attention = layers.TimeDistributed(_attention(config), name="landmark_attention")(pair)
+    feature_t = layers.TimeDistributed(feature, name="landmark_feature_t")(stage2_t)
+    motion_feature = layers.Subtract(name="landmark_motion")([feature_t, over_time(identity_feature, "identity_feature_t")])
+    joint = layers.Concatenate(name="joint")([over_time(image_feature, "image_feature_t"), motion_feature])
+    joint = layers.TimeDistributed(_bottleneck(config), name="bottleneck")(joint)
+    hidden = layers.ConvLSTM2D(
+        config.rnn_channels, 3, padding="same", dilation_rate=2, return_sequences=True, name="mmcrnn"
+    )(joint)
+
+    decoder1, decoder2 = _decoders(config)
+    decoded = layers.TimeDistributed(decoder1, name="decoder1")(hidden)
+    blended = AttentionBlend(name="feature_blend")([decoded, over_time(identity_features, "identity_features_t"), landmark_attention])
+    decoded = layers.TimeDistributed(decoder2, name="decoder2")(blended)
+    motion = _head(3, "tanh", "motion")(decoded)
+    attention = _head(1, "sigmoid", "attention")(decoded)
+    frames = AttentionBlend(name="frames")([motion, over_time(identity_frame, "identity_frame_t"), attention])
+    outputs = {"frames": frames, "attention": attention, "motion": motion}
+    inputs = {"identity_frame": identity_frame, "identity_landmarks": identity_landmarks, "landmarks": landmarks}
+    return keras.Model(inputs, outputs, name="vgnet")

@@ -1,0 +1,189 @@
+"""Training AT-net and VG-net with `model.fit` on the prepared-data pipeline.
+
+Each run writes into its output folder:
+- `best.keras` (lowest validation loss) and `last.keras` (end of the latest epoch),
+- `backup/` (Keras BackupAndRestore: rerunning the same command after an interruption resumes
+  from the last backup instead of starting again),
+- `logs/` (TensorBoard scalars), `train_config.json` (the options used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+
+import keras
+import tensorflow as tf
+
+from atvg_tf.data.pipeline import PipelineConfig, make_dataset
+from atvg_tf.models.atnet import build_atnet
+from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
+from atvg_tf.models.discriminator import build_discriminator
+from atvg_tf.models.vgnet import build_vgnet
+from atvg_tf.training.gan import VGNetGAN
+
+NETWORKS = ("atnet", "vgnet")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+logger = logging.getLogger(__name__)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`default` (one device), `mirrored` (all local GPUs, or CPU devices), `multi_worker` (TF_CONFIG cluster)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Options of a training run.
+
+    Attributes:
+        model_preset: `paper` or `small` network sizes.
+        epochs: epochs to train.
+        steps_per_epoch: batches per epoch (the pipeline repeats).
+        validation_steps: validation batches per epoch (0: no validation).
+        batch_size: sequences per batch.
+        sequence_length: frames per sequence (T).
+        learning_rate, beta_1: Adam settings (2e-4 and 0.5 in the paper).
+        backup_every: steps between BackupAndRestore saves inside an epoch.
+        jit_compile: XLA (for GPUs; off on CPU).
+        mixed_precision: float16 compute (GPUs only).
+        seed: seed of the pipeline's random choices and of the weight initialisation.
+    """
+
+    model_preset: str = "small"
+    epochs: int = 10
+    steps_per_epoch: int = 200
+    validation_steps: int = 10
+    batch_size: int = 4
+    sequence_length: int = 16
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    backup_every: int = 50
+    jit_compile: bool = False
+    mixed_precision: bool = False
+    seed: int = 0
+
+    @classmethod
+    def from_file(cls, path: str, **overrides) -> "TrainConfig":
+        """Reads a JSON config, or a named one shipped in `atvg_tf/training/configs/` (`cpu`, `grid`,
+        `lrw`), then applies the overrides that are not None."""
+        named = os.path.join(CONFIG_DIR, f"{path}.json")
+        if not os.path.isfile(path) and os.path.isfile(named):
+            path = named
+        if not os.path.isfile(path):
+            names = sorted(f[:-5] for f in os.listdir(CONFIG_DIR))
+            raise FileNotFoundError(f"training config not found: {path}; give a JSON file or one of {', '.join(names)}.")
+        with open(path) as handle:
+            fields = json.load(handle)
+        unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown option(s) {sorted(unknown)}.")
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**fields)
+
+
+def _pipeline(prepared_dir: str, split: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
+    pipeline = PipelineConfig(
+        sequence_length=config.sequence_length, batch_size=config.batch_size, shuffle_buffer=256 if shuffle else 0,
+        repeat=True, seed=config.seed,
+    )
+    return make_dataset(prepared_dir, split, pipeline)
+
+
+def _atnet_pairs(batch):
+    inputs = {"mfcc_windows": batch["mfcc_windows"], "identity_pca_codes": batch["identity_pca_codes"]}
+    return inputs, {"pca_codes": batch["pca_codes"]}
+
+
+def _callbacks(output_dir: str, config: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:
+    return [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(os.path.join(output_dir, "backup"), save_freq=config.backup_every, delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "best.keras"), monitor=monitor, mode="min", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "last.keras")),
+        keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), update_freq=config.backup_every),
+    ]
+
+
+def build_trainable(network: str, config: TrainConfig) -> keras.Model:
+    """The compiled model `fit` trains: AT-net, or the VG-net GAN (call inside a strategy scope)."""
+    keras.utils.set_random_seed(config.seed)
+    if (config.jit_compile or config.mixed_precision) and not tf.config.list_physical_devices("GPU"):
+        logger.warning("no GPU: XLA and mixed precision stay off on the CPU.")
+        config = dataclasses.replace(config, jit_compile=False, mixed_precision=False)
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+
+    def optimizer():
+        adam = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+        return keras.optimizers.LossScaleOptimizer(adam) if config.mixed_precision else adam
+
+    if network == "atnet":
+        model = build_atnet(ATNetConfig.preset(config.model_preset))
+        model.compile(optimizer=optimizer(), loss={"pca_codes": "mse"}, jit_compile=config.jit_compile)
+        return model
+    if network == "vgnet":
+        gan = VGNetGAN(
+            build_vgnet(VGNetConfig.preset(config.model_preset)),
+            build_discriminator(DiscriminatorConfig.preset(config.model_preset)),
+        )
+        gan.compile(g_optimizer=optimizer(), d_optimizer=optimizer(), jit_compile=config.jit_compile)
+        gan.build()  # BackupAndRestore needs the variables (optimizer slots too) before fit()
+        return gan
+    raise ValueError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
+
+
+def train(
+    network: str,
+    prepared_dir: str,
+    output_dir: str,
+    config: TrainConfig = TrainConfig(),
+    strategy: str = "default",
+    verbose: int | str = "auto",
+    extra_callbacks: list[keras.callbacks.Callback] = (),
+) -> keras.callbacks.History:
+    """Trains AT-net or VG-net on a prepared folder.
+
+    Args:
+        network: `atnet` or `vgnet`.
+        prepared_dir: output folder of `atvg prepare` (train split; val split for validation).
+        output_dir: where checkpoints, backups and logs go; rerunning resumes from `backup/`.
+        config: training options.
+        strategy: `default`, `mirrored` or `multi_worker` (tf.distribute).
+        verbose: Keras progress-bar verbosity.
+        extra_callbacks: callbacks added to the standard ones.
+
+    Returns:
+        The Keras History of this call.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "train_config.json"), "w") as handle:
+        json.dump({"network": network, **dataclasses.asdict(config)}, handle, indent=1)
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
+    with make_strategy(strategy).scope():
+        model = build_trainable(network, config)
+    train_data = _pipeline(prepared_dir, "train", config, shuffle=True)
+    validation = _pipeline(prepared_dir, "val", config, shuffle=False) if config.validation_steps else None
+    if network == "atnet":
+        train_data = train_data.map(_atnet_pairs, num_parallel_calls=tf.data.AUTOTUNE)
+        validation = validation.map(_atnet_pairs, num_parallel_calls=tf.data.AUTOTUNE) if validation else None
+    monitor = ("val_loss" if network == "atnet" else "val_g_loss") if validation else ("loss" if network == "atnet" else "g_loss")
+    return model.fit(
+        train_data,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        validation_data=validation,
+        validation_steps=config.validation_steps or None,
+        callbacks=_callbacks(output_dir, config, monitor) + list(extra_callbacks),
+        verbose=verbose,
+    )

@@ -1,0 +1,108 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from atvg_tf.data.pipeline import PipelineConfig, make_dataset
+from atvg_tf.models.config import DiscriminatorConfig, VGNetConfig
+from atvg_tf.models.discriminator import build_discriminator
+from atvg_tf.models.vgnet import build_vgnet
+from atvg_tf.training.gan import VGNetGAN
+from atvg_tf.training.train import TrainConfig, build_trainable, train
+
+TINY = TrainConfig(epochs=2, steps_per_epoch=3, validation_steps=1, batch_size=2, sequence_length=8, backup_every=2)
+
+
+@pytest.fixture(scope="module")
+def batch(prepared_dir):
+    config = PipelineConfig(batch_size=2, sequence_length=8, shuffle_buffer=0, deterministic=True)
+    return next(iter(make_dataset(prepared_dir, None, config)))
+
+
+def _snapshot(model):
+    return [np.array(v) for v in model.weights]
+
+
+def _changed(before, model):
+    return [not np.array_equal(a, np.array(b)) for a, b in zip(before, model.weights)]
+
+
+def _gan():
+    gan = VGNetGAN(build_vgnet(VGNetConfig.preset("small")), build_discriminator(DiscriminatorConfig.preset("small")))
+    gan.compile()
+    gan.build()
+    return gan
+
+
+def test_generator_step_does_not_touch_the_discriminator(batch):
+    gan = _gan()
+    discriminator, generator = _snapshot(gan.discriminator), _snapshot(gan.generator)
+    terms = gan.generator_step(batch)
+    assert not any(_changed(discriminator, gan.discriminator))  # weights and BatchNorm statistics
+    assert any(_changed(generator, gan.generator))
+    assert set(terms) == {"g_loss", "g_pixel", "g_adversarial", "g_landmarks"}
+    generator_trainable = [np.array(v) for v in gan.generator.trainable_weights]
+    discriminator = _snapshot(gan.discriminator)
+    gan.discriminator_step(batch)
+    assert any(_changed(discriminator, gan.discriminator))
+    after = [np.array(v) for v in gan.generator.trainable_weights]
+    assert all(np.array_equal(a, b) for a, b in zip(generator_trainable, after))
+
+
+def test_a_few_steps_reduce_the_losses(batch):
+    atnet = build_trainable("atnet", TINY)
+    inputs = {"mfcc_windows": batch["mfcc_windows"], "identity_pca_codes": batch["identity_pca_codes"]}
+    data = tf.data.Dataset.from_tensors((inputs, {"pca_codes": batch["pca_codes"]})).repeat()
+    history = atnet.fit(data, epochs=4, steps_per_epoch=5, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
+    gan = _gan()
+    pixel = [float(gan.train_step(batch)["g_pixel"]) for _ in range(8)]
+    assert np.mean(pixel[-3:]) < 0.8 * pixel[0]
+
+
+def test_training_run_writes_checkpoints_and_resumes_after_a_crash(prepared_dir, tmp_path):
+    output = str(tmp_path / "run")
+
+    class Crash(keras.callbacks.Callback):
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            Crash.seen += 1
+            if Crash.seen == 5:  # epoch 2, second batch: after the backup at its first batch
+                raise RuntimeError("simulated kill")
+
+    config = TrainConfig(epochs=3, steps_per_epoch=3, validation_steps=1, batch_size=2, sequence_length=8, backup_every=1)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train("atnet", prepared_dir, output, config, verbose=0, extra_callbacks=[Crash()])
+    assert os.path.isdir(os.path.join(output, "backup"))
+    history = train("atnet", prepared_dir, output, config, verbose=0)
+    assert len(history.history["loss"]) == 2  # epochs 2 and 3 only: epoch 1 was not trained again
+    for name in ("best.keras", "last.keras", "train_config.json"):
+        assert os.path.exists(os.path.join(output, name))
+    assert os.listdir(os.path.join(output, "logs"))
+    assert json.load(open(os.path.join(output, "train_config.json")))["network"] == "atnet"
+    model = keras.saving.load_model(os.path.join(output, "last.keras"))
+    assert set(model.input) == {"mfcc_windows", "identity_pca_codes"}
+
+
+def test_vgnet_gan_trains_under_mirrored_strategy_on_two_cpu_devices(prepared_dir, tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from atvg_tf.training.train import TrainConfig, train
+        config = TrainConfig(epochs=1, steps_per_epoch=2, validation_steps=0, batch_size=2, sequence_length=4)
+        history = train("vgnet", {prepared_dir!r}, {str(tmp_path / "run")!r}, config, strategy="mirrored", verbose=0)
+        import math
+        assert all(math.isfinite(v[-1]) for v in history.history.values()), history.history
+        print("REPLICAS", tf.distribute.MirroredStrategy().num_replicas_in_sync)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REPLICAS 2" in result.stdout
