@@ -132,6 +132,37 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="generate test clips from their first frame and audio; LMD, SSIM, PSNR vs the static baseline",
+        description=(
+            "For each clip (with sound) the first aligned frame is the identity and the clip's audio drives the "
+            "model; the generated frames are compared with the real aligned frames. The JSON report has per-clip "
+            "rows and means for the model and for the static baseline (the identity frame repeated)."
+        ),
+    )
+    parser.add_argument("videos", nargs="+", metavar="VIDEO")
+    parser.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped in the package)")
+    parser.add_argument("--report", required=True, metavar="FILE.json")
+    parser.add_argument("--landmarks", choices=["dlib", "mediapipe"], default="dlib", help="detector for alignment and LMD (default: dlib, as the paper)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from atvg_tf.evaluation.evaluate import evaluate, format_table, write_report
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    for video in args.videos:
+        if not os.path.isfile(video):
+            raise FileNotFoundError(f"video not found: {video}")
+    report = evaluate(args.videos, TalkingFaceModel.load(args.model), args.landmarks, progress=not args.quiet)
+    write_report(report, args.report)
+    print(format_table(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atvg",
@@ -143,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(subparsers)
     _add_fit_pca(subparsers)
     _add_train(subparsers)
+    _add_evaluate(subparsers)
     return parser
 
 
