@@ -4,7 +4,9 @@ Each run writes into its output folder:
 - `best.keras` (lowest validation loss) and `last.keras` (end of the latest epoch),
 - `backup/` (Keras BackupAndRestore: rerunning the same command after an interruption resumes
   from the last backup instead of starting again),
-- `logs/` (TensorBoard scalars), `train_config.json` (the options used).
+- `logs/` (TensorBoard scalars; for VG-net also sample panels: real | generated | attention | motion),
+- `samples/epoch_NNN.mp4` (VG-net: those panels as video after every epoch),
+- `train_config.json` (the options used).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
 from atvg_tf.models.discriminator import build_discriminator
 from atvg_tf.models.vgnet import build_vgnet
 from atvg_tf.training.gan import VGNetGAN
+from atvg_tf.training.samples import VGNetSamples
 
 NETWORKS = ("atnet", "vgnet")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -178,12 +181,15 @@ def train(
         train_data = train_data.map(_atnet_pairs, num_parallel_calls=tf.data.AUTOTUNE)
         validation = validation.map(_atnet_pairs, num_parallel_calls=tf.data.AUTOTUNE) if validation else None
     monitor = ("val_loss" if network == "atnet" else "val_g_loss") if validation else ("loss" if network == "atnet" else "g_loss")
+    callbacks = _callbacks(output_dir, config, monitor) + list(extra_callbacks)
+    if network == "vgnet":
+        callbacks.append(VGNetSamples(next(iter(validation or train_data)), output_dir))
     return model.fit(
         train_data,
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
         validation_data=validation,
         validation_steps=config.validation_steps or None,
-        callbacks=_callbacks(output_dir, config, monitor) + list(extra_callbacks),
+        callbacks=callbacks,
         verbose=verbose,
     )

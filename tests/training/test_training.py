@@ -91,6 +91,18 @@ def test_training_run_writes_checkpoints_and_resumes_after_a_crash(prepared_dir,
     assert set(model.input) == {"mfcc_windows", "identity_pca_codes"}
 
 
+def test_vgnet_run_writes_sample_videos(prepared_dir, tmp_path):
+    import av
+
+    config = TrainConfig(epochs=1, steps_per_epoch=1, validation_steps=1, batch_size=2, sequence_length=4)
+    train("vgnet", prepared_dir, str(tmp_path / "run"), config, verbose=0)
+    video = tmp_path / "run" / "samples" / "epoch_001.mp4"
+    with av.open(str(video)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 4 and frames[0].shape == (128, 512, 3)
+    assert os.listdir(tmp_path / "run" / "logs" / "samples")
+
+
 def test_vgnet_gan_trains_under_mirrored_strategy_on_two_cpu_devices(prepared_dir, tmp_path):
     script = textwrap.dedent(f"""
         import tensorflow as tf
