@@ -34,7 +34,7 @@ def test_atvg_evaluate_writes_a_valid_report(shared_data, untrained_model, tmp_p
     report = json.loads(report_path.read_text())
     assert [row["clip"] for row in report["clips"]] == ["bbaf4p.mpg", "bbal7s.mpg"]
     assert report["skipped"][0]["reason"].endswith("evaluation needs the clip's sound.")
-    for key in ("model", "static_baseline"):
+    for key in ("model", "static_baseline", "ground_truth_landmarks"):
         for metric in ("lmd", "ssim", "psnr", "psnr_legacy"):
             assert isinstance(report[key][metric], float)
         assert report[key]["lmd_failed_frames"] >= 0
