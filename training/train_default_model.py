@@ -53,8 +53,12 @@ def main() -> None:
     parser.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data", "grid", "s1"))
     parser.add_argument("--work", default=os.path.join(REPO, "runs", "default"), help="prepared data and training runs")
     parser.add_argument("--export", default=DEFAULT_EXPORT, help="where the finished model goes")
-    parser.add_argument("--minutes", type=float, default=85.0, help="wall-time budget of the whole command")
+    parser.add_argument("--minutes", type=float, default=80.0, help="wall-time budget of preparing and training (evaluation adds about 8 min)")
+    parser.add_argument("--card-only", action="store_true", help="only evaluate the exported model and write its card")
     args = parser.parse_args()
+    if args.card_only:
+        write_model_card(args.work, args.export, os.path.dirname(args.data))
+        return
     started = time.time()
     deadline = started + args.minutes * 60
     prepared = os.path.join(args.work, "prepared")
@@ -76,6 +80,53 @@ def main() -> None:
         print(network, runs[network], flush=True)
 
     export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv))
+    write_model_card(args.work, args.export, os.path.dirname(args.data))
+
+
+def write_model_card(work: str, model_dir: str, grid_dir: str) -> None:
+    """Evaluates the exported model on the held-out s1 clips and on unseen speakers; writes MODEL_CARD.md."""
+    from atvg_tf.evaluation.evaluate import evaluate, format_table, write_report
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    with open(os.path.join(work, "prepared", "manifest.json")) as handle:
+        manifest = json.load(handle)
+    val = [clip["source"] for clip in manifest["clips"] if clip["split"] == "val"]
+    others = sorted(os.path.join(grid_dir, "other", f) for f in os.listdir(os.path.join(grid_dir, "other")) if f.endswith(".mpg"))
+    model = TalkingFaceModel.load(model_dir)
+    reports = {}
+    for name, clips in (("val", val), ("unseen_speakers", others)):
+        reports[name] = evaluate(clips, model, "dlib")
+        write_report(reports[name], os.path.join(work, f"report_{name}.json"))
+        print(name, format_table(reports[name]), sep="\n", flush=True)
+    with open(os.path.join(model_dir, "training.json")) as handle:
+        training = json.load(handle)
+    summary = {name: {k: report[k] for k in ("model", "static_baseline", "ground_truth_landmarks", "atnet_landmark_lmd", "static_landmark_lmd")}
+               for name, report in reports.items()}
+    training["evaluation"] = summary
+    with open(os.path.join(model_dir, "training.json"), "w") as handle:
+        json.dump(training, handle, indent=1)
+    gain = 1 - summary["val"]["model"]["lmd"] / summary["val"]["static_baseline"]["lmd"]
+    card = [
+        "# Default model: ATVGnet `small`, GRID speaker s1",
+        "",
+        f"- Data: {training['data']['clips']['train']} GRID s1 clips for training ({training['data']['frames']['train']} frames), "
+        f"{training['data']['clips']['val']} held out for validation (stable hash of the clip id); landmarks: "
+        f"{training['data']['landmarks']}; PCA: the packaged 6-component basis.",
+        f"- Command: `{training['command']}` ({training['wall_seconds'] / 60:.0f} min on a 2-core CPU).",
+        f"- AT-net: {training['runs']['atnet']['epochs_run']} epochs of {training['runs']['atnet']['config']['steps_per_epoch']} steps; "
+        f"VG-net GAN: {training['runs']['vgnet']['epochs_run']} epochs of {training['runs']['vgnet']['config']['steps_per_epoch']} steps "
+        f"(stopped by the time budget: {training['runs']['vgnet']['stopped_by_time_limit']}).",
+        "",
+        "## Validation (held-out s1 clips) and unseen speakers (data/grid/other)",
+        "",
+        "LMD: mouth landmarks (dlib) of generated vs real aligned frames, mean per point in pixels at 128 px.",
+        "",
+    ]
+    for name, report in reports.items():
+        card += [f"### {name}", "", "```", format_table(report), "```", ""]
+    card += [f"LMD gain over the static baseline on validation: {gain:.1%}.", ""]
+    with open(os.path.join(model_dir, "MODEL_CARD.md"), "w") as handle:
+        handle.write("\n".join(card))
 
 
 def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str) -> None:
