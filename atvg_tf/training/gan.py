@@ -55,10 +55,26 @@ class VGNetGAN(keras.Model):
 
     def build(self, input_shape=None):
         # Both sub-models are functional and already built; build the optimizers' slots.
-        if not self.g_optimizer.built:
+        if hasattr(self, "g_optimizer") and not self.g_optimizer.built:
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
         self.built = True
+
+    def build_from_config(self, config):
+        self.build()
+
+    def get_compile_config(self):
+        return {
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+        )
+        self.build()
 
     @staticmethod
     def _generator_inputs(batch):

@@ -118,3 +118,14 @@ def test_vgnet_gan_trains_under_mirrored_strategy_on_two_cpu_devices(prepared_di
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REPLICAS 2" in result.stdout
+
+
+def test_gan_keras_file_round_trips_with_its_optimizers(batch, tmp_path):
+    gan = _gan()
+    gan.train_step(batch)
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.saving.load_model(tmp_path / "gan.keras")
+    inputs = {k: batch[k] for k in ("identity_frame", "identity_landmarks", "landmarks")}
+    np.testing.assert_array_equal(np.asarray(loaded(inputs)["frames"]), np.asarray(gan(inputs)["frames"]))
+    assert loaded.g_optimizer.built and loaded.d_optimizer.built
+    assert int(loaded.g_optimizer.iterations) == 1
