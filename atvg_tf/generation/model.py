@@ -62,13 +62,22 @@ class TalkingFaceModel:
             info,
         )
 
-    def predict_landmarks(self, mfcc_windows: np.ndarray, identity_landmarks: np.ndarray) -> np.ndarray:
-        """AT-net: [T, 28, 12] windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px)."""
+    def predict_landmarks(self, mfcc_windows: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
+        """AT-net: [T, 28, 12] windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
+
+        Args:
+            relative: add the predicted motion (decoded codes minus the identity's decoded code) to
+                the identity's own landmarks, so the face keeps its shape; False returns the decoded
+                codes as they are (the paper's form). A model trained on one speaker knows only that
+                speaker's face shape, so relative is the default.
+        """
         identity_code = self.pca.encode(identity_landmarks)[None]
         codes = self.atnet.predict_on_batch(
             {"mfcc_windows": np.asarray(mfcc_windows, np.float32)[None], "identity_pca_codes": identity_code}
         )["pca_codes"][0]
-        return self.pca.decode(codes)
+        if not relative:
+            return self.pca.decode(codes)
+        return identity_landmarks[None] + self.pca.decode(codes) - self.pca.decode(identity_code)
 
     def render(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, landmarks: np.ndarray) -> dict:
         """VG-net: identity crop (uint8) + landmarks (crop px) -> uint8 frames, attention and motion maps."""

@@ -70,10 +70,12 @@ class VGNetGAN(keras.Model):
         }
 
     def compile_from_config(self, config):
-        self.compile(
-            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
-            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-        )
+        optimizers = {
+            name: keras.saving.deserialize_keras_object(config[name])
+            for name in ("g_optimizer", "d_optimizer")
+            if name in (config or {})
+        }
+        self.compile(**optimizers)
         self.build()
 
     @staticmethod
