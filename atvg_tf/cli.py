@@ -163,6 +163,52 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_generate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="photo + speech -> talking-face MP4 (H.264 + AAC, 25 fps)",
+        description="Detects and aligns the face of the photo, predicts landmarks from the speech (AT-net), renders "
+        "the frames (VG-net) and writes an MP4 with the speech. Uses the model shipped in the package unless --model is given.",
+    )
+    parser.add_argument("--image", required=True, metavar="FACE", help="photo with a face (jpg, png, ...)")
+    parser.add_argument("--audio", required=True, metavar="SPEECH", help="speech: wav, flac, mp3, m4a or a video file's sound")
+    parser.add_argument("--output", "-o", required=True, metavar="OUT.mp4")
+    parser.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped in the package)")
+    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"], default="mediapipe", help="landmark backend for the photo")
+    parser.add_argument("--face-index", type=int, default=0, help="which face when the photo has several (0 = largest)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--paste-back", dest="mode", action="store_const", const="paste-back", help="the face back in the full photo (default)")
+    mode.add_argument("--crop", dest="mode", action="store_const", const="crop", help="the 128 x 128 aligned crops, as the paper")
+    mode.add_argument("--panels", dest="mode", action="store_const", const="panels", help="frame | attention | motion | landmarks")
+    parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
+    parser.set_defaults(handler=_run_generate, mode="paste-back")
+
+
+def _run_generate(args) -> int:
+    import time
+
+    import numpy as np
+
+    from atvg_tf.generation.talking_face import TalkingFace, load_image
+
+    if not args.output.lower().endswith(".mp4"):
+        raise ValueError(f"--output must end in .mp4, got {args.output}.")
+    from atvg_tf.frontend.audio import load_audio
+
+    started = time.perf_counter()
+    image = load_image(args.image)
+    load_audio(args.audio)  # fail fast on unusable speech, before the models load
+    talker = TalkingFace(args.model, args.landmarks)
+    result = talker.generate(image, args.audio, face_index=args.face_index)
+    talker.save(result, args.output, args.mode)
+    if args.landmarks_out:
+        np.save(args.landmarks_out, result.landmarks)
+    seconds = time.perf_counter() - started
+    frames = len(result.frames)
+    print(f"wrote {args.output}: {frames} frames ({frames / 25:.2f} s) in {seconds:.1f} s ({frames / seconds:.1f} frames/s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atvg",
@@ -175,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_pca(subparsers)
     _add_train(subparsers)
     _add_evaluate(subparsers)
+    _add_generate(subparsers)
     return parser
 
 
