@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--card-only", action="store_true", help="only evaluate the exported model and write its card")
     args = parser.parse_args()
     if args.card_only:
+        rebuild(args.export)
         write_model_card(args.work, args.export, os.path.dirname(args.data))
         return
     started = time.time()
@@ -168,6 +169,19 @@ def photo_mouth_motion(model, atvgnet_dir: str) -> dict:
     return results
 
 
+def rebuild(model_dir: str) -> None:
+    """Re-saves the networks of a model folder with this version's layer code (same weights)."""
+    from atvg_tf.models.atnet import build_atnet
+    from atvg_tf.models.config import ATNetConfig, VGNetConfig
+    from atvg_tf.models.vgnet import build_vgnet
+
+    for name, builder, config in (("atnet", build_atnet, ATNetConfig.preset("small")), ("vgnet", build_vgnet, VGNetConfig.preset("small"))):
+        path = os.path.join(model_dir, f"{name}.keras")
+        fresh = builder(config)
+        fresh.set_weights(keras.saving.load_model(path).get_weights())
+        fresh.save(path)
+
+
 def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str) -> None:
     """Writes atnet.keras, vgnet.keras (generator only), pca.npz and training.json into `destination`."""
     partial = destination + ".partial"
@@ -177,6 +191,7 @@ def export(work: str, destination: str, manifest: dict, runs: dict, seconds: flo
     atnet.save(os.path.join(partial, "atnet.keras"))
     gan = keras.saving.load_model(os.path.join(work, "vgnet", "last.keras"))
     gan.generator.save(os.path.join(partial, "vgnet.keras"))
+    rebuild(partial)
     shutil.copy(os.path.join(work, "prepared", "pca.npz"), os.path.join(partial, "pca.npz"))
     with open(os.path.join(partial, "training.json"), "w") as handle:
         json.dump({

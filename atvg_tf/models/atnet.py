@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from atvg_tf.models.config import ATNetConfig
-from atvg_tf.models.layers import TileOverTime, conv_block, dense, lstm_stack
+from atvg_tf.models.layers import PerFrame, TileOverTime, conv_block, dense, lstm_stack
 
 
 def build_audio_encoder(config: ATNetConfig) -> keras.Model:
@@ -39,11 +39,11 @@ def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
     windows = keras.Input((None, *config.window_shape), name="mfcc_windows")
     identity_codes = keras.Input((config.pca_components,), name="identity_pca_codes")
     audio = layers.Reshape((-1, *config.window_shape, 1), name="add_channel")(windows)
-    audio = layers.TimeDistributed(build_audio_encoder(config), name="audio_encoder")(audio)
+    audio = PerFrame(build_audio_encoder(config), name="audio_encoder")(audio)
     identity = dense(config.landmark_dense[0], "landmark_fc1")(identity_codes)
     identity = dense(config.landmark_dense[1], "landmark_fc2")(identity)
     identity = TileOverTime(name="landmark_over_time")([identity, audio])
     x = layers.Concatenate(name="fuse")([identity, audio])
     x = lstm_stack(x, config.lstm_units, config.lstm_layers, "lstm")
-    codes = layers.TimeDistributed(dense(config.pca_components, "code_fc", activation=None), name="pca_codes")(x)
+    codes = PerFrame(dense(config.pca_components, "code_fc", activation=None), name="pca_codes")(x)
     return keras.Model({"mfcc_windows": windows, "identity_pca_codes": identity_codes}, {"pca_codes": codes}, name="atnet")

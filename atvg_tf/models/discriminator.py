@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from atvg_tf.models.config import DiscriminatorConfig
-from atvg_tf.models.layers import MeanOverTime, TileOverTime, conv_block, dense, lstm_stack, weight_init
+from atvg_tf.models.layers import MeanOverTime, PerFrame, TileOverTime, conv_block, dense, lstm_stack, weight_init
 
 
 def _image_encoder(config: DiscriminatorConfig) -> keras.Model:
@@ -42,14 +42,14 @@ def build_discriminator(config: DiscriminatorConfig = DiscriminatorConfig()) -> 
     size = config.image_size
     frames = keras.Input((None, size, size, 3), name="frames")
     identity_landmarks = keras.Input((136,), name="identity_landmarks")
-    image = layers.TimeDistributed(_image_encoder(config), name="frame_encoder")(frames)
+    image = PerFrame(_image_encoder(config), name="frame_encoder")(frames)
     identity = dense(config.landmark_dense[0], "dis_lmark_fc1")(identity_landmarks)
     identity = dense(config.landmark_dense[1], "dis_lmark_fc2")(identity)
     x = layers.Concatenate(name="fuse")([TileOverTime(name="identity_over_time")([identity, image]), image])
     x = lstm_stack(x, config.lstm_units, config.lstm_layers, "dis_lstm")
-    offsets = layers.TimeDistributed(dense(136, "dp_fc", activation="tanh"), name="dp")(x)
+    offsets = PerFrame(dense(136, "dp_fc", activation="tanh"), name="dp")(x)
     regressed = layers.Add(name="landmarks")([offsets, TileOverTime(name="identity_landmarks_t")([identity_landmarks, x])])
-    scores = layers.TimeDistributed(dense(1, "ds_fc", activation=None), name="ds")(x)
+    scores = PerFrame(dense(1, "ds_fc", activation=None), name="ds")(x)
     realness = MeanOverTime(name="realness_logit")(scores)
     return keras.Model(
         {"frames": frames, "identity_landmarks": identity_landmarks},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 PACKAGE = "atvg_tf"
@@ -75,14 +76,38 @@ class ReflectionPadding2D(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class PerFrame(layers.Wrapper):
+    """Applies a layer (or model) to every frame of [B, T, ...] by folding time into the batch.
+
+    Unlike `TimeDistributed`, which unrolls a Python loop over a static time axis (one copy of the
+    inner model per frame in the graph), this is one batched call whatever T is.
+    """
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build((None, *input_shape[2:]))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        batch_time = tf.shape(inputs)[:2]
+        folded = tf.reshape(inputs, [-1, *inputs.shape[2:]])
+        outputs = self.layer(folded, training=training)
+        return tf.reshape(outputs, tf.concat([batch_time, tf.shape(outputs)[1:]], 0))
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None, *input_shape[2:]))
+        return (input_shape[0], input_shape[1], *inner[1:])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class TileOverTime(layers.Layer):
     """Repeats a per-sequence tensor [B, ...] along the time axis of a sequence [B, T, ...]."""
 
     def call(self, inputs):
         value, sequence = inputs
-        value = ops.expand_dims(value, 1)
-        reps = [1, ops.shape(sequence)[1]] + [1] * (len(value.shape) - 2)
-        return ops.tile(value, reps)
+        value = tf.expand_dims(value, 1)
+        reps = tf.concat([[1, tf.shape(sequence)[1]], tf.ones([len(value.shape) - 2], tf.int32)], 0)
+        return tf.tile(value, reps)
 
     def compute_output_shape(self, input_shape):
         value_shape, sequence_shape = input_shape

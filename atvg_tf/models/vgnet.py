@@ -15,6 +15,7 @@ from keras import layers
 from atvg_tf.models.config import VGNetConfig
 from atvg_tf.models.layers import (
     AttentionBlend,
+    PerFrame,
     ReflectionPadding2D,
     TileOverTime,
     conv_block,
@@ -82,9 +83,9 @@ def _decoders(config: VGNetConfig) -> tuple[keras.Model, keras.Model]:
     return decoder1, keras.Model(blended, y, name="decoder2")
 
 
-def _head(channels: int, activation: str, name: str) -> layers.TimeDistributed:
+def _head(channels: int, activation: str, name: str) -> PerFrame:
     conv = layers.Conv2D(channels, 7, padding="same", activation=activation, kernel_initializer=weight_init(), name=f"{name}_conv")
-    return layers.TimeDistributed(conv, name=name)
+    return PerFrame(conv, name=name)
 
 
 def build_vgnet(config: VGNetConfig = VGNetConfig()) -> keras.Model:
@@ -115,21 +116,21 @@ def build_vgnet(config: VGNetConfig = VGNetConfig()) -> keras.Model:
     identity_stage2 = stage2(identity_landmarks)
     identity_feature = feature(identity_stage2)
 
-    stage2_t = layers.TimeDistributed(stage2, name="landmark_stage2_t")(landmarks)
+    stage2_t = PerFrame(stage2, name="landmark_stage2_t")(landmarks)
     pair = layers.Concatenate(name="landmark_pair")([stage2_t, over_time(identity_stage2, "identity_stage2_t")])
-    landmark_attention = layers.TimeDistributed(_attention(config), name="landmark_attention")(pair)
-    feature_t = layers.TimeDistributed(feature, name="landmark_feature_t")(stage2_t)
+    landmark_attention = PerFrame(_attention(config), name="landmark_attention")(pair)
+    feature_t = PerFrame(feature, name="landmark_feature_t")(stage2_t)
     motion_feature = layers.Subtract(name="landmark_motion")([feature_t, over_time(identity_feature, "identity_feature_t")])
     joint = layers.Concatenate(name="joint")([over_time(image_feature, "image_feature_t"), motion_feature])
-    joint = layers.TimeDistributed(_bottleneck(config), name="bottleneck")(joint)
+    joint = PerFrame(_bottleneck(config), name="bottleneck")(joint)
     hidden = layers.ConvLSTM2D(
         config.rnn_channels, 3, padding="same", dilation_rate=2, return_sequences=True, name="mmcrnn"
     )(joint)
 
     decoder1, decoder2 = _decoders(config)
-    decoded = layers.TimeDistributed(decoder1, name="decoder1")(hidden)
+    decoded = PerFrame(decoder1, name="decoder1")(hidden)
     blended = AttentionBlend(name="feature_blend")([decoded, over_time(identity_features, "identity_features_t"), landmark_attention])
-    decoded = layers.TimeDistributed(decoder2, name="decoder2")(blended)
+    decoded = PerFrame(decoder2, name="decoder2")(blended)
     motion = _head(3, "tanh", "motion")(decoded)
     attention = _head(1, "sigmoid", "attention")(decoded)
     frames = AttentionBlend(name="frames")([motion, over_time(identity_frame, "identity_frame_t"), attention])

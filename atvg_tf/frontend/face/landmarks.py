@@ -14,7 +14,6 @@ from __future__ import annotations
 import abc
 import logging
 import os
-import weakref
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -164,8 +163,6 @@ class MediaPipeLandmarker(LandmarkDetector):
         """All faces as raw 478-point meshes [478, 2] in pixels, largest first."""
         if self._image_landmarker is None:
             self._image_landmarker = self._create(self._vision.RunningMode.IMAGE, self.max_faces)
-            # Close it before interpreter shutdown tears MediaPipe down (else its __del__ complains).
-            weakref.finalize(self, self._image_landmarker.close)
         result = self._image_landmarker.detect(self._to_mp_image(image))
         return _sort_largest_first(self._meshes(result, image.shape[1], image.shape[0]))
 
