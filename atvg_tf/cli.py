@@ -198,9 +198,9 @@ def _run_generate(args) -> int:
     started = time.perf_counter()
     image = load_image(args.image)
     load_audio(args.audio)  # fail fast on unusable speech, before the models load
-    talker = TalkingFace(args.model, args.landmarks)
-    result = talker.generate(image, args.audio, face_index=args.face_index)
-    talker.save(result, args.output, args.mode)
+    with TalkingFace(args.model, args.landmarks) as talker:
+        result = talker.generate(image, args.audio, face_index=args.face_index)
+        talker.save(result, args.output, args.mode)
     if args.landmarks_out:
         np.save(args.landmarks_out, result.landmarks)
     seconds = time.perf_counter() - started

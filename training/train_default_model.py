@@ -30,7 +30,7 @@ from atvg_tf.training.train import TrainConfig, train  # noqa: E402
 ATNET = TrainConfig(model_preset="small", epochs=8, steps_per_epoch=150, validation_steps=10, batch_size=16,
                     sequence_length=16, backup_every=50)
 VGNET = TrainConfig(model_preset="small", epochs=20, steps_per_epoch=120, validation_steps=5, batch_size=4,
-                    sequence_length=8, backup_every=20)
+                    sequence_length=8, backup_every=20, mouth_pixel_weight=10.0)
 DEFAULT_EXPORT = os.path.join(REPO, "atvg_tf", "assets", "default_model")
 
 
@@ -71,13 +71,8 @@ def main() -> None:
         # AT-net gets at most 12 % of what is left; VG-net the rest.
         limit = WallClockLimit(time.time() + share * (deadline - time.time()))
         output = os.path.join(args.work, network)
-        history = train(network, prepared, output, config, verbose=2, extra_callbacks=[limit])
-        runs[network] = {
-            "config": dataclasses.asdict(config),
-            "epochs_run": len(next(iter(history.history.values()), [])),
-            "stopped_by_time_limit": limit.stopped,
-            "final": {k: round(v[-1], 5) for k, v in history.history.items()},
-        }
+        train(network, prepared, output, config, verbose=2, extra_callbacks=[limit])
+        runs[network] = {"config": dataclasses.asdict(config), "stopped_by_time_limit": limit.stopped, **_history(output)}
         print(network, runs[network], flush=True)
 
     export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv))
@@ -167,6 +162,16 @@ def photo_mouth_motion(model, atvgnet_dir: str) -> dict:
             eyes = frames[:, 28:48, 24:104]
             results[name] = {"mouth_std": float(mouth.std(axis=0).mean()), "eyes_std": float(eyes.std(axis=0).mean())}
     return results
+
+
+def _history(run_dir: str) -> dict:
+    """Epochs trained (over every resumed session) and the last epoch's losses, from history.csv."""
+    import csv
+
+    path = os.path.join(run_dir, "history.csv")
+    rows = list(csv.DictReader(open(path))) if os.path.isfile(path) else []
+    final = {k: round(float(v), 5) for k, v in rows[-1].items() if k != "epoch"} if rows else {}
+    return {"epochs_run": len(rows), "final": final}
 
 
 def rebuild(model_dir: str) -> None:

@@ -76,6 +76,16 @@ class TalkingFace:
         self.model = model if isinstance(model, TalkingFaceModel) else TalkingFaceModel.load(model)
         self.detector = create_landmark_detector(landmarks)
 
+    def close(self) -> None:
+        """Releases the landmark detector."""
+        self.detector.close()
+
+    def __enter__(self) -> "TalkingFace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def generate(self, image: str | np.ndarray, audio: str, face_index: int = 0) -> Generation:
         """Generates the frames for a photo (path or RGB array) and a speech file."""
         photo = load_image(image) if isinstance(image, str) else np.asarray(image)

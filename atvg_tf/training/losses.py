@@ -21,11 +21,38 @@ def _float32(*tensors):
     return [ops.cast(t, "float32") for t in tensors]
 
 
-def dynamic_pixel_loss(real, fake, attention, beta: float = 0.5):
-    """Eq. 9: mean(|v - v_hat| * (stop_gradient(a) + beta)); no gradient reaches the attention map."""
+def dynamic_pixel_loss(real, fake, attention, beta: float = 0.5, region_weight=None):
+    """Eq. 9: mean(|v - v_hat| * (stop_gradient(a) + beta)); no gradient reaches the attention map.
+
+    Args:
+        region_weight: optional extra per-pixel weight (e.g. `1 + w * mouth_mask`), broadcast
+            against the frames; None is the paper's loss.
+    """
     real, fake, attention = _float32(real, fake, attention)
     weight = ops.stop_gradient(attention) + beta
+    if region_weight is not None:
+        weight = weight * region_weight
     return ops.mean(ops.abs(real - fake) * weight)
+
+
+def mouth_mask(landmarks, size: int, margin: float = 0.04):
+    """1 inside each frame's mouth box (points 48-67 plus `margin`), 0 elsewhere.
+
+    Args:
+        landmarks: [..., 136] landmarks divided by the image size.
+        size: image side in pixels.
+
+    Returns:
+        [..., size, size, 1] float32 masks.
+    """
+    points = ops.reshape(ops.cast(landmarks, "float32"), (*ops.shape(landmarks)[:-1], 68, 2))[..., 48:68, :]
+    low = ops.min(points, axis=-2) - margin
+    high = ops.max(points, axis=-2) + margin
+    grid = (ops.arange(size, dtype="float32") + 0.5) / size
+    inside_x = (grid >= low[..., 0:1]) & (grid <= high[..., 0:1])  # [..., size]
+    inside_y = (grid >= low[..., 1:2]) & (grid <= high[..., 1:2])
+    mask = ops.expand_dims(inside_y, -1) & ops.expand_dims(inside_x, -2)
+    return ops.expand_dims(ops.cast(mask, "float32"), -1)
 
 
 def landmark_loss(predicted, target, mask):

@@ -6,6 +6,7 @@ Each run writes into its output folder:
   from the last backup instead of starting again),
 - `logs/` (TensorBoard scalars; for VG-net also sample panels: real | generated | attention | motion),
 - `samples/epoch_NNN.mp4` (VG-net: those panels as video after every epoch),
+- `history.csv` (every finished epoch's losses, kept across resumed runs),
 - `train_config.json` (the options used).
 """
 
@@ -61,6 +62,7 @@ class TrainConfig:
         jit_compile: XLA (for GPUs; off on CPU).
         mixed_precision: float16 compute (GPUs only).
         seed: seed of the pipeline's random choices and of the weight initialisation.
+        mouth_pixel_weight: VG-net: extra pixel-loss weight inside the mouth box (0 = the paper).
     """
 
     model_preset: str = "small"
@@ -75,6 +77,7 @@ class TrainConfig:
     jit_compile: bool = False
     mixed_precision: bool = False
     seed: int = 0
+    mouth_pixel_weight: float = 0.0
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> "TrainConfig":
@@ -115,6 +118,7 @@ def _callbacks(output_dir: str, config: TrainConfig, monitor: str) -> list[keras
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "best.keras"), monitor=monitor, mode="min", save_best_only=True),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "last.keras")),
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), update_freq=config.backup_every),
+        keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
     ]
 
 
@@ -138,6 +142,7 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
         gan = VGNetGAN(
             build_vgnet(VGNetConfig.preset(config.model_preset)),
             build_discriminator(DiscriminatorConfig.preset(config.model_preset)),
+            mouth_pixel_weight=config.mouth_pixel_weight,
         )
         gan.compile(g_optimizer=optimizer(), d_optimizer=optimizer(), jit_compile=config.jit_compile)
         gan.build()  # BackupAndRestore needs the variables (optimizer slots too) before fit()
