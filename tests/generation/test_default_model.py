@@ -1,0 +1,58 @@
+"""The model shipped in the package: present, small, and it animates faces."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from atvg_tf.data.prepare import PrepareConfig, assign_split
+from atvg_tf.generation.model import DEFAULT_MODEL_DIR, TalkingFaceModel
+
+
+def test_the_package_ships_a_default_model_under_25_mb():
+    files = os.listdir(DEFAULT_MODEL_DIR)
+    for name in ("atnet.keras", "vgnet.keras", "pca.npz", "training.json", "MODEL_CARD.md"):
+        assert name in files
+    size = sum(os.path.getsize(os.path.join(DEFAULT_MODEL_DIR, f)) for f in files)
+    assert size < 25 * 2**20
+    model = TalkingFaceModel.load()  # no folder given: the default model
+    assert model.crop_size == 128 and model.pca.num_components == 6
+    info = json.load(open(os.path.join(DEFAULT_MODEL_DIR, "training.json")))
+    assert info["wall_seconds"] < 90 * 60
+    validation = info["evaluation"]["val"]
+    assert validation["model"]["lmd"] < validation["static_baseline"]["lmd"]
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return TalkingFaceModel.load()
+
+
+def test_it_lip_syncs_held_out_clips(shared_data, default_model):
+    from atvg_tf.evaluation.evaluate import evaluate
+
+    config = PrepareConfig()
+    clips = ["bbir9a", "brba1a"]
+    assert all(assign_split(f"s1/{name}", "s1", config) == "val" for name in clips)  # never trained on
+    report = evaluate([os.path.join(shared_data, "grid", "s1", f"{name}.mpg") for name in clips], default_model, progress=False)
+    assert report["model"]["lmd"] < report["static_baseline"]["lmd"]
+    assert report["atnet_landmark_lmd"] < report["static_landmark_lmd"]
+
+
+def test_it_moves_the_mouth_of_faces_it_never_saw(shared_data, default_model):
+    from atvg_tf.generation.talking_face import TalkingFace
+
+    talker = TalkingFace(default_model)
+    try:
+        for photo in ("EzraMiller_00075.jpg", "musk1.jpg"):
+            result = talker.generate(
+                os.path.join(shared_data, "atvgnet", "image", photo),
+                os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"),
+            )
+            frames = result.frames.astype(np.float32)
+            mouth = frames[:, 84:112, 40:88].std(axis=0).mean()
+            eyes = frames[:, 28:48, 24:104].std(axis=0).mean()
+            assert mouth > 2.0 and mouth > 1.5 * eyes, (photo, mouth, eyes)
+    finally:
+        talker.close()
