@@ -56,3 +56,38 @@ def test_it_moves_the_mouth_of_faces_it_never_saw(shared_data, default_model):
             assert mouth > 2.0 and mouth > 1.5 * eyes, (photo, mouth, eyes)
     finally:
         talker.close()
+
+
+def test_unusual_photos_and_silence(shared_data, default_model, tmp_path):
+    import av
+    import cv2
+
+    from atvg_tf.generation.talking_face import TalkingFace
+
+    photo = cv2.imread(os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg"))
+    variants = {
+        "gray.png": cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY),
+        "rgba.png": cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA),
+        "deep.png": photo.astype(np.uint16) * 257,
+        "huge.jpg": cv2.resize(photo, None, fx=20, fy=20),  # 4480 px
+        "tiny.jpg": cv2.resize(photo, None, fx=0.25, fy=0.25),  # 56 px, the face about 40 px
+    }
+    silence = tmp_path / "silence.wav"
+    with av.open(str(silence), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 16000), np.int16), format="s16", layout="stereo")
+        frame.sample_rate = 8000
+        for packet in list(stream.encode(frame)) + list(stream.encode()):
+            container.mux(packet)
+    speech = os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav")
+    with TalkingFace(default_model) as talker:
+        for name, image in variants.items():
+            cv2.imwrite(str(tmp_path / name), image)
+            result = talker.generate(str(tmp_path / name), speech)
+            assert result.image.dtype == np.uint8 and result.image.shape[2] == 3, name
+            assert len(result.frames) == 150, name
+        quiet = talker.generate(str(tmp_path / "rgba.png"), str(silence))
+        assert len(quiet.frames) == 50
+        still = quiet.frames.astype(np.float32)[:, 84:112, 40:88].std(axis=0).mean()
+        talking = result.frames.astype(np.float32)[:, 84:112, 40:88].std(axis=0).mean()
+        assert still < 0.5 * talking  # silence: the mouth stays (nearly) still
