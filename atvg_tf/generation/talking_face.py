@@ -112,6 +112,9 @@ class TalkingFace:
         os.close(handle)
         try:
             write_mp4(frames, load_audio(generation.audio_path, 48000), partial, fps)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(partial, 0o666 & ~umask)  # mkstemp makes it private; give it normal permissions
             os.replace(partial, path)
         finally:
             if os.path.exists(partial):
