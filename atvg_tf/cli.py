@@ -189,7 +189,8 @@ def _run_generate(args) -> int:
 
     import numpy as np
 
-    from atvg_tf.generation.talking_face import TalkingFace, load_image
+    from atvg_tf.frontend.image import load_image
+    from atvg_tf.generation.talking_face import TalkingFace
 
     if not args.output.lower().endswith(".mp4"):
         raise ValueError(f"--output must end in .mp4, got {args.output}.")

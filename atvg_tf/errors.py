@@ -4,7 +4,7 @@ from atvg_tf.frontend.audio import AudioError
 from atvg_tf.frontend.face.assets import ModelFileError
 from atvg_tf.frontend.face.landmarks import NoFaceError
 from atvg_tf.frontend.video import VideoError
-from atvg_tf.generation.talking_face import ImageError
+from atvg_tf.frontend.image import ImageError
 
 # PrepareError and the pipeline's errors derive from ValueError; FileNotFoundError covers bad paths.
 USER_ERRORS = (AudioError, ImageError, ModelFileError, NoFaceError, VideoError, ValueError, FileNotFoundError, PermissionError)

@@ -16,29 +16,13 @@ import av
 import cv2
 import numpy as np
 
-from atvg_tf.frontend.audio import AudioError, load_audio, mfcc_windows
+from atvg_tf.frontend.audio import load_audio, mfcc_windows
 from atvg_tf.frontend.face.alignment import AlignedFace, align_face, invert_transform
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
+from atvg_tf.frontend.image import load_image
 from atvg_tf.generation.model import TalkingFaceModel
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 OUTPUT_MODES = ("paste-back", "crop", "panels")
-
-
-class ImageError(ValueError):
-    """An identity image that cannot be used."""
-
-
-def load_image(path: str) -> np.ndarray:
-    """Reads a photo as RGB uint8 (EXIF rotation applied; grayscale, RGBA and 16-bit converted)."""
-    if not os.path.isfile(path):
-        raise ImageError(f"image not found: {path}; check the path.")
-    if not path.lower().endswith(IMAGE_EXTENSIONS):
-        raise ImageError(f"{path}: unsupported image type; give a {', '.join(e[1:] for e in IMAGE_EXTENSIONS)} file.")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"cannot decode {path} as an image; the file is corrupt or not an image.")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 @dataclasses.dataclass
@@ -171,5 +155,3 @@ def write_mp4(frames: np.ndarray, audio_48k: np.ndarray, path: str, fps: int = 2
         for packet in sound.encode():
             container.mux(packet)
 
-
-__all__ = ["AudioError", "Generation", "ImageError", "TalkingFace", "load_image", "paste_back", "panel_frames", "write_mp4"]

@@ -46,9 +46,10 @@ class VGNetGAN(keras.Model):
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         """Args: g_optimizer, d_optimizer: Adam(2e-4, beta_1=0.5) each unless given."""
-        super().compile(**kwargs)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        # Keras' own `optimizer` slot gets the generator's (else it builds an unused RMSprop).
+        super().compile(optimizer=self.g_optimizer, **kwargs)
 
     @property
     def metrics(self):
