@@ -181,32 +181,24 @@ def _add_generate(subparsers) -> None:
     mode.add_argument("--crop", dest="mode", action="store_const", const="crop", help="the 128 x 128 aligned crops, as the paper")
     mode.add_argument("--panels", dest="mode", action="store_const", const="panels", help="frame | attention | motion | landmarks")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_generate, mode="paste-back")
 
 
 def _run_generate(args) -> int:
-    import time
-
-    import numpy as np
-
+    from atvg_tf.frontend.audio import iter_audio
     from atvg_tf.frontend.image import load_image
     from atvg_tf.generation.talking_face import TalkingFace
 
     if not args.output.lower().endswith(".mp4"):
         raise ValueError(f"--output must end in .mp4, got {args.output}.")
-    from atvg_tf.frontend.audio import load_audio
-
-    started = time.perf_counter()
     image = load_image(args.image)
-    load_audio(args.audio)  # fail fast on unusable speech, before the models load
+    next(iter_audio(args.audio))  # fail fast on unusable speech, before the models load
     with TalkingFace(args.model, args.landmarks) as talker:
-        result = talker.generate(image, args.audio, face_index=args.face_index)
-        talker.save(result, args.output, args.mode)
-    if args.landmarks_out:
-        np.save(args.landmarks_out, result.landmarks)
-    seconds = time.perf_counter() - started
-    frames = len(result.frames)
-    print(f"wrote {args.output}: {frames} frames ({frames / 25:.2f} s) in {seconds:.1f} s ({frames / seconds:.1f} frames/s)")
+        summary = talker.write_video(
+            image, args.audio, args.output, args.mode, args.face_index, args.landmarks_out, progress=not args.quiet
+        )
+    print(summary)
     return 0
 
 

@@ -63,3 +63,17 @@ def copy_of(tmp_path):
         return str(destination)
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def untrained_model(tmp_path_factory):
+    """A model folder with freshly initialised `small` networks (evaluation must work on any model)."""
+    from atvg_tf.models.atnet import build_atnet
+    from atvg_tf.models.config import ATNetConfig, VGNetConfig
+    from atvg_tf.models.vgnet import build_vgnet
+
+    folder = tmp_path_factory.mktemp("model")
+    build_atnet(ATNetConfig.preset("small")).save(folder / "atnet.keras")
+    build_vgnet(VGNetConfig.preset("small")).save(folder / "vgnet.keras")
+    shutil.copy(os.path.join(REPO, "atvg_tf", "assets", "landmark_pca.npz"), folder / "pca.npz")
+    return str(folder)

@@ -31,7 +31,7 @@ from atvg_tf.data import records
 from atvg_tf.frontend.audio import AudioConfig, AudioError, MfccWindows, load_audio, shift_audio
 from atvg_tf.frontend.face import assets
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
-from atvg_tf.frontend.face.landmarks import BACKENDS, create_landmark_detector, describe
+from atvg_tf.frontend.face.landmarks import BACKENDS, create_landmark_detector
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.video import VIDEO_EXTENSIONS, VideoError, probe, read_frames
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from typing import Iterator
 
 import av
 import numpy as np
@@ -82,23 +83,16 @@ class AudioError(ValueError):
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus")
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
-    """Decodes the first audio stream of a file to mono float32 at `sample_rate`.
+def audio_duration(path: str | os.PathLike) -> float | None:
+    """The duration of a file's first audio stream in seconds, as its header says (None if unknown)."""
+    with _open_audio(os.fspath(path)) as container:
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return container.duration / 1e6 if container.duration else None
 
-    Works for wav, flac, mp3, m4a/aac and the audio track of a video file, at any input rate
-    and channel layout (channels are averaged).
 
-    Args:
-        path: audio or video file.
-        sample_rate: output rate in Hz.
-
-    Returns:
-        1-D float32 array in [-1, 1].
-
-    Raises:
-        AudioError: the file is missing, unreadable, has no audio stream, or decodes to nothing.
-    """
-    path = os.fspath(path)
+def _open_audio(path: str):
     if not os.path.isfile(path):
         raise AudioError(f"audio file not found: {path}; check the path.")
     try:
@@ -108,27 +102,68 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
             f"cannot read {path} as audio ({error.__class__.__name__}); "
             f"give a wav, flac, mp3, m4a or a video file with sound."
         ) from None
-    chunks = []
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(f"{path} has no audio stream; give a speech recording (wav, flac, mp3, m4a, ...) or a video file with sound.")
+    return container
+
+
+def iter_audio(path: str | os.PathLike, sample_rate: int = 16000) -> Iterator[np.ndarray]:
+    """Decodes the first audio stream of a file block by block, as mono float32 at `sample_rate`.
+
+    Memory stays at one block whatever the length. Works for wav, flac, mp3, m4a/aac and the
+    audio track of a video file, at any input rate and channel layout (channels are averaged).
+    The file is opened (and checked) when this is called; decoding happens as blocks are taken.
+
+    Args:
+        path: audio or video file.
+        sample_rate: output rate in Hz.
+
+    Returns:
+        An iterator of 1-D float32 arrays in [-1, 1].
+
+    Raises:
+        AudioError: the file is missing, unreadable or has no audio stream (at the call); it
+            cannot be decoded at all, or decodes to nothing (while iterating).
+    """
+    path = os.fspath(path)
+    return _decode_blocks(_open_audio(path), path, sample_rate)
+
+
+def _decode_blocks(container, path: str, sample_rate: int) -> Iterator[np.ndarray]:
+    decoded = 0
     with container:
-        if not container.streams.audio:
-            raise AudioError(f"{path} has no audio stream; give a file with sound.")
         # Planar float keeps the channels apart so they can be averaged (FFmpeg's own downmix
         # sums them, which can leave [-1, 1]).
         resampler = av.AudioResampler(format="fltp", rate=sample_rate)
         try:
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().mean(axis=0))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0))
+                    decoded += out.samples
+                    yield out.to_ndarray().mean(axis=0).astype(np.float32, copy=False)
         except av.error.FFmpegError as error:
-            if not chunks:
+            if not decoded:
                 raise AudioError(f"cannot decode the audio of {path} ({error}); the file looks corrupt.") from None
             # A damaged tail: keep what decoded.
-    waveform = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    if waveform.size == 0:
+        for out in resampler.resample(None):
+            decoded += out.samples
+            yield out.to_ndarray().mean(axis=0).astype(np.float32, copy=False)
+    if not decoded:
         raise AudioError(f"{path} contains no audio samples; give a non-empty recording.")
-    return waveform.astype(np.float32, copy=False)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """Decodes the first audio stream of a file to one mono float32 array at `sample_rate`.
+
+    See `iter_audio` for the formats; use that for long recordings.
+
+    Returns:
+        1-D float32 array in [-1, 1].
+
+    Raises:
+        AudioError: the file is missing, unreadable, has no audio stream, or decodes to nothing.
+    """
+    return np.concatenate(list(iter_audio(path, sample_rate)))
 
 
 def shift_audio(waveform: np.ndarray, seconds: float, sample_rate: int = 16000) -> np.ndarray:
@@ -256,6 +291,14 @@ class MfccWindows(tf.Module):
 _DEFAULT_WINDOWS: MfccWindows | None = None
 
 
+def _default_windows() -> MfccWindows:
+    """One module for the default configuration, so its graphs are traced once per process."""
+    global _DEFAULT_WINDOWS
+    if _DEFAULT_WINDOWS is None:
+        _DEFAULT_WINDOWS = MfccWindows()
+    return _DEFAULT_WINDOWS
+
+
 def mfcc_windows(waveform: np.ndarray, num_frames: int | None = None, config: AudioConfig | None = None) -> np.ndarray:
     """Numpy convenience wrapper around `MfccWindows`.
 
@@ -267,16 +310,71 @@ def mfcc_windows(waveform: np.ndarray, num_frames: int | None = None, config: Au
     Returns:
         [num_frames, 28, 12] float32 array.
     """
-    global _DEFAULT_WINDOWS
-    if config is None or config == AudioConfig():
-        if _DEFAULT_WINDOWS is None:
-            _DEFAULT_WINDOWS = MfccWindows()
-        module = _DEFAULT_WINDOWS
-    else:
-        module = MfccWindows(config)
+    module = _default_windows() if config is None or config == AudioConfig() else MfccWindows(config)
     waveform = np.asarray(waveform, np.float32).reshape(-1)
     if num_frames is None:
         num_frames = num_video_frames(waveform.size, module.config)
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}.")
     return module(tf.constant(waveform), tf.constant(num_frames, tf.int32)).numpy()
+
+
+class MfccWindowStream:
+    """MFCC windows for audio that arrives block by block, equal to `mfcc_windows` of the whole.
+
+    `push` takes the next waveform block and returns the windows of the frames whose 280 ms of
+    audio is now complete (0.175 s of look-ahead); `finish` returns the rest. Memory holds one
+    window's span of samples, whatever the length of the recording.
+
+    Args:
+        config: audio configuration; the `paper` preset when omitted.
+    """
+
+    def __init__(self, config: AudioConfig | None = None):
+        self.config = config or AudioConfig()
+        self._mfcc = _default_windows().mfcc if self.config == AudioConfig() else Mfcc(self.config)
+        c = self.config
+        self._hop = c.samples_per_video_frame
+        # Padded samples frame t's window reads: MFCC rows [4t, 4t + 28) of the padded signal,
+        # plus one row before them so that pre-emphasis sees the sample before the window.
+        self._span = c.frame_step + c.frame_length + c.frame_step * (c.window_mfcc_frames - 1)
+        self._pending = np.zeros(c.frame_step + c.padding_samples, np.float32)
+        self._received = 0
+        self._emitted = 0
+        self._finished = False
+
+    @property
+    def frames_emitted(self) -> int:
+        """Windows returned so far."""
+        return self._emitted
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Adds a waveform block; returns [n, 28, 12] windows of the newly complete frames (n >= 0)."""
+        if self._finished:
+            raise ValueError("the stream is finished; start a new MfccWindowStream.")
+        block = np.asarray(block, np.float32).reshape(-1)
+        self._received += block.size
+        self._pending = np.concatenate([self._pending, block])
+        ready = (self._pending.size - self._span) // self._hop + 1 if self._pending.size >= self._span else 0
+        return self._windows(ready)
+
+    def finish(self) -> np.ndarray:
+        """Ends the recording; returns the windows of the remaining frames (the last ones padded)."""
+        self._finished = True
+        remaining = num_video_frames(self._received, self.config) - self._emitted
+        if remaining <= 0:
+            return np.zeros((0, self.config.window_mfcc_frames, self.config.num_coefficients), np.float32)
+        needed = self._span + self._hop * (remaining - 1)
+        self._pending = np.pad(self._pending, (0, max(needed - self._pending.size, 0)))
+        return self._windows(remaining)
+
+    def _windows(self, count: int) -> np.ndarray:
+        c = self.config
+        if count <= 0:
+            return np.zeros((0, c.window_mfcc_frames, c.num_coefficients), np.float32)
+        length = self._span + self._hop * (count - 1)
+        rows = self._mfcc(tf.constant(self._pending[:length])).numpy()[1:]  # the extra first row only fed pre-emphasis
+        windows = np.lib.stride_tricks.sliding_window_view(rows, c.window_mfcc_frames, axis=0)[:: c.mfcc_rows_per_video_frame]
+        self._pending = self._pending[self._hop * count:]
+        self._emitted += count
+        return np.ascontiguousarray(windows.transpose(0, 2, 1))

@@ -11,9 +11,11 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.models import layers as _custom_layers  # noqa: F401  (registers the custom layers for loading)
+from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream, initial_states, next_states
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "default_model")
 MODEL_FILES = ("atnet.keras", "vgnet.keras", "pca.npz")
@@ -42,6 +44,7 @@ class TalkingFaceModel:
     def __init__(self, atnet: keras.Model, vgnet: keras.Model, pca: LandmarkPCA, info: dict | None = None):
         self.atnet, self.vgnet, self.pca, self.info = atnet, vgnet, pca, info or {}
         self.crop_size = int(vgnet.input["identity_frame"].shape[1])
+        self._stream: dict | None = None  # the streaming models, built on first use
 
     @classmethod
     def load(cls, directory: str | None = None) -> "TalkingFaceModel":
@@ -63,7 +66,7 @@ class TalkingFaceModel:
         )
 
     def predict_landmarks(self, mfcc_windows: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
-        """AT-net: [T, 28, 12] windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
+        """AT-net in one call: [T, 28, 12] windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
 
         Args:
             relative: add the predicted motion (decoded codes minus the identity's decoded code) to
@@ -75,20 +78,106 @@ class TalkingFaceModel:
         codes = self.atnet.predict_on_batch(
             {"mfcc_windows": np.asarray(mfcc_windows, np.float32)[None], "identity_pca_codes": identity_code}
         )["pca_codes"][0]
+        return self.landmarks_from_codes(codes, identity_landmarks, relative)
+
+    def landmarks_from_codes(self, codes: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
+        """[T, K] AT-net codes -> [T, 68, 2] landmarks (crop px); see `predict_landmarks` for `relative`."""
         if not relative:
             return self.pca.decode(codes)
+        identity_code = self.pca.encode(identity_landmarks)[None]
         return identity_landmarks[None] + self.pca.decode(codes) - self.pca.decode(identity_code)
 
     def render(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, landmarks: np.ndarray) -> dict:
-        """VG-net: identity crop (uint8) + landmarks (crop px) -> uint8 frames, attention and motion maps."""
+        """VG-net in one call: identity crop (uint8) + landmarks (crop px) -> uint8 frames, attention and motion maps."""
         scale = 1.0 / self.crop_size
         outputs = self.vgnet.predict_on_batch({
             "identity_frame": to_unit(identity_frame)[None],
             "identity_landmarks": (identity_landmarks.reshape(1, 136) * scale).astype(np.float32),
             "landmarks": (landmarks.reshape(1, -1, 136) * scale).astype(np.float32),
         })
-        return {
-            "frames": to_uint8(outputs["frames"][0]),
-            "attention": np.asarray(outputs["attention"][0]),
-            "motion": to_uint8(outputs["motion"][0]),
-        }
+        return _frames_out(outputs)
+
+    def streamer(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> "FrameStreamer":
+        """A `FrameStreamer` for one identity (crop uint8 + its landmarks in crop px)."""
+        if self._stream is None:
+            self._stream = {
+                "atnet": _Compiled(build_atnet_stream(self.atnet)),
+                "identity": _Compiled(build_vgnet_identity_encoder(self.vgnet)),
+                "vgnet": _Compiled(build_vgnet_stream(self.vgnet)),
+            }
+        return FrameStreamer(self, identity_frame, identity_landmarks, relative)
+
+
+class FrameStreamer:
+    """Generates a talking face chunk by chunk, carrying AT-net's and VG-net's recurrent states.
+
+    Feeding the MFCC windows of a recording in any number of chunks gives the frames of one call on
+    the whole recording (`predict_landmarks` + `render`) while memory holds one chunk.
+
+    Args:
+        model: the cascade.
+        identity_frame: aligned identity crop, uint8 [S, S, 3].
+        identity_landmarks: its landmarks [68, 2] in crop pixels.
+        relative: see `TalkingFaceModel.predict_landmarks`.
+    """
+
+    def __init__(self, model: TalkingFaceModel, identity_frame: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True):
+        self.model, self.relative = model, relative
+        self.identity_landmarks = np.asarray(identity_landmarks, np.float32)
+        scale = 1.0 / model.crop_size
+        self._identity_code = tf.constant(model.pca.encode(self.identity_landmarks)[None])
+        frame = tf.constant(to_unit(identity_frame)[None])
+        identity = model._stream["identity"]({
+            "identity_frame": frame,
+            "identity_landmarks": tf.constant((self.identity_landmarks.reshape(1, 136) * scale).astype(np.float32)),
+        })
+        self._identity = {"identity_frame": frame, **identity}
+        self._atnet_states = {k: tf.constant(v) for k, v in initial_states(model._stream["atnet"].model).items()}
+        self._vgnet_states = {k: tf.constant(v) for k, v in initial_states(model._stream["vgnet"].model).items()}
+
+    def __call__(self, mfcc_windows: np.ndarray) -> dict:
+        """Renders the next frames.
+
+        Args:
+            mfcc_windows: [n, 28, 12] windows of the next n frames (n >= 1).
+
+        Returns:
+            `landmarks` [n, 68, 2] (crop px), `frames` and `motion` uint8 [n, S, S, 3], `attention`
+            float [n, S, S, 1].
+        """
+        stream = self.model._stream
+        atnet = stream["atnet"]({
+            "mfcc_windows": tf.constant(np.asarray(mfcc_windows, np.float32)[None]),
+            "identity_pca_codes": self._identity_code,
+            **self._atnet_states,
+        })
+        self._atnet_states = next_states(atnet)
+        landmarks = self.model.landmarks_from_codes(atnet["pca_codes"].numpy()[0], self.identity_landmarks, self.relative)
+        scale = 1.0 / self.model.crop_size
+        vgnet = stream["vgnet"]({
+            **self._identity,
+            "landmarks": tf.constant((landmarks.reshape(1, -1, 136) * scale).astype(np.float32)),
+            **self._vgnet_states,
+        })
+        self._vgnet_states = next_states(vgnet)
+        return {"landmarks": landmarks, **_frames_out(vgnet)}
+
+
+class _Compiled:
+    """A model's inference call as one traced graph that accepts any chunk length."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        signature = {name: tf.TensorSpec(tensor.shape, tensor.dtype, name=name) for name, tensor in model.input.items()}
+        self._call = tf.function(lambda inputs: model(inputs, training=False), input_signature=[signature])
+
+    def __call__(self, inputs: dict) -> dict:
+        return self._call(inputs)
+
+
+def _frames_out(outputs: dict) -> dict:
+    return {
+        "frames": to_uint8(outputs["frames"][0]),
+        "attention": np.asarray(outputs["attention"][0]),
+        "motion": to_uint8(outputs["motion"][0]),
+    }

@@ -1,33 +1,45 @@
-"""Photo + speech -> talking-face frames, and writing them as an MP4 with the speech muxed in.
+"""Photo + speech -> talking-face frames, streamed chunk by chunk into an MP4 with the speech muxed in.
 
     from atvg_tf.generation.talking_face import TalkingFace
-    talker = TalkingFace()                      # the packaged default model, MediaPipe landmarks
-    result = talker.generate("face.jpg", "speech.wav")
-    talker.save(result, "out.mp4")              # pasted back into the photo, 25 fps, H.264 + AAC
+    with TalkingFace() as talker:               # the packaged default model, MediaPipe landmarks
+        talker.write_video("face.jpg", "talk.mp3", "out.mp4")   # any length, bounded memory
+        result = talker.generate("face.jpg", "speech.wav")       # short clips: frames in memory
+        talker.save(result, "crops.mp4", mode="crop")
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
+import queue
+import threading
+import time
+from typing import Iterable, Iterator
 
-import av
 import cv2
 import numpy as np
 
-from atvg_tf.frontend.audio import load_audio, mfcc_windows
+from atvg_tf.frontend.audio import MfccWindowStream, audio_duration, iter_audio
 from atvg_tf.frontend.face.alignment import AlignedFace, align_face, invert_transform
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.image import load_image
 from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.generation.video_writer import Mp4Writer
 
 OUTPUT_MODES = ("paste-back", "crop", "panels")
+FPS = 25
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """A photo and its aligned face, prepared once and reusable for many recordings."""
+
+    image: np.ndarray
+    face: AlignedFace
 
 
 @dataclasses.dataclass
 class Generation:
-    """The result of `TalkingFace.generate`.
+    """The result of `TalkingFace.generate` (everything in memory: meant for short clips).
 
     Attributes:
         image: the original RGB photo.
@@ -48,17 +60,48 @@ class Generation:
     audio_path: str
 
 
+@dataclasses.dataclass(frozen=True)
+class VideoSummary:
+    """What `TalkingFace.write_video` wrote."""
+
+    path: str
+    frames: int
+    seconds: float
+    first_frame_seconds: float
+
+    @property
+    def duration(self) -> float:
+        return self.frames / FPS
+
+    def __str__(self) -> str:
+        return (
+            f"wrote {self.path}: {self.frames} frames ({self.duration:.2f} s of video) in {self.seconds:.1f} s "
+            f"({self.frames / self.seconds:.1f} frames/s, first frame after {self.first_frame_seconds:.2f} s)"
+        )
+
+
 class TalkingFace:
     """Loads a model once and turns (photo, speech) pairs into talking-face videos.
 
     Args:
         model: a `TalkingFaceModel`, a model folder, or None for the packaged default model.
         landmarks: landmark backend for the photo (`mediapipe` or `dlib`).
+        chunk_frames: frames generated per model call; memory grows with it, not with the audio.
+        first_chunk_frames: frames of the first call (small, so the first frame comes early).
     """
 
-    def __init__(self, model: TalkingFaceModel | str | None = None, landmarks: str = "mediapipe"):
+    def __init__(
+        self,
+        model: TalkingFaceModel | str | None = None,
+        landmarks: str = "mediapipe",
+        chunk_frames: int = 32,
+        first_chunk_frames: int = 4,
+    ):
+        if min(chunk_frames, first_chunk_frames) < 1:
+            raise ValueError(f"chunk sizes must be at least 1, got {chunk_frames} and {first_chunk_frames}.")
         self.model = model if isinstance(model, TalkingFaceModel) else TalkingFaceModel.load(model)
         self.detector = create_landmark_detector(landmarks)
+        self.chunk_frames, self.first_chunk_frames = chunk_frames, first_chunk_frames
 
     def close(self) -> None:
         """Releases the landmark detector."""
@@ -70,88 +113,234 @@ class TalkingFace:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def generate(self, image: str | np.ndarray, audio: str, face_index: int = 0) -> Generation:
-        """Generates the frames for a photo (path or RGB array) and a speech file."""
+    def identity(self, image: str | np.ndarray, face_index: int = 0) -> Identity:
+        """Detects and aligns the face of a photo (path or RGB array); `face_index` 0 is the largest."""
         photo = load_image(image) if isinstance(image, str) else np.asarray(image)
-        face = align_face(photo, self.detector.largest_face(photo, face_index=face_index))
-        waveform = load_audio(audio)
-        landmarks = self.model.predict_landmarks(mfcc_windows(waveform), face.landmarks)
-        rendered = self.model.render(face.image, face.landmarks, landmarks)
-        return Generation(photo, face, rendered["frames"], landmarks, rendered["attention"], rendered["motion"], audio)
+        return Identity(photo, align_face(photo, self.detector.largest_face(photo, face_index=face_index)))
 
-    def save(self, generation: Generation, path: str, mode: str = "paste-back", fps: int = 25) -> None:
-        """Writes an H.264 MP4 with the speech as AAC; the file appears only when complete.
+    def stream(self, identity: Identity, audio: str) -> Iterator[dict]:
+        """Generates the frames for a speech file chunk by chunk.
+
+        The audio is decoded block by block and the recurrent states carry over from chunk to
+        chunk, so the result equals one call on the whole recording and memory stays bounded.
+
+        Yields:
+            Dicts with `landmarks` [n, 68, 2], `frames` and `motion` uint8 [n, S, S, 3] and
+            `attention` [n, S, S, 1] for the next n <= chunk_frames frames.
+        """
+        render = self.model.streamer(identity.face.image, identity.face.landmarks)
+        chunker = _Chunker(self.first_chunk_frames, self.chunk_frames)
+        for windows in _mfcc_windows(audio, self.chunk_frames):
+            for chunk in chunker.add(windows):
+                yield render(chunk)
+        for chunk in chunker.rest():
+            yield render(chunk)
+
+    def generate(self, image: str | np.ndarray, audio: str, face_index: int = 0) -> Generation:
+        """Generates all frames for a photo (path or RGB array) and a speech file, in memory."""
+        identity = self.identity(image, face_index)
+        chunks = list(self.stream(identity, audio))
+        joined = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
+        return Generation(
+            identity.image, identity.face, joined["frames"], joined["landmarks"], joined["attention"], joined["motion"], audio
+        )
+
+    def save(self, generation: Generation, path: str, mode: str = "paste-back") -> None:
+        """Writes a `Generation` as an H.264 MP4 with its speech as AAC; the file appears only when complete.
 
         Args:
             mode: `paste-back` (the face back in the full photo), `crop` (128 x 128 crops) or
                 `panels` (frame | attention | motion | landmarks).
         """
-        if mode not in OUTPUT_MODES:
-            raise ValueError(f"unknown output mode {mode!r}; choose one of {', '.join(OUTPUT_MODES)}.")
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise PermissionError(f"cannot write {path}: {folder} is not a writable folder.")
-        frames = {"paste-back": paste_back, "crop": lambda g: g.frames, "panels": panel_frames}[mode](generation)
-        handle, partial = tempfile.mkstemp(suffix=".mp4", dir=folder, prefix=".atvg-")
-        os.close(handle)
+        compose = _composer(mode, Identity(generation.image, generation.face))
+        chunk = {"frames": generation.frames, "landmarks": generation.landmarks,
+                 "attention": generation.attention, "motion": generation.motion}
+        with Mp4Writer(path, generation.audio_path, FPS) as writer:
+            for frame in compose(chunk):
+                writer.write(frame)
+
+    def write_video(
+        self,
+        image: str | np.ndarray | Identity,
+        audio: str,
+        path: str,
+        mode: str = "paste-back",
+        face_index: int = 0,
+        landmarks_out: str | None = None,
+        progress: bool = False,
+    ) -> VideoSummary:
+        """Photo + speech -> MP4, frames encoded as they are generated (any length, bounded memory).
+
+        Args:
+            image: photo path, RGB array or a prepared `Identity`.
+            audio: speech file (wav, flac, mp3, m4a, ... or a video file's sound).
+            path: the MP4 to write (it appears only when complete).
+            mode: `paste-back`, `crop` or `panels` (see `save`).
+            face_index: which face when the photo has several (0 = the largest).
+            landmarks_out: also save the predicted landmarks [T, 68, 2] (crop px) as .npy.
+            progress: show a progress bar.
+
+        Returns:
+            A `VideoSummary` (frames, wall time, time to the first frame).
+        """
+        started = time.perf_counter()
+        identity = image if isinstance(image, Identity) else self.identity(image, face_index)
+        compose = _composer(mode, identity)
+        landmarks: list[np.ndarray] = []
+        first_frame = None
+        with Mp4Writer(path, audio, FPS) as writer, _progress_bar(audio, progress) as bar:
+            # The networks run in a background thread while this one composes and encodes.
+            for chunk in in_background(self.stream(identity, audio), depth=2):
+                for frame in compose(chunk):
+                    writer.write(frame)
+                    first_frame = first_frame or time.perf_counter() - started
+                landmarks.append(chunk["landmarks"])
+                bar.update(len(chunk["frames"]))
+        if landmarks_out:
+            np.save(landmarks_out, np.concatenate(landmarks))
+        return VideoSummary(path, writer.frames_written, time.perf_counter() - started, first_frame)
+
+
+def in_background(items: Iterator, depth: int) -> Iterator:
+    """Runs an iterator in a background thread, at most `depth` items ahead of the consumer.
+
+    Exceptions in the thread reach the consumer; a consumer that stops early stops the thread.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def hand_over(entry) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
         try:
-            write_mp4(frames, load_audio(generation.audio_path, 48000), partial, fps)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(partial, 0o666 & ~umask)  # mkstemp makes it private; give it normal permissions
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+            for item in items:
+                if not hand_over((item, None)):
+                    return
+            hand_over((done, None))
+        except BaseException as error:  # handed to the consumer, re-raised there
+            hand_over((done, error))
+
+    worker = threading.Thread(target=produce, name="atvg-generate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
-def paste_back(generation: Generation) -> np.ndarray:
-    """The generated crops warped back into the photo with a feathered mask (no box edge shows)."""
-    height, width = generation.image.shape[:2]
-    inverse = invert_transform(generation.face.transform)
-    size = generation.frames.shape[1]
-    mask = np.zeros((size, size), np.float32)
-    border = size // 10
-    mask[border:-border, border:-border] = 1.0
-    mask = cv2.GaussianBlur(mask, (0, 0), border / 2)
-    mask = cv2.warpAffine(mask, inverse, (width, height))[..., None]
-    out = np.empty((len(generation.frames), height, width, 3), np.uint8)
-    for index, crop in enumerate(generation.frames):
-        warped = cv2.warpAffine(crop, inverse, (width, height), flags=cv2.INTER_LINEAR)
-        out[index] = (warped * mask + generation.image * (1 - mask)).astype(np.uint8)
-    return out
+def _mfcc_windows(audio: str, frames_per_batch: int) -> Iterator[np.ndarray]:
+    """Decodes a speech file block by block and yields MFCC windows about `frames_per_batch` at a time."""
+    windows = MfccWindowStream()
+    batch_samples = frames_per_batch * windows.config.samples_per_video_frame
+    pending: list[np.ndarray] = []
+    buffered = 0
+    for block in iter_audio(audio):
+        pending.append(block)
+        buffered += block.size
+        if buffered >= batch_samples:  # one MFCC call per batch, not per decoded block
+            yield windows.push(np.concatenate(pending))
+            pending, buffered = [], 0
+    if pending:
+        yield windows.push(np.concatenate(pending))
+    yield windows.finish()
 
 
-def panel_frames(generation: Generation) -> np.ndarray:
+class _Chunker:
+    """Cuts MFCC windows, as they arrive, into chunks: a short first one (an early first frame), then full ones."""
+
+    def __init__(self, first: int, size: int):
+        self.size, self.next_size = size, first
+        self.buffer = np.zeros((0, 0, 0), np.float32)
+
+    def add(self, windows: np.ndarray) -> list[np.ndarray]:
+        """Adds windows; returns the chunks that are now complete."""
+        self.buffer = windows if not len(self.buffer) else np.concatenate([self.buffer, windows])
+        chunks = []
+        while len(self.buffer) >= self.next_size:
+            chunks.append(self.buffer[: self.next_size])
+            self.buffer = self.buffer[self.next_size :]
+            self.next_size = self.size
+        return chunks
+
+    def rest(self) -> list[np.ndarray]:
+        """The last, shorter chunk (if any windows are left)."""
+        rest, self.buffer = self.buffer, self.buffer[:0]
+        return [rest] if len(rest) else []
+
+
+def _progress_bar(audio: str, enabled: bool):
+    from tqdm import tqdm
+
+    seconds = audio_duration(audio)
+    total = round(seconds * FPS) if seconds else None
+    return tqdm(total=total, unit="frame", desc="generating", disable=not enabled, dynamic_ncols=True)
+
+
+def _composer(mode: str, identity: Identity):
+    """The function that turns a generated chunk into output frames for an output mode."""
+    if mode == "paste-back":
+        return PasteBack(identity)
+    if mode == "crop":
+        return lambda chunk: chunk["frames"]
+    if mode == "panels":
+        return panel_frames
+    raise ValueError(f"unknown output mode {mode!r}; choose one of {', '.join(OUTPUT_MODES)}.")
+
+
+class PasteBack:
+    """Puts generated crops back into the full-resolution photo with a feathered mask (no box edge shows).
+
+    Only the face's bounding box is warped and blended, so the cost per frame does not grow with
+    the photo's size beyond one copy.
+    """
+
+    def __init__(self, identity: Identity, crop_size: int = 128):
+        self.image = identity.image
+        height, width = self.image.shape[:2]
+        inverse = invert_transform(identity.face.transform)
+        corners = np.array([[0, 0, 1], [crop_size, 0, 1], [0, crop_size, 1], [crop_size, crop_size, 1]], np.float64)
+        box = corners @ inverse.T
+        self.x0, self.y0 = (max(int(np.floor(box[:, i].min())) - 1, 0) for i in (0, 1))
+        self.x1 = min(int(np.ceil(box[:, 0].max())) + 2, width)
+        self.y1 = min(int(np.ceil(box[:, 1].max())) + 2, height)
+        self.inverse = inverse - np.array([[0, 0, self.x0], [0, 0, self.y0]], np.float64)
+        self.size = (self.x1 - self.x0, self.y1 - self.y0)
+        mask = np.zeros((crop_size, crop_size), np.float32)
+        border = crop_size // 10
+        mask[border:-border, border:-border] = 1.0
+        mask = cv2.GaussianBlur(mask, (0, 0), border / 2)
+        self.mask = cv2.warpAffine(mask, self.inverse, self.size)[..., None]
+        self.background = self.image[self.y0 : self.y1, self.x0 : self.x1].astype(np.float32) * (1 - self.mask)
+        self._canvas = self.image.copy()
+
+    def __call__(self, chunk: dict) -> Iterable[np.ndarray]:
+        """Yields one full-size frame per crop (the same buffer, refilled: encode it before the next)."""
+        for crop in chunk["frames"]:
+            warped = cv2.warpAffine(crop, self.inverse, self.size, flags=cv2.INTER_LINEAR)
+            self._canvas[self.y0 : self.y1, self.x0 : self.x1] = warped * self.mask + self.background
+            yield self._canvas
+
+
+def panel_frames(chunk: dict) -> np.ndarray:
     """frame | attention map | motion map | predicted landmarks, side by side (the paper's Fig. 1 view)."""
-    heat = np.repeat((generation.attention * 255).astype(np.uint8), 3, axis=-1)
-    canvas = []
-    for points in generation.landmarks:
-        sketch = np.zeros(generation.frames.shape[1:], np.uint8)
+    heat = np.repeat((chunk["attention"] * 255).astype(np.uint8), 3, axis=-1)
+    sketches = np.zeros_like(chunk["frames"])
+    for sketch, points in zip(sketches, chunk["landmarks"]):
         for x, y in points:
             cv2.circle(sketch, (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
-        canvas.append(sketch)
-    return np.concatenate([generation.frames, heat, generation.motion, np.stack(canvas)], axis=2)
-
-
-def write_mp4(frames: np.ndarray, audio_48k: np.ndarray, path: str, fps: int = 25) -> None:
-    """Encodes [T, H, W, 3] uint8 frames (H.264, yuv420p) and mono 48 kHz audio (AAC) into `path`."""
-    height, width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2  # yuv420p needs even sizes
-    with av.open(path, "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = container.add_stream("aac", rate=48000, layout="mono")
-        for frame in frames:
-            for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        samples = av.AudioFrame.from_ndarray(audio_48k.astype(np.float32)[None], format="flt", layout="mono")
-        samples.sample_rate = 48000
-        resampler = av.AudioResampler(format=sound.format, layout="mono", rate=48000)
-        for chunk in resampler.resample(samples) + resampler.resample(None):
-            for packet in sound.encode(chunk):
-                container.mux(packet)
-        for packet in sound.encode():
-            container.mux(packet)
-
+    return np.concatenate([chunk["frames"], heat, chunk["motion"], sketches], axis=2)

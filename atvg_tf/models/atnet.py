@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 from keras import layers
 
 from atvg_tf.models.config import ATNetConfig
-from atvg_tf.models.layers import PerFrame, TileOverTime, conv_block, dense, lstm_stack
+from atvg_tf.models.layers import PerFrame, TileOverTime, conv_block, dense
 
 
 def build_audio_encoder(config: ATNetConfig) -> keras.Model:
@@ -26,6 +28,43 @@ def build_audio_encoder(config: ATNetConfig) -> keras.Model:
     return keras.Model(window, x, name="audio_encoder")
 
 
+def atnet_layers(config: ATNetConfig) -> dict[str, layers.Layer]:
+    """Every layer of AT-net, keyed by its name (the names a trained model's layers carry)."""
+    parts = {
+        "add_channel": layers.Reshape((-1, *config.window_shape, 1), name="add_channel"),
+        "audio_encoder": PerFrame(build_audio_encoder(config), name="audio_encoder"),
+        "landmark_fc1": dense(config.landmark_dense[0], "landmark_fc1"),
+        "landmark_fc2": dense(config.landmark_dense[1], "landmark_fc2"),
+        "landmark_over_time": TileOverTime(name="landmark_over_time"),
+        "fuse": layers.Concatenate(name="fuse"),
+        "pca_codes": PerFrame(dense(config.pca_components, "code_fc", activation=None), name="pca_codes"),
+    }
+    for index in range(config.lstm_layers):
+        parts[f"lstm_{index}"] = layers.LSTM(config.lstm_units, return_sequences=True, name=f"lstm_{index}")
+    return parts
+
+
+def atnet_graph(parts: dict, mfcc_windows, identity_pca_codes, run_recurrent: Callable | None = None):
+    """Wires AT-net's layers (from `atnet_layers` or a trained model) on symbolic inputs.
+
+    Args:
+        run_recurrent: `run_recurrent(lstm, x) -> y` runs each LSTM; the default calls it as it is.
+            The streaming form passes one that feeds and returns the LSTM states.
+
+    Returns:
+        The PCA codes [B, T, K].
+    """
+    audio = parts["audio_encoder"](parts["add_channel"](mfcc_windows))
+    identity = parts["landmark_fc2"](parts["landmark_fc1"](identity_pca_codes))
+    x = parts["fuse"]([parts["landmark_over_time"]([identity, audio]), audio])
+    index = 0
+    while f"lstm_{index}" in parts:
+        lstm = parts[f"lstm_{index}"]
+        x = run_recurrent(lstm, x) if run_recurrent else lstm(x)
+        index += 1
+    return parts["pca_codes"](x)
+
+
 def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
     """Builds AT-net.
 
@@ -38,12 +77,5 @@ def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
     """
     windows = keras.Input((None, *config.window_shape), name="mfcc_windows")
     identity_codes = keras.Input((config.pca_components,), name="identity_pca_codes")
-    audio = layers.Reshape((-1, *config.window_shape, 1), name="add_channel")(windows)
-    audio = PerFrame(build_audio_encoder(config), name="audio_encoder")(audio)
-    identity = dense(config.landmark_dense[0], "landmark_fc1")(identity_codes)
-    identity = dense(config.landmark_dense[1], "landmark_fc2")(identity)
-    identity = TileOverTime(name="landmark_over_time")([identity, audio])
-    x = layers.Concatenate(name="fuse")([identity, audio])
-    x = lstm_stack(x, config.lstm_units, config.lstm_layers, "lstm")
-    codes = PerFrame(dense(config.pca_components, "code_fc", activation=None), name="pca_codes")(x)
+    codes = atnet_graph(atnet_layers(config), windows, identity_codes)
     return keras.Model({"mfcc_windows": windows, "identity_pca_codes": identity_codes}, {"pca_codes": codes}, name="atnet")

@@ -9,6 +9,8 @@ and an attention map `a_t` (sigmoid) that blend with the identity image (Eq. 8).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 from keras import layers
 
@@ -88,6 +90,85 @@ def _head(channels: int, activation: str, name: str) -> PerFrame:
     return PerFrame(conv, name=name)
 
 
+def vgnet_layers(config: VGNetConfig) -> dict[str, layers.Layer]:
+    """Every layer of VG-net, keyed by its name (the names a trained model's layers carry)."""
+    if config.image_size % 16:
+        raise ValueError(f"image_size must be a multiple of 16, got {config.image_size}.")
+    encoder1, encoder2 = _image_encoders(config)
+    stage2, feature = _landmark_encoders(config)
+    decoder1, decoder2 = _decoders(config)
+    parts = {
+        "image_encoder1": encoder1,
+        "image_encoder2": encoder2,
+        "landmark_stage2": stage2,
+        "landmark_feature": feature,
+        "landmark_stage2_t": PerFrame(stage2, name="landmark_stage2_t"),
+        "landmark_pair": layers.Concatenate(name="landmark_pair"),
+        "landmark_attention": PerFrame(_attention(config), name="landmark_attention"),
+        "landmark_feature_t": PerFrame(feature, name="landmark_feature_t"),
+        "landmark_motion": layers.Subtract(name="landmark_motion"),
+        "joint": layers.Concatenate(name="joint"),
+        "bottleneck": PerFrame(_bottleneck(config), name="bottleneck"),
+        "mmcrnn": layers.ConvLSTM2D(
+            config.rnn_channels, 3, padding="same", dilation_rate=2, return_sequences=True, name="mmcrnn"
+        ),
+        "decoder1": PerFrame(decoder1, name="decoder1"),
+        "feature_blend": AttentionBlend(name="feature_blend"),
+        "decoder2": PerFrame(decoder2, name="decoder2"),
+        "motion": _head(3, "tanh", "motion"),
+        "attention": _head(1, "sigmoid", "attention"),
+        "frames": AttentionBlend(name="frames"),
+    }
+    for name in ("identity_stage2_t", "identity_feature_t", "image_feature_t", "identity_features_t", "identity_frame_t"):
+        parts[name] = TileOverTime(name=name)
+    return parts
+
+
+def vgnet_identity(parts: dict, identity_frame, identity_landmarks) -> dict:
+    """The identity's encodings, computed once per photo.
+
+    Returns:
+        `identity_features` (i'_p, 32 x 32), `image_feature` (8 x 8), `identity_stage2` and
+        `identity_feature` (the identity landmarks' maps, 8 x 8).
+    """
+    identity_features = parts["image_encoder1"](identity_frame)
+    identity_stage2 = parts["landmark_stage2"](identity_landmarks)
+    return {
+        "identity_features": identity_features,
+        "image_feature": parts["image_encoder2"](identity_features),
+        "identity_stage2": identity_stage2,
+        "identity_feature": parts["landmark_feature"](identity_stage2),
+    }
+
+
+def vgnet_render(parts: dict, identity_frame, identity: dict, landmarks, run_recurrent: Callable | None = None) -> dict:
+    """Wires the per-frame part of VG-net: landmarks [B, T, 136] -> frames, attention and motion.
+
+    Args:
+        identity: the encodings from `vgnet_identity`.
+        run_recurrent: `run_recurrent(conv_lstm, x) -> y` runs the MMCRNN; the default calls it as it
+            is. The streaming form passes one that feeds and returns its states.
+    """
+    over_time = lambda name, value: parts[name]([value, landmarks])  # noqa: E731
+    stage2_t = parts["landmark_stage2_t"](landmarks)
+    pair = parts["landmark_pair"]([stage2_t, over_time("identity_stage2_t", identity["identity_stage2"])])
+    landmark_attention = parts["landmark_attention"](pair)
+    feature_t = parts["landmark_feature_t"](stage2_t)
+    motion_feature = parts["landmark_motion"]([feature_t, over_time("identity_feature_t", identity["identity_feature"])])
+    joint = parts["joint"]([over_time("image_feature_t", identity["image_feature"]), motion_feature])
+    joint = parts["bottleneck"](joint)
+    hidden = run_recurrent(parts["mmcrnn"], joint) if run_recurrent else parts["mmcrnn"](joint)
+    decoded = parts["decoder1"](hidden)
+    blended = parts["feature_blend"](
+        [decoded, over_time("identity_features_t", identity["identity_features"]), landmark_attention]
+    )
+    decoded = parts["decoder2"](blended)
+    motion = parts["motion"](decoded)
+    attention = parts["attention"](decoded)
+    frames = parts["frames"]([motion, over_time("identity_frame_t", identity_frame), attention])
+    return {"frames": frames, "attention": attention, "motion": motion}
+
+
 def build_vgnet(config: VGNetConfig = VGNetConfig()) -> keras.Model:
     """Builds VG-net.
 
@@ -100,40 +181,12 @@ def build_vgnet(config: VGNetConfig = VGNetConfig()) -> keras.Model:
         A functional model with outputs `frames` [B, T, 128, 128, 3], `attention`
         [B, T, 128, 128, 1] and `motion` [B, T, 128, 128, 3].
     """
-    if config.image_size % 16:
-        raise ValueError(f"image_size must be a multiple of 16, got {config.image_size}.")
+    parts = vgnet_layers(config)
     size = config.image_size
     identity_frame = keras.Input((size, size, 3), name="identity_frame")
     identity_landmarks = keras.Input((136,), name="identity_landmarks")
     landmarks = keras.Input((None, 136), name="landmarks")
-
-    encoder1, encoder2 = _image_encoders(config)
-    stage2, feature = _landmark_encoders(config)
-    over_time = lambda value, name: TileOverTime(name=name)([value, landmarks])  # noqa: E731
-
-    identity_features = encoder1(identity_frame)  # i'_p, 32 x 32
-    image_feature = encoder2(identity_features)
-    identity_stage2 = stage2(identity_landmarks)
-    identity_feature = feature(identity_stage2)
-
-    stage2_t = PerFrame(stage2, name="landmark_stage2_t")(landmarks)
-    pair = layers.Concatenate(name="landmark_pair")([stage2_t, over_time(identity_stage2, "identity_stage2_t")])
-    landmark_attention = PerFrame(_attention(config), name="landmark_attention")(pair)
-    feature_t = PerFrame(feature, name="landmark_feature_t")(stage2_t)
-    motion_feature = layers.Subtract(name="landmark_motion")([feature_t, over_time(identity_feature, "identity_feature_t")])
-    joint = layers.Concatenate(name="joint")([over_time(image_feature, "image_feature_t"), motion_feature])
-    joint = PerFrame(_bottleneck(config), name="bottleneck")(joint)
-    hidden = layers.ConvLSTM2D(
-        config.rnn_channels, 3, padding="same", dilation_rate=2, return_sequences=True, name="mmcrnn"
-    )(joint)
-
-    decoder1, decoder2 = _decoders(config)
-    decoded = PerFrame(decoder1, name="decoder1")(hidden)
-    blended = AttentionBlend(name="feature_blend")([decoded, over_time(identity_features, "identity_features_t"), landmark_attention])
-    decoded = PerFrame(decoder2, name="decoder2")(blended)
-    motion = _head(3, "tanh", "motion")(decoded)
-    attention = _head(1, "sigmoid", "attention")(decoded)
-    frames = AttentionBlend(name="frames")([motion, over_time(identity_frame, "identity_frame_t"), attention])
-    outputs = {"frames": frames, "attention": attention, "motion": motion}
+    identity = vgnet_identity(parts, identity_frame, identity_landmarks)
+    outputs = vgnet_render(parts, identity_frame, identity, landmarks)
     inputs = {"identity_frame": identity_frame, "identity_landmarks": identity_landmarks, "landmarks": landmarks}
     return keras.Model(inputs, outputs, name="vgnet")

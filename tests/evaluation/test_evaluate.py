@@ -1,26 +1,10 @@
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
 
-from tests.conftest import REPO, grid_clip
-
-
-@pytest.fixture(scope="module")
-def untrained_model(tmp_path_factory):
-    """A model folder with freshly initialised `small` networks (evaluation must work on any model)."""
-    from atvg_tf.models.atnet import build_atnet
-    from atvg_tf.models.config import ATNetConfig, VGNetConfig
-    from atvg_tf.models.vgnet import build_vgnet
-
-    folder = tmp_path_factory.mktemp("model")
-    build_atnet(ATNetConfig.preset("small")).save(folder / "atnet.keras")
-    build_vgnet(VGNetConfig.preset("small")).save(folder / "vgnet.keras")
-    shutil.copy(os.path.join(REPO, "atvg_tf", "assets", "landmark_pca.npz"), folder / "pca.npz")
-    return str(folder)
+from tests.conftest import grid_clip
 
 
 def test_atvg_evaluate_writes_a_valid_report(shared_data, untrained_model, tmp_path):

@@ -58,6 +58,33 @@ def test_it_moves_the_mouth_of_faces_it_never_saw(shared_data, default_model):
         talker.close()
 
 
+def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_path, capsys):
+    """Decodes `atvg generate` output of the default model: crops and pasted back into the photo."""
+    import av
+
+    from atvg_tf.cli import main
+    from atvg_tf.frontend.image import load_image
+
+    photo = os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")
+    speech = os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav")
+    for mode in ("crop", "paste-back"):
+        assert main(["generate", "--image", photo, "--audio", speech, "--output", str(tmp_path / f"{mode}.mp4"), f"--{mode}", "--quiet"]) == 0
+    decode = lambda name: np.stack([f.to_ndarray(format="rgb24") for f in av.open(str(tmp_path / name)).decode(video=0)]).astype(np.float32)  # noqa: E731
+    crops = decode("crop.mp4")
+    assert len(crops) == 150
+    mouth = crops[:, 84:112, 40:88].std(axis=0).mean()
+    eyes = crops[:, 28:48, 24:104].std(axis=0).mean()
+    assert mouth > 2.0 and mouth > 2 * eyes, (mouth, eyes)
+    pasted = decode("paste-back.mp4")
+    original = load_image(photo).astype(np.float32)[: pasted.shape[1], : pasted.shape[2]]
+    changed = np.abs(pasted - original).max(axis=(0, 3)) > 40  # pixels that ever differ from the photo
+    rows, columns = np.nonzero(changed)
+    height, width = original.shape[:2]
+    assert rows.min() > 0.25 * height and columns.min() > 0.25 * width  # only around the mouth and chin
+    assert rows.max() < 0.9 * height and columns.max() < 0.75 * width
+    assert np.abs(pasted[:, :20] - original[:20]).mean() < 3  # the top of the photo is untouched
+
+
 def test_unusual_photos_and_silence(shared_data, default_model, tmp_path):
     import av
     import cv2

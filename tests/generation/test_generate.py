@@ -1,19 +1,35 @@
+"""`atvg generate` and the `TalkingFace` API: output files, input formats, and bad input."""
+
+import logging
 import os
+import struct
 import subprocess
 import sys
+import wave
 
 import av
+import cv2
 import numpy as np
 import pytest
 
-from tests.evaluation.test_evaluate import untrained_model  # noqa: F401  (fixture)
+from atvg_tf.frontend.image import load_image
 
 
 def _run(*args):
     return subprocess.run([sys.executable, "-m", "atvg_tf.cli", "generate", *args], capture_output=True, text=True, timeout=900)
 
 
+def _main(capsys, *args):
+    """`atvg generate ...` in this process (the models and libraries stay loaded): exit code, last stderr line."""
+    from atvg_tf.cli import main
+
+    code = main(["generate", *args])
+    lines = capsys.readouterr().err.strip().splitlines()
+    return code, lines[-1] if lines else ""
+
+
 def _decode(path):
+    """Frames (RGB) and the audio track's duration in seconds."""
     with av.open(str(path)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     with av.open(str(path)) as container:
@@ -22,46 +38,185 @@ def _decode(path):
     return frames, seconds
 
 
+def _photo(shared_data, name="Elektra.jpg"):
+    return os.path.join(shared_data, "atvgnet", "image", name)
+
+
+def _speech(shared_data, name="audio_sample.wav"):
+    return os.path.join(shared_data, "atvgnet", "audio", name)
+
+
+def _write_audio(path, waveform, rate, codec, layout):
+    """Encodes a mono float waveform (duplicated for stereo) with PyAV."""
+    channels = 2 if layout == "stereo" else 1
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        planar = np.repeat(waveform[None].astype(np.float32), channels, axis=0)
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = rate, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """Inserts an EXIF block whose only tag is Orientation (0x0112) after the JPEG's start marker."""
+    entry = struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1) + entry + struct.pack(">I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
 @pytest.mark.parametrize("mode, size", [("--paste-back", (994, 1736)), ("--crop", (128, 128)), ("--panels", (128, 512))])
-def test_generate_writes_a_video_with_sound(shared_data, untrained_model, tmp_path, mode, size):  # noqa: F811
+def test_generate_writes_a_video_with_sound(shared_data, untrained_model, tmp_path, mode, size):
     output = tmp_path / "out.mp4"
     marks = tmp_path / "marks.npy"
-    audio = os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav")  # 6 s
-    result = _run("--image", os.path.join(shared_data, "atvgnet", "image", "image_sample.jpg"), "--audio", audio,
+    result = _run("--image", _photo(shared_data, "image_sample.jpg"), "--audio", _speech(shared_data),  # 6 s
                   "--output", str(output), "--model", untrained_model, mode, "--landmarks-out", str(marks))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "frames/s" in result.stdout.splitlines()[-1]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith(f"wrote {output}: 150 frames (6.00 s of video)") and "frames/s" in summary
+    assert "generating" in result.stderr and "150/150" in result.stderr  # the progress bar
     frames, seconds = _decode(output)
     assert abs(len(frames) - 6.0 * 25) <= 1
     assert frames[0].shape[:2] == size
     assert abs(seconds - 6.0) < 0.1
     assert np.load(marks).shape == (len(frames), 68, 2)
     assert [p for p in os.listdir(tmp_path) if p.startswith(".atvg-")] == []
+    assert os.stat(output).st_mode & 0o044 == 0o044  # readable by others, like any file the user writes
 
 
-def test_bad_inputs_fail_with_one_line_and_no_output(shared_data, untrained_model, tmp_path):  # noqa: F811
-    image = os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")
-    audio = os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav")
+def test_bad_inputs_fail_with_one_line_and_no_output(shared_data, untrained_model, tmp_path, capsys):
+    image, audio = _photo(shared_data), _speech(shared_data)
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(os.urandom(500))
     blank = tmp_path / "blank.png"
-    import cv2
-
     cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))
+    gif = tmp_path / "face.gif"
+    gif.write_bytes(b"GIF89a" + os.urandom(100))
+    text = tmp_path / "speech.txt"
+    text.write_text("not a recording\n" * 50)
+    empty = tmp_path / "empty.wav"
+    with wave.open(str(empty), "wb") as handle:  # a valid header and no samples
+        handle.setnchannels(1), handle.setsampwidth(2), handle.setframerate(16000)
     cases = [
         (["--image", str(tmp_path / "none.jpg"), "--audio", audio], "image not found"),
         (["--image", str(corrupt), "--audio", audio], "cannot decode"),
+        (["--image", str(gif), "--audio", audio], "unsupported image type"),
         (["--image", str(blank), "--audio", audio], "no face found"),
+        (["--image", image, "--audio", str(tmp_path / "none.wav")], "audio file not found"),
         (["--image", image, "--audio", os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")], "no audio stream"),
+        (["--image", image, "--audio", image], "no audio stream"),
         (["--image", image, "--audio", str(corrupt)], "no audio stream"),
-        (["--image", str(tmp_path / "face.gif"), "--audio", audio], "not found"),
+        (["--image", image, "--audio", str(text)], "no audio stream; give a speech recording"),
+        (["--image", image, "--audio", str(empty)], "no audio samples"),
+    ]
+    cases += [
+        (["--image", image, "--audio", audio, "--output", "/proc/forbidden/out.mp4"], "not a writable folder"),
+        (["--image", image, "--audio", audio, "--output", str(tmp_path / "out.avi")], "must end in .mp4"),
     ]
     output = tmp_path / "out.mp4"
     for args, message in cases:
-        result = _run(*args, "--output", str(output), "--model", untrained_model)
-        assert result.returncode == 2, (args, result.stderr[-500:])
-        last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith("atvg generate: error:") and message in last, last
+        if "--output" not in args:
+            args = [*args, "--output", str(output)]
+        code, last = _main(capsys, *args, "--model", untrained_model)
+        assert code == 2 and last.startswith("atvg generate: error:") and message in last, (args, last)
         assert not output.exists()
-    result = _run("--image", image, "--audio", audio, "--output", "/proc/forbidden/out.mp4", "--model", untrained_model)
-    assert result.returncode == 2 and "not a writable folder" in result.stderr
+        assert [p for p in os.listdir(tmp_path) if p.startswith(".atvg-")] == []
+    # The same through the installed command: a non-zero exit status and one line on stderr.
+    result = _run("--image", str(corrupt), "--audio", audio, "--output", str(output), "--model", untrained_model)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("atvg generate: error: cannot decode")
+
+
+def test_several_faces_use_the_largest_with_a_warning_and_face_index_picks(shared_data, untrained_model, tmp_path, capsys, caplog):
+    big = cv2.imread(_photo(shared_data))
+    small = cv2.resize(cv2.imread(_photo(shared_data, "EzraMiller_00075.jpg")), (180, 180))
+    canvas = np.full((max(big.shape[0], 180), big.shape[1] + 200, 3), 255, np.uint8)
+    canvas[: big.shape[0], : big.shape[1]] = big
+    canvas[:180, big.shape[1] + 10 : big.shape[1] + 190] = small
+    group = tmp_path / "group.png"
+    cv2.imwrite(str(group), canvas)
+    common = ["--image", str(group), "--audio", _speech(shared_data), "--model", untrained_model, "--crop", "--quiet"]
+    with caplog.at_level(logging.WARNING):
+        assert _main(capsys, *common, "--output", str(tmp_path / "a.mp4"))[0] == 0
+    assert "2 faces found" in caplog.text
+    assert _main(capsys, *common, "--output", str(tmp_path / "b.mp4"), "--face-index", "1")[0] == 0
+    first, _ = _decode(tmp_path / "a.mp4")
+    second, _ = _decode(tmp_path / "b.mp4")
+    assert np.abs(first[0].astype(int) - second[0]).mean() > 20  # another person's face
+    code, last = _main(capsys, *common, "--output", str(tmp_path / "c.mp4"), "--face-index", "2")
+    assert code == 2 and "face index below 2" in last
+
+
+def test_exif_rotation_is_applied(shared_data, tmp_path):
+    upright = cv2.imread(_photo(shared_data))
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)  # as a phone held sideways stores it
+    jpeg = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    path = tmp_path / "sideways.jpg"
+    path.write_bytes(_with_exif_orientation(jpeg, 6))  # 6: rotate 90 degrees clockwise to view
+    loaded = load_image(str(path))
+    assert loaded.shape == upright.shape
+    assert np.abs(loaded.astype(int) - upright[..., ::-1]).mean() < 4
+
+
+@pytest.fixture(scope="module")
+def talker(untrained_model):
+    from atvg_tf.generation.talking_face import TalkingFace
+
+    with TalkingFace(untrained_model) as talking_face:
+        yield talking_face
+
+
+def test_every_audio_format_and_rate(shared_data, talker, tmp_path):
+    from atvg_tf.frontend.audio import load_audio
+
+    speech = _speech(shared_data)
+    variants = {
+        "mono_8k.wav": (8000, "pcm_s16le", "mono"),
+        "stereo_22k.wav": (22050, "pcm_s16le", "stereo"),
+        "stereo_44k.mp3": (44100, "libmp3lame", "stereo"),
+        "stereo_48k.m4a": (48000, "aac", "stereo"),
+        "mono_16k.flac": (16000, "flac", "mono"),
+    }
+    identity = talker.identity(_photo(shared_data))
+    inputs = {}
+    for name, (rate, codec, layout) in variants.items():
+        resampled = load_audio(speech, rate)[: rate * 3]
+        _write_audio(tmp_path / name, resampled, rate, codec, layout)
+        inputs[name] = (str(tmp_path / name), 3.0)
+    inputs["video_track.mp4"] = (os.path.join(shared_data, "wild", "retalking_1.mp4"), 89773 / 14700)  # AAC stereo 44.1 kHz
+    for name, (path, seconds) in inputs.items():
+        output = tmp_path / f"{name}.out.mp4"
+        summary = talker.write_video(identity, path, str(output), mode="crop")
+        frames, audio_seconds = _decode(output)
+        assert abs(len(frames) - seconds * 25) <= 1, name
+        assert summary.frames == len(frames), name
+        assert abs(audio_seconds - seconds) < 0.1, name
+
+
+def test_a_failed_run_leaves_no_file(shared_data, talker, tmp_path, monkeypatch):
+    output = tmp_path / "out.mp4"
+    identity = talker.identity(_photo(shared_data))
+
+    def failing_stream(*args):
+        yield from talker.__class__.stream(talker, *args)
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(talker, "stream", failing_stream)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        talker.write_video(identity, _speech(shared_data), str(output), mode="crop")
+    assert os.listdir(tmp_path) == []
+
+
+def test_memory_does_not_grow_with_the_length_of_the_audio(shared_data, tmp_path):
+    """Peak RSS of `atvg generate` for 90 s of speech stays within 15 % of that for 8 s (the
+    benchmark measures 10 s against 10 minutes)."""
+    from benchmarks.bench_generate import run, write_speech
+
+    peaks = {}
+    for seconds in (8, 90):
+        speech = str(tmp_path / f"speech_{seconds}.wav")
+        write_speech(_speech(shared_data, "test.wav"), seconds, speech)
+        row = run("default", None, _photo(shared_data), speech, seconds, "crop", str(tmp_path))
+        assert row["frames"] == seconds * 25
+        peaks[seconds] = row["peak_rss_mb"]
+    assert peaks[90] < 1.15 * peaks[8], peaks

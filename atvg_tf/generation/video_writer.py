@@ -1,0 +1,109 @@
+"""Writing generated frames as an MP4 (H.264 + the speech as AAC) while they are produced."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import av
+import numpy as np
+
+from atvg_tf.frontend.audio import iter_audio
+
+AUDIO_RATE = 48000
+
+
+class Mp4Writer:
+    """Encodes frames as they come (H.264, yuv420p) with a speech file's sound (AAC, mono 48 kHz).
+
+    The sound is decoded and muxed alongside the frames, so neither is held in memory. The video
+    goes to a hidden temporary file in the destination folder and is renamed to `path` by `close`;
+    `abort` (or leaving the `with` block on an exception) deletes it, so a failed run leaves nothing.
+
+    Args:
+        path: the MP4 to write.
+        audio_path: the speech to mux in (any file `iter_audio` reads).
+        fps: frame rate.
+        preset: libx264 speed preset.
+
+    Raises:
+        PermissionError: the destination folder does not exist or is not writable.
+    """
+
+    def __init__(self, path: str, audio_path: str, fps: int = 25, preset: str = "veryfast"):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise PermissionError(f"cannot write {path}: {folder} is not a writable folder.")
+        self.path, self.fps, self.preset = path, fps, preset
+        self.frames_written = 0
+        self._audio_blocks = iter_audio(audio_path, AUDIO_RATE)
+        self._audio_samples = 0
+        self._partial: str | None = None
+        self._container = None
+
+    def __enter__(self) -> "Mp4Writer":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encodes one RGB uint8 frame [H, W, 3] (odd sizes lose their last row/column)."""
+        if self._container is None:
+            self._open(frame.shape[1] // 2 * 2, frame.shape[0] // 2 * 2)
+        height, width = self._video.height, self._video.width
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")
+        picture.pts = self.frames_written
+        self._container.mux(self._video.encode(picture))
+        self.frames_written += 1
+        self._mux_audio(until_seconds=self.frames_written / self.fps)
+
+    def close(self) -> None:
+        """Flushes the encoders, muxes the rest of the sound and moves the file into place."""
+        if self._container is None:
+            raise ValueError("no frames were written; nothing to save.")
+        try:
+            self._container.mux(self._video.encode())
+            self._mux_audio(until_seconds=None)
+            self._container.mux(self._sound.encode())
+            self._container.close()
+            self._container = None
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._partial, 0o666 & ~umask)  # mkstemp makes it private; give it normal permissions
+            os.replace(self._partial, self.path)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Stops writing and deletes the partial file."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except av.error.FFmpegError:
+                pass
+            self._container = None
+        if self._partial and os.path.exists(self._partial):
+            os.remove(self._partial)
+
+    def _open(self, width: int, height: int) -> None:
+        handle, self._partial = tempfile.mkstemp(suffix=".mp4", dir=os.path.dirname(os.path.abspath(self.path)), prefix=".atvg-")
+        os.close(handle)
+        self._container = av.open(self._partial, "w")
+        self._video = self._container.add_stream("libx264", rate=self.fps, options={"preset": self.preset})
+        self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
+        self._sound = self._container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+
+    def _mux_audio(self, until_seconds: float | None) -> None:
+        target = None if until_seconds is None else until_seconds * AUDIO_RATE
+        while target is None or self._audio_samples < target:
+            block = next(self._audio_blocks, None)
+            if block is None:
+                return
+            samples = av.AudioFrame.from_ndarray(block[None], format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = AUDIO_RATE, self._audio_samples
+            self._audio_samples += block.size
+            self._container.mux(self._sound.encode(samples))

@@ -1,0 +1,126 @@
+"""Speed and memory of `atvg generate`, end to end, for the default model and the paper-size networks.
+
+Each case runs the real command in a fresh process on a photo and speech of the requested length
+(the shared `test.wav` repeated), and reports:
+  - frames/s of the generation (face detection, AT-net, VG-net, paste-back, H.264 + AAC encoding),
+  - the time to the first encoded frame (from the start of the generation, model already loaded),
+  - the process's wall time including Python, TensorFlow and model loading,
+  - its peak resident memory (ru_maxrss).
+The paper-size model is freshly initialised (speed does not depend on the weights).
+
+    python benchmarks/bench_generate.py --models default paper --seconds 10 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+SUMMARY = re.compile(r"wrote .*: (\d+) frames .* in ([\d.]+) s \(([\d.]+) frames/s, first frame after ([\d.]+) s\)")
+
+
+def write_speech(source: str, seconds: float, path: str) -> None:
+    """Writes `seconds` of 16 kHz mono speech by repeating `source`, without holding it all in memory."""
+    sys.path.insert(0, REPO)
+    from atvg_tf.frontend.audio import load_audio
+
+    speech = (load_audio(source) * 32767).astype(np.int16)
+    total = int(seconds * 16000)
+    with av.open(path, "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=16000, layout="mono")
+        written = 0
+        while written < total:
+            block = speech[: total - written]
+            frame = av.AudioFrame.from_ndarray(block[None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16000, written
+            container.mux(stream.encode(frame))
+            written += block.size
+        container.mux(stream.encode())
+
+
+def paper_model(folder: str) -> str:
+    """A model folder with freshly initialised paper-size AT-net and VG-net."""
+    import shutil
+
+    from atvg_tf.models.atnet import build_atnet
+    from atvg_tf.models.config import ATNetConfig, VGNetConfig
+    from atvg_tf.models.vgnet import build_vgnet
+
+    os.makedirs(folder, exist_ok=True)
+    build_atnet(ATNetConfig.preset("paper")).save(os.path.join(folder, "atnet.keras"))
+    build_vgnet(VGNetConfig.preset("paper")).save(os.path.join(folder, "vgnet.keras"))
+    shutil.copy(os.path.join(REPO, "atvg_tf", "assets", "landmark_pca.npz"), os.path.join(folder, "pca.npz"))
+    return folder
+
+
+def run(model: str, model_dir: str | None, image: str, speech: str, seconds: float, mode: str, scratch: str) -> dict:
+    output = os.path.join(scratch, "out.mp4")
+    command = [sys.executable, "-m", "atvg_tf.cli", "generate", "--image", image, "--audio", speech,
+               "--output", output, f"--{mode}", "--quiet"]
+    if model_dir:
+        command += ["--model", model_dir]
+    log_path = os.path.join(scratch, "log.txt")
+    started = time.perf_counter()
+    with open(log_path, "w+") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # the child's own peak memory (ru_maxrss, KiB)
+        wall = time.perf_counter() - started
+        log.seek(0)
+        stdout = log.read()
+    if status:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stdout[-2000:]}")
+    match = SUMMARY.search(stdout)
+    frames, generation_seconds, fps, first = int(match[1]), float(match[2]), float(match[3]), float(match[4])
+    return {
+        "model": model,
+        "mode": mode,
+        "audio_seconds": seconds,
+        "frames": frames,
+        "frames_per_second": fps,
+        "first_frame_seconds": first,
+        "generation_seconds": generation_seconds,
+        "process_seconds": round(wall, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--models", nargs="+", default=["default", "paper"], help="default, paper, or model folders")
+    parser.add_argument("--seconds", nargs="+", type=float, default=[10, 600])
+    parser.add_argument("--image", default="atvgnet/image/image_sample.jpg", help="photo, relative to --data")
+    parser.add_argument("--mode", default="paste-back", choices=["paste-back", "crop", "panels"])
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for model in args.models:
+            model_dir = None if model == "default" else paper_model(os.path.join(scratch, "paper")) if model == "paper" else model
+            for seconds in args.seconds:
+                speech = os.path.join(scratch, f"speech_{seconds:g}s.wav")
+                if not os.path.exists(speech):
+                    write_speech(os.path.join(args.data, "atvgnet", "audio", "test.wav"), seconds, speech)
+                row = run(model, model_dir, os.path.join(args.data, args.image), speech, seconds, args.mode, scratch)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
