@@ -202,6 +202,48 @@ def _run_generate(args) -> int:
     return 0
 
 
+def _add_export(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="a model folder -> SavedModel for TF-Serving, or streaming TF-Lite models",
+        description="saved_model: the cascade (MFCC front end, AT-net, landmark decoding, VG-net) as a versioned SavedModel "
+        "(<output>/<version>/saved_model.pb) with the signatures serving_default (waveform + identity -> frames), "
+        "generate_from_mfcc and landmarks. tflite: per-frame streaming models (mfcc, identity_encoder, atnet_step, "
+        "vgnet_step; builtin ops only) in float32, float16, dynamic-range int8 and full int8. "
+        "Uses the model shipped in the package unless --model is given.",
+    )
+    parser.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model", help="what to write (default: saved_model)")
+    parser.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped in the package)")
+    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="saved_model: the base folder TF-Serving watches; tflite: the folder for the .tflite files")
+    parser.add_argument("--version", type=int, default=1, help="saved_model: version folder to write (default: 1)")
+    parser.add_argument("--variants", nargs="+", default=["float32", "float16", "dynamic", "int8"], metavar="VARIANT",
+                        help="tflite: float32, float16, dynamic, int8 (default: all)")
+    parser.add_argument("--calibration", metavar="PREPARED_DIR", help="tflite int8: a folder written by `atvg prepare` to calibrate on")
+    parser.add_argument("--calibration-samples", type=int, default=128, help="tflite int8: samples per network (default: 128)")
+    parser.add_argument("--avatar", metavar="PHOTO", help="tflite: also write avatar.npz (the photo's aligned face) for mobile_demo")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args) -> int:
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    model = TalkingFaceModel.load(args.model)
+    if args.format == "saved_model":
+        from atvg_tf.export.saved_model import export_saved_model
+
+        destination = export_saved_model(model, args.output, args.version)
+        print(f"wrote {destination} (signatures: serving_default, generate_from_mfcc, landmarks)")
+        return 0
+    from atvg_tf.export.tflite import export_tflite, write_avatar
+
+    if args.avatar:
+        write_avatar(args.avatar, args.output)
+    written = export_tflite(model, args.output, args.variants, args.calibration, args.calibration_samples,
+                            progress=None if args.verbose else lambda name: print(f"converting {name}", flush=True))
+    print(f"wrote {len(written)} TF-Lite models to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atvg",
@@ -215,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_generate(subparsers)
+    _add_export(subparsers)
     return parser
 
 

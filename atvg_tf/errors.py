@@ -6,5 +6,7 @@ from atvg_tf.frontend.face.landmarks import NoFaceError
 from atvg_tf.frontend.video import VideoError
 from atvg_tf.frontend.image import ImageError
 
-# PrepareError and the pipeline's errors derive from ValueError; FileNotFoundError covers bad paths.
-USER_ERRORS = (AudioError, ImageError, ModelFileError, NoFaceError, VideoError, ValueError, FileNotFoundError, PermissionError)
+# PrepareError and the pipeline's errors derive from ValueError; FileNotFoundError and FileExistsError cover bad paths.
+USER_ERRORS = (
+    AudioError, ImageError, ModelFileError, NoFaceError, VideoError, ValueError, FileNotFoundError, FileExistsError, PermissionError
+)

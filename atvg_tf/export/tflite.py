@@ -1,0 +1,265 @@
+"""A trained cascade as streaming TF-Lite models an app drives frame by frame (builtin ops only).
+
+Four models, each with one signature (`serving_default`) and named inputs and outputs:
+  - `mfcc.tflite` (always float32): `pcm` [1, 4880] raw 16 kHz samples -> `mfcc_window` [1, 1, 28, 12].
+    Frame t reads the samples [640 t - 2080, 640 t + 2800) of the recording (zeros before its
+    start and after its end): 0.175 s of look-ahead.
+  - `identity_encoder.tflite`, once per photo: `identity_frame` [1, 128, 128, 3] in [-1, 1],
+    `identity_landmarks` [1, 136] crop pixels -> `identity_features`, `image_feature`,
+    `identity_stage2`, `identity_feature`.
+  - `atnet_step.tflite`, per frame: `mfcc_window`, `identity_landmarks` and the LSTM states
+    (`lstm_<i>_h`, `lstm_<i>_c`) -> `landmarks` [1, 136] crop pixels and `next_lstm_<i>_h/c`.
+  - `vgnet_step.tflite`, per frame: `identity_frame`, the identity encodings, `landmarks`
+    [1, 136] crop pixels and `mmcrnn_h`, `mmcrnn_c` -> `frame` [1, 128, 128, 3] in [-1, 1],
+    `attention` [1, 128, 128, 1], `next_mmcrnn_h`, `next_mmcrnn_c`.
+States start at zero; feed each `next_*` output back as the `*` input of the next frame.
+
+Variants of the three networks: float32, float16 (weights), dynamic (int8 weights, float
+activations) and int8 (int8 weights and activations calibrated on prepared data, float inputs and
+outputs; ops without an int8 kernel stay float).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable, Iterable
+
+import numpy as np
+import tensorflow as tf
+
+from atvg_tf.frontend.audio import AudioConfig, mel_filter_bank
+from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream
+
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
+
+
+def pcm_window_samples(config: AudioConfig = AudioConfig()) -> int:
+    """Samples `mfcc.tflite` reads per frame: 29 MFCC rows (one extra for pre-emphasis)."""
+    return config.frame_step + config.frame_length + config.frame_step * (config.window_mfcc_frames - 1)
+
+
+class MfccFrontEnd(tf.Module):
+    """One frame's MFCC window from raw PCM, with matrix products in place of the FFT and DCT.
+
+    Equal (to float32 rounding) to `frontend.audio.MfccWindows` for the same frame; built from
+    ops every TF-Lite runtime has (gather, matmul, log).
+    """
+
+    def __init__(self, config: AudioConfig = AudioConfig()):
+        super().__init__(name="mfcc_front_end")
+        c = self.config = config
+        rows = np.arange(1, c.window_mfcc_frames + 1)[:, None] * c.frame_step
+        # Emphasised sample i of the window is sample i + 1 of the PCM (sample 0 only feeds it).
+        self.frame_indices = tf.constant((rows + np.arange(c.frame_length)[None] - 1).astype(np.int32))
+        bins = np.arange(c.fft_length // 2 + 1)
+        angle = 2 * np.pi * np.outer(np.arange(c.frame_length), bins) / c.fft_length
+        self.dft_real = tf.constant(np.cos(angle).astype(np.float32))
+        self.dft_imag = tf.constant(np.sin(angle).astype(np.float32))
+        self.filter_bank = tf.constant(mel_filter_bank(c))
+        n, k = np.arange(c.num_mel_bins)[:, None], np.arange(c.num_cepstra)[None]
+        dct = np.cos(np.pi * k * (2 * n + 1) / (2 * c.num_mel_bins)) * np.sqrt(2.0 / c.num_mel_bins)
+        dct[:, 0] /= np.sqrt(2.0)
+        lifter = 1.0 + c.cepstral_lifter / 2.0 * np.sin(np.pi * np.arange(c.num_cepstra) / c.cepstral_lifter)
+        self.dct = tf.constant((dct * lifter[None])[:, 1:].astype(np.float32))  # c0 dropped
+
+    def __call__(self, pcm: tf.Tensor) -> tf.Tensor:
+        """[1, 4880] PCM -> [1, 1, 28, 12] MFCC window."""
+        c = self.config
+        emphasized = pcm[0, 1:] - c.preemphasis * pcm[0, :-1]
+        frames = tf.gather(emphasized, self.frame_indices)
+        power = (tf.matmul(frames, self.dft_real) ** 2 + tf.matmul(frames, self.dft_imag) ** 2) / c.fft_length
+        mel = tf.maximum(tf.matmul(power, self.filter_bank), np.finfo(np.float64).eps)
+        return tf.reshape(tf.matmul(tf.math.log(mel), self.dct), [1, 1, c.window_mfcc_frames, c.num_coefficients])
+
+
+class StreamingGraphs:
+    """The per-frame functions that become the TF-Lite models (and their input signatures)."""
+
+    def __init__(self, model: TalkingFaceModel):
+        if model.pca.space != "crop":
+            raise ValueError(f"exporting needs a crop-space PCA basis (from `atvg fit-pca`); this model's is {model.pca.space!r}.")
+        self.model = model
+        self.front_end = MfccFrontEnd()
+        self.atnet = build_atnet_stream(model.atnet, steps=1, unroll=True)
+        self.encoder = build_vgnet_identity_encoder(model.vgnet)
+        self.vgnet = build_vgnet_stream(model.vgnet, steps=1, unroll=True)
+        pca = model.pca
+        self.components = tf.constant(pca.components.astype(np.float32))  # [136, K]
+        self.mean = tf.constant(pca.mean.astype(np.float32))
+        self.scale, self.crop = float(pca.scale), float(model.crop_size)
+
+    @staticmethod
+    def _spec(tensor, name=None):
+        return tf.TensorSpec([1, *tensor.shape[1:]], tf.float32, name=name or tensor.name)
+
+    def functions(self) -> dict[str, tuple[Callable, list, object]]:
+        """name -> (function of named tensors returning a dict, its input specs, what holds its variables)."""
+        size = self.model.crop_size
+        state_specs = lambda model: {n: self._spec(t, n) for n, t in model.input.items() if n.endswith(("_h", "_c"))}  # noqa: E731
+        marks = tf.TensorSpec([1, 136], tf.float32, name="identity_landmarks")
+        frame = tf.TensorSpec([1, size, size, 3], tf.float32, name="identity_frame")
+        encodings = {n: self._spec(t, n) for n, t in self.encoder.output.items()}
+
+        def mfcc(pcm):
+            return {"mfcc_window": self.front_end(pcm)}
+
+        def identity_encoder(identity_frame, identity_landmarks):
+            return self.encoder({"identity_frame": identity_frame, "identity_landmarks": identity_landmarks / self.crop})
+
+        def atnet_step(mfcc_window, identity_landmarks, **states):
+            identity_code = tf.matmul(identity_landmarks / self.crop * self.scale - self.mean, self.components)
+            out = self.atnet({"mfcc_windows": mfcc_window, "identity_pca_codes": identity_code, **states})
+            motion = tf.matmul(out["pca_codes"][:, 0] - identity_code, self.components, transpose_b=True)
+            return {"landmarks": identity_landmarks + motion / self.scale * self.crop,
+                    **{n: v for n, v in out.items() if n.startswith("next_")}}
+
+        def vgnet_step(identity_frame, landmarks, **inputs):
+            out = self.vgnet({"identity_frame": identity_frame, "landmarks": landmarks[:, None] / self.crop, **inputs})
+            return {"frame": out["frames"][:, 0], "attention": out["attention"][:, 0],
+                    **{n: v for n, v in out.items() if n.startswith("next_")}}
+
+        pcm = tf.TensorSpec([1, pcm_window_samples()], tf.float32, name="pcm")
+        window = tf.TensorSpec([1, 1, 28, 12], tf.float32, name="mfcc_window")
+        landmarks = tf.TensorSpec([1, 136], tf.float32, name="landmarks")
+        return {
+            "mfcc": (mfcc, [pcm], self.front_end),
+            "identity_encoder": (identity_encoder, [frame, marks], self.encoder),
+            "atnet_step": (atnet_step, [window, marks, *state_specs(self.atnet).values()], self.atnet),
+            "vgnet_step": (vgnet_step, [frame, landmarks, *encodings.values(), *state_specs(self.vgnet).values()], self.vgnet),
+        }
+
+
+def convert(function: Callable, specs: list, variant: str, calibration: Iterable[dict] | None = None, keep: object = None) -> bytes:
+    """One function -> TF-Lite flatbuffer bytes (builtin ops only), with a `serving_default`
+    signature whose input keys are the spec names and output keys the function's dict keys.
+
+    Args:
+        keep: an object holding the variables the function uses (a Keras model or tf.Module).
+    """
+    names = [spec.name for spec in specs]
+    module = tf.Module()
+    # Keras 3 variables wrap tf.Variables; the SavedModel must track the wrapped ones.
+    module.weights = [variable.value for variable in getattr(keep, "weights", [])]
+    module.run = tf.function(lambda *args: function(**dict(zip(names, args))), input_signature=specs)
+    with tempfile.TemporaryDirectory() as folder:
+        tf.saved_model.save(module, folder, signatures={"serving_default": module.run.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        return _configure(converter, names, variant, calibration).convert()
+
+
+def _configure(converter, names: list[str], variant: str, calibration: Iterable[dict] | None):
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "int8":
+        if calibration is None:
+            raise ValueError("int8 needs calibration samples (--calibration PREPARED_DIR).")
+        samples = list(calibration)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ({n: np.asarray(sample[n], np.float32) for n in names} for sample in samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    elif variant != "float32":
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}.")
+    return converter
+
+
+def calibration_samples(graphs: StreamingGraphs, prepared_dir: str, count: int = 128, seed: int = 0) -> dict[str, list[dict]]:
+    """Per-network input samples with realistic recurrent states, from a prepared folder.
+
+    Runs the float Keras streaming models over training sequences frame by frame and records the
+    inputs each network saw.
+    """
+    from atvg_tf.data.pipeline import PipelineConfig, make_dataset
+
+    config = PipelineConfig(batch_size=1, sequence_length=16, shuffle_buffer=64, deterministic=True, seed=seed)
+    functions = graphs.functions()
+    samples: dict[str, list[dict]] = {name: [] for name in NETWORKS}
+    for example in make_dataset(prepared_dir, None, config).repeat():
+        identity = {"identity_frame": example["identity_frame"], "identity_landmarks": example["identity_landmarks"] * graphs.crop}
+        samples["identity_encoder"].append({k: v.numpy() for k, v in identity.items()})
+        encodings = functions["identity_encoder"][0](**identity)
+        atnet_states = _zero_states(functions["atnet_step"][1])
+        vgnet_states = _zero_states(functions["vgnet_step"][1])
+        for t in range(config.sequence_length):
+            atnet_inputs = {"mfcc_window": example["mfcc_windows"][:, t : t + 1], "identity_landmarks": identity["identity_landmarks"], **atnet_states}
+            samples["atnet_step"].append({k: np.asarray(v) for k, v in atnet_inputs.items()})
+            atnet_out = functions["atnet_step"][0](**atnet_inputs)
+            atnet_states = _next(atnet_out)
+            vgnet_inputs = {"identity_frame": identity["identity_frame"], "landmarks": atnet_out["landmarks"], **encodings, **vgnet_states}
+            samples["vgnet_step"].append({k: np.asarray(v) for k, v in vgnet_inputs.items()})
+            vgnet_states = _next(functions["vgnet_step"][0](**vgnet_inputs))
+        if len(samples["vgnet_step"]) >= count and len(samples["identity_encoder"]) >= min(count, 16):
+            break
+    return {name: values[:count] for name, values in samples.items()}
+
+
+def _zero_states(specs: list) -> dict:
+    return {spec.name: tf.zeros(spec.shape) for spec in specs if spec.name.endswith(("_h", "_c"))}
+
+
+def _next(outputs: dict) -> dict:
+    return {name[len("next_"):]: value for name, value in outputs.items() if name.startswith("next_")}
+
+
+def export_tflite(
+    model: TalkingFaceModel,
+    directory: str,
+    variants: Iterable[str] = VARIANTS,
+    calibration_dir: str | None = None,
+    calibration_count: int = 128,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """Writes `mfcc.tflite` and `<network>.<variant>.tflite` for every variant into `directory`.
+
+    Returns:
+        file name -> path of everything written. Files appear only when complete.
+    """
+    variants = list(variants)
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}.")
+    if "int8" in variants and not calibration_dir:
+        raise ValueError("the int8 variant needs --calibration PREPARED_DIR (a folder written by `atvg prepare`).")
+    graphs = StreamingGraphs(model)
+    functions = graphs.functions()
+    calibration = calibration_samples(graphs, calibration_dir, calibration_count) if "int8" in variants else {}
+    os.makedirs(directory, exist_ok=True)
+    written = {}
+    jobs = [("mfcc", "float32", "mfcc.tflite")] + [(n, v, f"{n}.{v}.tflite") for v in variants for n in NETWORKS]
+    for name, variant, filename in jobs:
+        if progress:
+            progress(filename)
+        function, specs, keep = functions[name]
+        flatbuffer = convert(function, specs, variant, calibration.get(name), keep)
+        path = os.path.join(directory, filename)
+        with open(path + ".partial", "wb") as handle:
+            handle.write(flatbuffer)
+        os.replace(path + ".partial", path)
+        written[filename] = path
+    with open(os.path.join(directory, "README.md"), "w") as handle:
+        handle.write("# atvg-tf streaming TF-Lite models\n\n" + __doc__)
+    return written
+
+
+def write_avatar(photo: str, directory: str, landmarks: str = "mediapipe") -> str:
+    """Writes `avatar.npz` for apps without a face detector: the photo (RGB), its aligned crop,
+    the crop's landmarks and the photo-to-crop transform (for pasting frames back)."""
+    from atvg_tf.frontend.face.alignment import align_face
+    from atvg_tf.frontend.face.landmarks import create_landmark_detector
+    from atvg_tf.frontend.image import load_image
+
+    image = load_image(photo)
+    with create_landmark_detector(landmarks) as detector:
+        face = align_face(image, detector.largest_face(image))
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "avatar.npz")
+    np.savez_compressed(path + ".partial.npz", photo=image, identity_frame=face.image,
+                        identity_landmarks=face.landmarks.astype(np.float32), transform=face.transform)
+    os.replace(path + ".partial.npz", path)
+    return path

@@ -1,0 +1,125 @@
+"""`atvg export --format tflite`: builtin ops only, streaming parity with Keras, quantized variants."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from atvg_tf.evaluation.metrics import psnr, ssim
+from atvg_tf.frontend.audio import load_audio, mfcc_windows
+from atvg_tf.generation.model import TalkingFaceModel
+from tests.conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "mobile_demo"))
+from atvg_lite import LiteTalkingFace, frame_count, pcm_window  # noqa: E402
+
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
+
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+
+
+@pytest.fixture(scope="module")
+def exported(prepared_dir, shared_data, tmp_path_factory):
+    """The default model's TF-Lite models, int8 calibrated on prepared GRID clips, plus an avatar."""
+    folder = tmp_path_factory.mktemp("tflite")
+    command = [sys.executable, "-m", "atvg_tf.cli", "export", "--format", "tflite", "--output", str(folder),
+               "--calibration", prepared_dir, "--calibration-samples", "100",
+               "--avatar", os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def clip(shared_data, exported):
+    """Real speech and the avatar's face, with the Keras models' frames for them."""
+    avatar = np.load(os.path.join(exported, "avatar.npz"))
+    waveform = load_audio(os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"))[: 16000 * 3]
+    model = TalkingFaceModel.load()
+    landmarks = model.predict_landmarks(mfcc_windows(waveform), avatar["identity_landmarks"])
+    keras_frames = model.render(avatar["identity_frame"], avatar["identity_landmarks"], landmarks)["frames"]
+    return {"waveform": waveform, "avatar": avatar, "landmarks": landmarks, "keras_frames": keras_frames}
+
+
+def _run(exported, clip, variant):
+    engine = LiteTalkingFace(exported, variant, threads=2)
+    engine.start(clip["avatar"]["identity_frame"], clip["avatar"]["identity_landmarks"])
+    steps = [engine.step(pcm_window(clip["waveform"], t)) for t in range(frame_count(clip["waveform"].size))]
+    return np.stack([frame for frame, _ in steps]), np.stack([marks for _, marks in steps])
+
+
+def test_only_builtin_ops(exported):
+    files = [f for f in os.listdir(exported) if f.endswith(".tflite")]
+    assert len(files) == 1 + 3 * len(VARIANTS)
+    for name in files:
+        interpreter = Interpreter(model_path=os.path.join(exported, name))
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")], (name, ops)
+        assert "WHILE" not in ops, name  # unrolled steps: no control flow for the runtime to handle
+
+
+def test_the_mfcc_model_equals_the_front_end(exported, clip):
+    runner = Interpreter(model_path=os.path.join(exported, "mfcc.tflite")).get_signature_runner()
+    expected = mfcc_windows(clip["waveform"])
+    for t in (0, 1, 37, len(expected) - 1):
+        window = runner(pcm=pcm_window(clip["waveform"], t))["mfcc_window"][0, 0]
+        np.testing.assert_allclose(window, expected[t], atol=2e-3, rtol=1e-4)
+
+
+def test_float32_streaming_equals_keras(exported, clip):
+    frames, landmarks = _run(exported, clip, "float32")
+    assert frames.shape == clip["keras_frames"].shape == (75, 128, 128, 3)
+    np.testing.assert_allclose(landmarks, clip["landmarks"], atol=1e-2)
+    assert psnr(clip["keras_frames"], frames) >= 40.0
+
+
+def test_quantized_variants_stay_close_to_float32(exported, clip):
+    reference, _ = _run(exported, clip, "float32")
+    scores = {}
+    for variant in VARIANTS[1:]:
+        frames, _ = _run(exported, clip, variant)
+        scores[variant] = (psnr(reference, frames), float(np.mean([ssim(a, b) for a, b in zip(reference, frames)])))
+    print("PSNR / SSIM vs float32:", {k: (round(p, 1), round(s, 3)) for k, (p, s) in scores.items()})
+    assert scores["float16"][0] >= 40.0
+    assert scores["int8"][0] >= 30.0, scores
+
+
+def test_sizes_shrink_with_quantization(exported):
+    size = lambda network, variant: os.path.getsize(os.path.join(exported, f"{network}.{variant}.tflite"))  # noqa: E731
+    assert size("vgnet_step", "float16") < 0.6 * size("vgnet_step", "float32")
+    assert size("vgnet_step", "int8") < 0.35 * size("vgnet_step", "float32")
+    assert size("vgnet_step", "dynamic") < 0.35 * size("vgnet_step", "float32")
+
+
+def test_live_windows_equal_the_recording_windows(clip):
+    from atvg_lite import PcmWindows
+
+    live = PcmWindows()
+    waveform = clip["waveform"]
+    windows = [w for start in range(0, waveform.size, 1000) for w in live.push(waveform[start : start + 1000])]
+    assert len(windows) > 60
+    for t, window in enumerate(windows):
+        np.testing.assert_array_equal(window, pcm_window(waveform, t))
+
+
+def test_the_mobile_demo_writes_a_video_with_sound_without_tensorflow(exported, shared_data, tmp_path):
+    import av
+    import imageio_ffmpeg
+
+    output = tmp_path / "demo.mp4"
+    demo = os.path.join(REPO, "mobile_demo", "demo.py")
+    argv = [demo, "--models", exported, "--variant", "int8", "--audio",
+            os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"), "--output", str(output)]
+    # TensorFlow made unimportable: the demo must run on LiteRT, numpy and OpenCV alone.
+    runner = f"import sys, runpy; sys.modules['tensorflow'] = None; sys.argv = {argv!r}; runpy.run_path({demo!r}, run_name='__main__')"
+    result = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "ATVG_FFMPEG": imageio_ffmpeg.get_ffmpeg_exe()})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "150 frames, first frame after" in result.stdout and "p95" in result.stdout
+    with av.open(str(output)) as container:
+        frames = [f for f in container.decode(video=0)]
+        audio = container.streams.audio[0]
+        assert abs(float(audio.duration * audio.time_base) - 6.0) < 0.1
+    assert len(frames) == 150 and (frames[0].height, frames[0].width) == (224, 224)
