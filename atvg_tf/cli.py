@@ -239,8 +239,30 @@ def _run_export(args) -> int:
     if args.avatar:
         write_avatar(args.avatar, args.output)
     written = export_tflite(model, args.output, args.variants, args.calibration, args.calibration_samples,
-                            progress=None if args.verbose else lambda name: print(f"converting {name}", flush=True))
+                            progress=lambda name: print(f"converting {name}", flush=True))
     print(f"wrote {len(written)} TF-Lite models to {args.output}")
+    return 0
+
+
+def _add_convert_official(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "convert-official",
+        help="the official ATVGnet PyTorch checkpoints -> a model folder",
+        description="Maps every tensor of the release's atnet_lstm_18.pth and generator_23.pth onto AT-net (paper) and "
+        "VG-net (official: conv-GRU, PyTorch alignment) and writes a model folder that generate, evaluate and export "
+        "accept, with the release's LRW landmark basis. Needs PyTorch: pip install '.[convert]'.",
+    )
+    parser.add_argument("--atnet", required=True, metavar="PTH", help="atnet_lstm_18.pth")
+    parser.add_argument("--vgnet", required=True, metavar="PTH", help="generator_23.pth")
+    parser.add_argument("--basics", required=True, metavar="DIR", help="the release's basics/ folder (U_lrw1.npy, mean_lrw1.npy)")
+    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="the model folder to write")
+    parser.set_defaults(handler=_run_convert_official)
+
+
+def _run_convert_official(args) -> int:
+    from atvg_tf.models.official_files import convert_official
+
+    print(f"wrote {convert_official(args.atnet, args.vgnet, args.basics, args.output)}")
     return 0
 
 
@@ -258,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(subparsers)
     _add_generate(subparsers)
     _add_export(subparsers)
+    _add_convert_official(subparsers)
     return parser
 
 

@@ -17,6 +17,7 @@ import shutil
 import keras
 import tensorflow as tf
 
+from atvg_tf.export.pca_ops import PcaOps
 from atvg_tf.frontend.audio import AudioConfig, MfccWindows
 from atvg_tf.generation.model import TalkingFaceModel
 
@@ -31,16 +32,9 @@ class CascadeGraph:
     """
 
     def __init__(self, model: TalkingFaceModel):
-        if model.pca.space != "crop":
-            raise ValueError(
-                f"exporting needs a crop-space PCA basis (from `atvg fit-pca`); this model's is {model.pca.space!r}."
-            )
+        self.pca = PcaOps(model.pca, model.crop_size)
         self.model = model
         self.windows = MfccWindows(AudioConfig())
-        pca = model.pca
-        self.components = tf.constant(pca.components.T, tf.float32)  # [K, 136]
-        self.mean = tf.constant(pca.mean, tf.float32)
-        self.scale = float(pca.scale)
         self.crop_size = float(model.crop_size)
         self.samples_per_frame = AudioConfig().samples_per_video_frame
 
@@ -52,10 +46,9 @@ class CascadeGraph:
     def landmarks(self, mfcc_windows: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
         """AT-net + PCA decoding relative to the identity: [T, 28, 12], [68, 2] -> [T, 68, 2] crop px."""
         identity_vector = tf.reshape(identity_landmarks, [1, 136])
-        identity_code = tf.matmul(identity_vector / self.crop_size * self.scale - self.mean, self.components, transpose_b=True)
+        identity_code = self.pca.encode(identity_vector)
         codes = self.model.atnet({"mfcc_windows": mfcc_windows[None], "identity_pca_codes": identity_code}, training=False)["pca_codes"][0]
-        motion = tf.matmul(codes - identity_code, self.components) / self.scale * self.crop_size
-        return identity_landmarks[None] + tf.reshape(motion, [-1, 68, 2])
+        return tf.reshape(self.pca.relative(codes, identity_code, identity_vector), [-1, 68, 2])
 
     def frames(self, identity_frame: tf.Tensor, identity_landmarks: tf.Tensor, landmarks: tf.Tensor) -> dict:
         """VG-net: uint8 crop, [68, 2] and [T, 68, 2] crop px -> frames and attention [T, ...]."""

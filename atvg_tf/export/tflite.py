@@ -28,6 +28,7 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
+from atvg_tf.export.pca_ops import PcaOps
 from atvg_tf.frontend.audio import AudioConfig, mel_filter_bank
 from atvg_tf.generation.model import TalkingFaceModel
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream
@@ -79,17 +80,13 @@ class StreamingGraphs:
     """The per-frame functions that become the TF-Lite models (and their input signatures)."""
 
     def __init__(self, model: TalkingFaceModel):
-        if model.pca.space != "crop":
-            raise ValueError(f"exporting needs a crop-space PCA basis (from `atvg fit-pca`); this model's is {model.pca.space!r}.")
+        self.pca = PcaOps(model.pca, model.crop_size)
         self.model = model
         self.front_end = MfccFrontEnd()
         self.atnet = build_atnet_stream(model.atnet, steps=1, unroll=True)
         self.encoder = build_vgnet_identity_encoder(model.vgnet)
         self.vgnet = build_vgnet_stream(model.vgnet, steps=1, unroll=True)
-        pca = model.pca
-        self.components = tf.constant(pca.components.astype(np.float32))  # [136, K]
-        self.mean = tf.constant(pca.mean.astype(np.float32))
-        self.scale, self.crop = float(pca.scale), float(model.crop_size)
+        self.crop = float(model.crop_size)
 
     @staticmethod
     def _spec(tensor, name=None):
@@ -110,10 +107,9 @@ class StreamingGraphs:
             return self.encoder({"identity_frame": identity_frame, "identity_landmarks": identity_landmarks / self.crop})
 
         def atnet_step(mfcc_window, identity_landmarks, **states):
-            identity_code = tf.matmul(identity_landmarks / self.crop * self.scale - self.mean, self.components)
+            identity_code = self.pca.encode(identity_landmarks)
             out = self.atnet({"mfcc_windows": mfcc_window, "identity_pca_codes": identity_code, **states})
-            motion = tf.matmul(out["pca_codes"][:, 0] - identity_code, self.components, transpose_b=True)
-            return {"landmarks": identity_landmarks + motion / self.scale * self.crop,
+            return {"landmarks": self.pca.relative(out["pca_codes"][:, 0], identity_code, identity_landmarks),
                     **{n: v for n, v in out.items() if n.startswith("next_")}}
 
         def vgnet_step(identity_frame, landmarks, **inputs):

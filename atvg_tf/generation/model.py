@@ -105,7 +105,7 @@ class TalkingFaceModel:
                 "identity": _Compiled(build_vgnet_identity_encoder(self.vgnet)),
                 "vgnet": _Compiled(build_vgnet_stream(self.vgnet)),
             }
-        return FrameStreamer(self, identity_frame, identity_landmarks, relative)
+        return FrameStreamer(self, self._stream, identity_frame, identity_landmarks, relative)
 
 
 class FrameStreamer:
@@ -116,24 +116,27 @@ class FrameStreamer:
 
     Args:
         model: the cascade.
+        networks: its streaming networks as traced calls (`atnet`, `identity`, `vgnet`).
         identity_frame: aligned identity crop, uint8 [S, S, 3].
         identity_landmarks: its landmarks [68, 2] in crop pixels.
         relative: see `TalkingFaceModel.predict_landmarks`.
     """
 
-    def __init__(self, model: TalkingFaceModel, identity_frame: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True):
-        self.model, self.relative = model, relative
+    def __init__(
+        self, model: TalkingFaceModel, networks: dict, identity_frame: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True
+    ):
+        self.model, self.networks, self.relative = model, networks, relative
         self.identity_landmarks = np.asarray(identity_landmarks, np.float32)
         scale = 1.0 / model.crop_size
         self._identity_code = tf.constant(model.pca.encode(self.identity_landmarks)[None])
         frame = tf.constant(to_unit(identity_frame)[None])
-        identity = model._stream["identity"]({
+        identity = networks["identity"]({
             "identity_frame": frame,
             "identity_landmarks": tf.constant((self.identity_landmarks.reshape(1, 136) * scale).astype(np.float32)),
         })
         self._identity = {"identity_frame": frame, **identity}
-        self._atnet_states = {k: tf.constant(v) for k, v in initial_states(model._stream["atnet"].model).items()}
-        self._vgnet_states = {k: tf.constant(v) for k, v in initial_states(model._stream["vgnet"].model).items()}
+        self._atnet_states = {k: tf.constant(v) for k, v in initial_states(networks["atnet"].model).items()}
+        self._vgnet_states = {k: tf.constant(v) for k, v in initial_states(networks["vgnet"].model).items()}
 
     def __call__(self, mfcc_windows: np.ndarray) -> dict:
         """Renders the next frames.
@@ -145,8 +148,7 @@ class FrameStreamer:
             `landmarks` [n, 68, 2] (crop px), `frames` and `motion` uint8 [n, S, S, 3], `attention`
             float [n, S, S, 1].
         """
-        stream = self.model._stream
-        atnet = stream["atnet"]({
+        atnet = self.networks["atnet"]({
             "mfcc_windows": tf.constant(np.asarray(mfcc_windows, np.float32)[None]),
             "identity_pca_codes": self._identity_code,
             **self._atnet_states,
@@ -154,7 +156,7 @@ class FrameStreamer:
         self._atnet_states = next_states(atnet)
         landmarks = self.model.landmarks_from_codes(atnet["pca_codes"].numpy()[0], self.identity_landmarks, self.relative)
         scale = 1.0 / self.model.crop_size
-        vgnet = stream["vgnet"]({
+        vgnet = self.networks["vgnet"]({
             **self._identity,
             "landmarks": tf.constant((landmarks.reshape(1, -1, 136) * scale).astype(np.float32)),
             **self._vgnet_states,

@@ -59,6 +59,13 @@ class VGNetConfig:
         residual_blocks: residual blocks at the start of the decoder.
         decoder_channels: channels after the four transposed convolutions (32 -> 128 px).
         dropout: dropout rate inside the residual blocks.
+        rnn: the MMCRNN: `conv_lstm` (Keras ConvLSTM2D, this project's default) or `conv_gru`
+            (the release's conv-GRU).
+        rnn_time_major_quirk: with `conv_gru`, reproduce the release feeding (batch, time, ...) to a
+            time-major GRU (each frame starts from a zero state at batch size 1); for converted
+            official weights only.
+        transposed_alignment: `keras` (Conv2DTranspose "same") or `pytorch` (the alignment of
+            PyTorch's ConvTranspose2d(k3, s2, p1, output_padding 1), needed by converted weights).
     """
 
     image_size: int = 128
@@ -69,11 +76,23 @@ class VGNetConfig:
     residual_blocks: int = 9
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
     dropout: float = 0.5
+    rnn: str = "conv_lstm"
+    rnn_time_major_quirk: bool = False
+    transposed_alignment: str = "keras"
+
+    def __post_init__(self):
+        if self.rnn not in ("conv_lstm", "conv_gru"):
+            raise ValueError(f"rnn must be conv_lstm or conv_gru, got {self.rnn!r}.")
+        if self.transposed_alignment not in ("keras", "pytorch"):
+            raise ValueError(f"transposed_alignment must be keras or pytorch, got {self.transposed_alignment!r}.")
 
     @classmethod
     def preset(cls, name: str) -> "VGNetConfig":
+        """`paper` (release sizes, ConvLSTM), `official` (the release exactly: conv-GRU, PyTorch
+        alignment, its time-major quirk; what `atvg convert-official` builds) or `small`."""
         return _preset(cls, name, {
             "paper": cls(),
+            "official": cls(rnn="conv_gru", rnn_time_major_quirk=True, transposed_alignment="pytorch"),
             "small": cls(encoder_channels=(16, 32, 64, 64, 128), landmark_channels=(64, 128), bottleneck_channels=64,
                          rnn_channels=128, residual_blocks=2, decoder_channels=(64, 64, 32, 16), dropout=0.0),
         })

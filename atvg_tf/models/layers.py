@@ -31,11 +31,23 @@ def conv_block(x, filters: int, kernel_size: int = 3, strides: int = 1, name: st
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def up_block(x, filters: int, name: str, use_bias: bool = False):
-    """Transposed conv 3x3, stride 2 (doubles the size) + BatchNorm + ReLU."""
-    x = layers.Conv2DTranspose(
-        filters, 3, 2, padding="same", use_bias=use_bias, kernel_initializer=weight_init(), name=f"{name}_deconv"
-    )(x)
+def up_block(x, filters: int, name: str, use_bias: bool = False, alignment: str = "keras"):
+    """Transposed conv 3x3, stride 2 (doubles the size) + BatchNorm + ReLU.
+
+    Args:
+        alignment: `keras` ("same" padding) or `pytorch`: PyTorch's ConvTranspose2d(k3, s2, p1,
+            output_padding 1) places output o at 2 i + k - 1, Keras "same" at 2 i + k; a "valid"
+            transposed conv (size 2 H + 1) without its first row and column is the PyTorch one.
+    """
+    if alignment == "pytorch":
+        x = layers.Conv2DTranspose(
+            filters, 3, 2, padding="valid", use_bias=use_bias, kernel_initializer=weight_init(), name=f"{name}_deconv"
+        )(x)
+        x = layers.Cropping2D(((1, 0), (1, 0)), name=f"{name}_align")(x)
+    else:
+        x = layers.Conv2DTranspose(
+            filters, 3, 2, padding="same", use_bias=use_bias, kernel_initializer=weight_init(), name=f"{name}_deconv"
+        )(x)
     x = batch_norm(f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 

@@ -30,11 +30,12 @@ class _StateWiring:
     def __call__(self, layer: keras.layers.Layer, sequence):
         config = {**layer.get_config(), "return_sequences": True, "return_state": True, "unroll": self.unroll}
         copy = type(layer).from_config(config)
+        kinds = getattr(layer, "state_kinds", ("h", "c"))  # LSTMs carry h and c, the conv-GRU only h
         state_shape = layer.compute_output_shape(sequence.shape)[2:]
-        states = [keras.Input(state_shape, name=f"{layer.name}_{kind}") for kind in ("h", "c")]
+        states = [keras.Input(state_shape, name=f"{layer.name}_{kind}") for kind in kinds]
         outputs, *next_states = copy(sequence, initial_state=states)
         copy.set_weights(layer.get_weights())
-        for kind, state, next_state in zip(("h", "c"), states, next_states):
+        for kind, state, next_state in zip(kinds, states, next_states):
             self.inputs[f"{layer.name}_{kind}"] = state
             self.outputs[f"{NEXT}{layer.name}_{kind}"] = next_state
         return outputs

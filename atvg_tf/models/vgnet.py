@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 from atvg_tf.models.config import VGNetConfig
+from atvg_tf.models.conv_gru import ConvGRU2D
 from atvg_tf.models.layers import (
     AttentionBlend,
     PerFrame,
@@ -58,8 +59,9 @@ def _landmark_encoders(config: VGNetConfig) -> tuple[keras.Model, keras.Model]:
 def _attention(config: VGNetConfig) -> keras.Model:
     side = config.image_size // 16
     pair = keras.Input((side, side, 2 * config.landmark_channels[0]), name="landmark_pair")
-    x = up_block(pair, config.decoder_channels[0], "att_up1", use_bias=True)
-    x = up_block(x, config.decoder_channels[1], "att_up2", use_bias=True)
+    align = config.transposed_alignment
+    x = up_block(pair, config.decoder_channels[0], "att_up1", use_bias=True, alignment=align)
+    x = up_block(x, config.decoder_channels[1], "att_up2", use_bias=True, alignment=align)
     x = layers.Conv2D(1, 3, padding="same", activation="sigmoid", kernel_initializer=weight_init(), name="att_out")(x)
     return keras.Model(pair, x, name="landmark_attention")
 
@@ -76,18 +78,25 @@ def _decoders(config: VGNetConfig) -> tuple[keras.Model, keras.Model]:
     x = hidden
     for index in range(config.residual_blocks):
         x = residual_block(x, config.dropout, f"res{index}")
-    x = up_block(x, config.decoder_channels[0], "dec_up1")
-    x = up_block(x, config.decoder_channels[1], "dec_up2")
+    align = config.transposed_alignment
+    x = up_block(x, config.decoder_channels[0], "dec_up1", alignment=align)
+    x = up_block(x, config.decoder_channels[1], "dec_up2", alignment=align)
     decoder1 = keras.Model(hidden, x, name="decoder1")
     blended = keras.Input(x.shape[1:], name="blended_features")
-    y = up_block(blended, config.decoder_channels[2], "dec_up3")
-    y = up_block(y, config.decoder_channels[3], "dec_up4")
+    y = up_block(blended, config.decoder_channels[2], "dec_up3", alignment=align)
+    y = up_block(y, config.decoder_channels[3], "dec_up4", alignment=align)
     return decoder1, keras.Model(blended, y, name="decoder2")
 
 
 def _head(channels: int, activation: str, name: str) -> PerFrame:
     conv = layers.Conv2D(channels, 7, padding="same", activation=activation, kernel_initializer=weight_init(), name=f"{name}_conv")
     return PerFrame(conv, name=name)
+
+
+def _mmcrnn(config: VGNetConfig) -> layers.Layer:
+    if config.rnn == "conv_gru":
+        return ConvGRU2D(config.rnn_channels, 3, dilation_rate=2, time_major_quirk=config.rnn_time_major_quirk, name="mmcrnn")
+    return layers.ConvLSTM2D(config.rnn_channels, 3, padding="same", dilation_rate=2, return_sequences=True, name="mmcrnn")
 
 
 def vgnet_layers(config: VGNetConfig) -> dict[str, layers.Layer]:
@@ -109,9 +118,7 @@ def vgnet_layers(config: VGNetConfig) -> dict[str, layers.Layer]:
         "landmark_motion": layers.Subtract(name="landmark_motion"),
         "joint": layers.Concatenate(name="joint"),
         "bottleneck": PerFrame(_bottleneck(config), name="bottleneck"),
-        "mmcrnn": layers.ConvLSTM2D(
-            config.rnn_channels, 3, padding="same", dilation_rate=2, return_sequences=True, name="mmcrnn"
-        ),
+        "mmcrnn": _mmcrnn(config),
         "decoder1": PerFrame(decoder1, name="decoder1"),
         "feature_blend": AttentionBlend(name="feature_blend"),
         "decoder2": PerFrame(decoder2, name="decoder2"),

@@ -68,11 +68,20 @@ def test_the_mfcc_model_equals_the_front_end(exported, clip):
         np.testing.assert_allclose(window, expected[t], atol=2e-3, rtol=1e-4)
 
 
-def test_float32_streaming_equals_keras(exported, clip):
+def test_float32_streaming_equals_keras(exported, clip, shared_data):
     frames, landmarks = _run(exported, clip, "float32")
     assert frames.shape == clip["keras_frames"].shape == (75, 128, 128, 3)
     np.testing.assert_allclose(landmarks, clip["landmarks"], atol=1e-2)
     assert psnr(clip["keras_frames"], frames) >= 40.0
+    # A GRID clip's own sound (MPEG audio at 44.1 kHz) as well.
+    grid = {**clip, "waveform": load_audio(os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg"))}
+    model = TalkingFaceModel.load()
+    avatar = clip["avatar"]
+    expected_marks = model.predict_landmarks(mfcc_windows(grid["waveform"]), avatar["identity_landmarks"])
+    expected = model.render(avatar["identity_frame"], avatar["identity_landmarks"], expected_marks)["frames"]
+    frames, landmarks = _run(exported, grid, "float32")
+    np.testing.assert_allclose(landmarks, expected_marks, atol=1e-2)
+    assert len(frames) == len(expected) and psnr(expected, frames) >= 40.0
 
 
 def test_quantized_variants_stay_close_to_float32(exported, clip):

@@ -1,0 +1,80 @@
+"""`atvg convert-official`: release-layout .pth files -> a model folder that `atvg generate` uses."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the official-checkpoint tests need PyTorch: pip install '.[convert]'")
+
+from atvg_tf.cli import main  # noqa: E402
+from tests.models.official_torch import ATNet, VGNet, randomize  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Random release-architecture checkpoints saved as the release did (DataParallel `module.` prefix)."""
+    folder = tmp_path_factory.mktemp("official")
+    modules = {"atnet_lstm_18.pth": randomize(ATNet(), 4), "generator_23.pth": randomize(VGNet(), 5)}
+    for name, module in modules.items():
+        torch.save({f"module.{k}": v for k, v in module.state_dict().items()}, folder / name)
+    return folder, modules
+
+
+def _convert(capsys, folder, output, basics, atnet="atnet_lstm_18.pth", vgnet="generator_23.pth"):
+    code = main(["convert-official", "--atnet", str(folder / atnet), "--vgnet", str(folder / vgnet),
+                 "--basics", basics, "--output", str(output)])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""
+
+
+def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, tmp_path, capsys):
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    folder, modules = checkpoints
+    basics = os.path.join(shared_data, "atvgnet", "basics")
+    code, _ = _convert(capsys, folder, tmp_path / "official", basics)
+    assert code == 0
+    model = TalkingFaceModel.load(str(tmp_path / "official"))
+    assert model.pca.space == "procrustes" and model.pca.num_components == 6 and model.pca.scale == 5.0
+    info = json.loads((tmp_path / "official" / "training.json").read_text())
+    assert info["presets"] == {"atnet": "paper", "vgnet": "official"} and len(info["checkpoints"]["atnet"]["sha256"]) == 64
+    rng = np.random.default_rng(0)
+    codes, audio = rng.normal(size=(1, 6)).astype(np.float32), rng.normal(size=(1, 4, 28, 12)).astype(np.float32)
+    with torch.no_grad():
+        expected = modules["atnet_lstm_18.pth"](torch.tensor(codes), torch.tensor(audio)).numpy()
+    got = model.atnet.predict_on_batch({"mfcc_windows": audio, "identity_pca_codes": codes})["pca_codes"]
+    assert np.abs(got - expected).max() < 1e-4
+    assert main(["export", "--format", "saved_model", "--model", str(tmp_path / "official"), "--output", str(tmp_path / "serving")]) == 0
+    import tensorflow as tf
+
+    serving = tf.saved_model.load(str(tmp_path / "serving" / "1")).signatures["landmarks"]
+    identity = model.pca.decode(np.zeros(6, np.float32))
+    marks = serving(waveform=tf.constant(rng.normal(0, 0.1, 16000).astype(np.float32)), identity_landmarks=tf.constant(identity))
+    assert marks["landmarks"].shape == (25, 68, 2) and np.isfinite(marks["landmarks"].numpy()).all()
+    output = tmp_path / "out.mp4"
+    assert main(["generate", "--image", os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg"), "--audio",
+                 os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"), "--model", str(tmp_path / "official"),
+                 "--output", str(output), "--crop", "--quiet"]) == 0
+    assert output.stat().st_size > 0
+
+
+def test_bad_checkpoints_get_one_line_errors(shared_data, checkpoints, tmp_path, capsys):
+    folder, _ = checkpoints
+    basics = os.path.join(shared_data, "atvgnet", "basics")
+    (folder / "notes.pth").write_text("not a checkpoint\n")
+    real = (folder / "atnet_lstm_18.pth").read_bytes()
+    (folder / "truncated.pth").write_bytes(real[: len(real) // 2])
+    cases = [
+        ({"atnet": "notes.pth"}, "cannot read"),
+        ({"atnet": "truncated.pth"}, "cannot read"),
+        ({"atnet": "generator_23.pth"}, "is missing"),  # another model's checkpoint
+        ({"vgnet": "missing.pth"}, "checkpoint not found"),
+        ({"basics": str(tmp_path)}, "basics/ folder"),
+    ]
+    for index, (change, message) in enumerate(cases):
+        output = tmp_path / f"out{index}"
+        code, last = _convert(capsys, folder, output, **{"basics": basics, **change})
+        assert code == 2 and last.startswith("atvg convert-official: error:") and message in last, (change, last)
+        assert not output.exists() and not os.path.exists(f"{output}.partial")
