@@ -302,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"atvg {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"atvg {args.command}: interrupted; finished work is kept, rerun the command to continue.", file=sys.stderr)
+        resumable = args.command in ("prepare", "train")
+        outcome = "finished work is kept, rerun the command to continue" if resumable else "no output was written"
+        print(f"atvg {args.command}: interrupted; {outcome}.", file=sys.stderr)
         return 130
 
 
