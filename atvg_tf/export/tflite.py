@@ -179,18 +179,21 @@ def calibration_samples(graphs: StreamingGraphs, prepared_dir: str, count: int =
     for example in make_dataset(prepared_dir, None, config).repeat():
         identity = {"identity_frame": example["identity_frame"], "identity_landmarks": example["identity_landmarks"] * graphs.crop}
         samples["identity_encoder"].append({k: v.numpy() for k, v in identity.items()})
-        encodings = functions["identity_encoder"][0](**identity)
-        atnet_states = _zero_states(functions["atnet_step"][1])
-        vgnet_states = _zero_states(functions["vgnet_step"][1])
-        for t in range(config.sequence_length):
-            atnet_inputs = {"mfcc_window": example["mfcc_windows"][:, t : t + 1], "identity_landmarks": identity["identity_landmarks"], **atnet_states}
-            samples["atnet_step"].append({k: np.asarray(v) for k, v in atnet_inputs.items()})
-            atnet_out = functions["atnet_step"][0](**atnet_inputs)
-            atnet_states = _next(atnet_out)
-            vgnet_inputs = {"identity_frame": identity["identity_frame"], "landmarks": atnet_out["landmarks"], **encodings, **vgnet_states}
-            samples["vgnet_step"].append({k: np.asarray(v) for k, v in vgnet_inputs.items()})
-            vgnet_states = _next(functions["vgnet_step"][0](**vgnet_inputs))
-        if len(samples["vgnet_step"]) >= count and len(samples["identity_encoder"]) >= min(count, 16):
+        if len(samples["vgnet_step"]) < count:  # the per-frame networks: whole sequences, so the states are realistic
+            encodings = functions["identity_encoder"][0](**identity)
+            atnet_states = _zero_states(functions["atnet_step"][1])
+            vgnet_states = _zero_states(functions["vgnet_step"][1])
+            for t in range(config.sequence_length):
+                atnet_inputs = {"mfcc_window": example["mfcc_windows"][:, t : t + 1],
+                                "identity_landmarks": identity["identity_landmarks"], **atnet_states}
+                samples["atnet_step"].append({k: np.asarray(v) for k, v in atnet_inputs.items()})
+                atnet_out = functions["atnet_step"][0](**atnet_inputs)
+                atnet_states = _next(atnet_out)
+                vgnet_inputs = {"identity_frame": identity["identity_frame"], "landmarks": atnet_out["landmarks"],
+                                **encodings, **vgnet_states}
+                samples["vgnet_step"].append({k: np.asarray(v) for k, v in vgnet_inputs.items()})
+                vgnet_states = _next(functions["vgnet_step"][0](**vgnet_inputs))
+        if min(len(values) for values in samples.values()) >= count:
             break
     return {name: values[:count] for name, values in samples.items()}
 
