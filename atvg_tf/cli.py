@@ -174,7 +174,8 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--audio", required=True, metavar="SPEECH", help="speech: wav, flac, mp3, m4a or a video file's sound")
     parser.add_argument("--output", "-o", required=True, metavar="OUT.mp4")
     parser.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped in the package)")
-    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"], default="mediapipe", help="landmark backend for the photo")
+    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"],
+                        help="landmark backend for the photo (default: the model's, dlib for converted official models; else mediapipe)")
     parser.add_argument("--face-index", type=int, default=0, help="which face when the photo has several (0 = largest)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--paste-back", dest="mode", action="store_const", const="paste-back", help="the face back in the full photo (default)")
@@ -237,7 +238,7 @@ def _run_export(args) -> int:
     from atvg_tf.export.tflite import export_tflite, write_avatar
 
     if args.avatar:
-        write_avatar(args.avatar, args.output)
+        write_avatar(args.avatar, args.output, model)
     written = export_tflite(model, args.output, args.variants, args.calibration, args.calibration_samples,
                             progress=lambda name: print(f"converting {name}", flush=True))
     print(f"wrote {len(written)} TF-Lite models to {args.output}")

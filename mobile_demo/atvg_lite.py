@@ -84,7 +84,7 @@ class LiteTalkingFace:
         window = self.mfcc(pcm=pcm)["mfcc_window"]
         out = self.atnet(mfcc_window=window, identity_landmarks=self._marks, **self._atnet_states)
         self._atnet_states = {name[5:]: value for name, value in out.items() if name.startswith("next_")}
-        rendered = self.vgnet(landmarks=out["landmarks"], **self._identity, **self._vgnet_states)
+        rendered = self.vgnet(landmarks=out["landmarks"], identity_landmarks=self._marks, **self._identity, **self._vgnet_states)
         self._vgnet_states = {name[5:]: value for name, value in rendered.items() if name.startswith("next_")}
         frame = np.clip(np.round((rendered["frame"][0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
         return frame, out["landmarks"].reshape(68, 2)

@@ -1,4 +1,4 @@
-"""The landmark PCA as TensorFlow ops, for graphs that go into exported models."""
+"""A model's landmark convention (`generation.landmark_space`) as TensorFlow ops, for exported graphs."""
 
 from __future__ import annotations
 
@@ -7,28 +7,38 @@ import tensorflow as tf
 
 from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.generation.landmark_space import OfficialLandmarks
+
+
+def _similarity(source: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Least-squares similarity from [..., 68, 2] `source` to `target` (as `alignment.similarity_transform`):
+    returns a, b (rotation/scale [[a, -b], [b, a]]) and the translation [..., 2]."""
+    source_mean = tf.reduce_mean(source, axis=-2, keepdims=True)
+    target_mean = tf.reduce_mean(target, axis=-2, keepdims=True)
+    s, t = source - source_mean, target - target_mean
+    norm = tf.reduce_sum(s**2, axis=[-2, -1])
+    a = tf.reduce_sum(s * t, axis=[-2, -1]) / norm
+    b = tf.reduce_sum(s[..., 0] * t[..., 1] - s[..., 1] * t[..., 0], axis=-1) / norm
+    mx, my = source_mean[..., 0, 0], source_mean[..., 0, 1]
+    translation = tf.stack([target_mean[..., 0, 0] - (a * mx - b * my), target_mean[..., 0, 1] - (b * mx + a * my)], axis=-1)
+    return a, b, translation
+
+
+def _apply(points: tf.Tensor, a, b, translation) -> tf.Tensor:
+    """[..., 68, 2] points through [[a, -b], [b, a]] + translation (a, b: [...] or scalars)."""
+    a, b = a[..., None], b[..., None]
+    x, y = points[..., 0], points[..., 1]
+    return tf.stack([a * x - b * y + translation[..., None, 0], b * x + a * y + translation[..., None, 1]], axis=-1)
 
 
 def _fit_similarity(shapes: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """Maps each [B, 68, 2] shape onto `target` [68, 2] by its least-squares similarity transform
-    (as `alignment.similarity_transform` + `transform_points`)."""
-    source = shapes - tf.reduce_mean(shapes, axis=1, keepdims=True)
-    target_mean = tf.reduce_mean(target, axis=0)
-    centred = target - target_mean
-    norm = tf.reduce_sum(source**2, axis=[1, 2])
-    a = tf.reduce_sum(source * centred, axis=[1, 2]) / norm
-    b = tf.reduce_sum(source[..., 0] * centred[:, 1] - source[..., 1] * centred[:, 0], axis=1) / norm
-    a, b = a[:, None], b[:, None]
-    x = a * source[..., 0] - b * source[..., 1] + target_mean[0]
-    y = b * source[..., 0] + a * source[..., 1] + target_mean[1]
-    return tf.stack([x, y], axis=-1)
+    """Each [B, 68, 2] shape mapped onto `target` [68, 2] by its own least-squares similarity."""
+    return _apply(shapes, *_similarity(shapes, target))
 
 
 class PcaOps:
-    """Encoding identity landmarks and decoding AT-net's codes relative to them, in TF ops.
-
-    Both landmark spaces of `LandmarkPCA` are supported: `crop` (the bases `atvg fit-pca` writes)
-    and `procrustes` (the release's bases, for converted official models).
+    """This project's convention in TF ops: identity-relative decoding in crop pixels, VG-net sees
+    landmarks / crop size. Both landmark spaces of `LandmarkPCA` (crop, procrustes) are supported.
 
     Args:
         pca: the basis.
@@ -58,7 +68,54 @@ class PcaOps:
         """[B, 136] landmarks (crop px) -> [B, K] codes."""
         return tf.matmul(self._to_space(landmarks) * self.scale - self.mean, self.components)
 
-    def relative(self, codes: tf.Tensor, identity_code: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
-        """[T, K] codes -> [T, 136] landmarks (crop px): the identity's landmarks plus the decoded
-        motion, as `TalkingFaceModel.landmarks_from_codes(relative=True)`."""
+    def identity_code(self, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        """[1, 136] crop px -> AT-net's `identity_pca_codes` [1, K]."""
+        return self.encode(identity_landmarks)
+
+    def landmarks(self, codes: tf.Tensor, identity_code: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        """[T, K] codes -> [T, 136] crop px, as `TalkingFaceModel.landmarks_from_codes`."""
         return identity_landmarks + self._decode(codes) - self._decode(identity_code)
+
+    def vgnet_identity(self, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        return identity_landmarks / self.crop
+
+    def vgnet_landmarks(self, landmarks: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        return landmarks / self.crop
+
+
+class OfficialOps(PcaOps):
+    """The release's convention (`landmark_space.OfficialLandmarks`) in TF ops."""
+
+    def __init__(self, space: OfficialLandmarks, crop_size: int):
+        super().__init__(space.pca, crop_size)
+        self.boost = tf.constant(space.code_boost)
+        self.shape = tf.constant(space.identity_shape.astype(np.float32))  # [68, 2]
+        self.code = tf.constant(space.identity_code(None))
+        self.identity_vector = tf.constant(space.vgnet_identity(None))
+
+    def _placement(self, identity_landmarks: tf.Tensor):
+        return _similarity(self.shape, tf.reshape(identity_landmarks, [68, 2]))
+
+    def identity_code(self, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        return self.code
+
+    def landmarks(self, codes: tf.Tensor, identity_code: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        shapes = (tf.matmul(codes * self.boost, self.components, transpose_b=True) + self.mean) / self.scale
+        return tf.reshape(_apply(tf.reshape(shapes, [-1, 68, 2]), *self._placement(identity_landmarks)), [-1, 136])
+
+    def vgnet_identity(self, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        return self.identity_vector
+
+    def vgnet_landmarks(self, landmarks: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
+        a, b, translation = self._placement(identity_landmarks)
+        determinant = a**2 + b**2
+        points = tf.reshape(landmarks, [-1, 68, 2]) - translation
+        shapes = _apply(points, a / determinant, -b / determinant, tf.zeros(2))
+        return tf.reshape(shapes, [-1, 136]) * self.scale
+
+
+def landmark_ops(model) -> PcaOps:
+    """The TF ops of a `TalkingFaceModel`'s landmark convention."""
+    if isinstance(model.landmark_space, OfficialLandmarks):
+        return OfficialOps(model.landmark_space, model.crop_size)
+    return PcaOps(model.pca, model.crop_size)

@@ -17,7 +17,7 @@ import shutil
 import keras
 import tensorflow as tf
 
-from atvg_tf.export.pca_ops import PcaOps
+from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, MfccWindows
 from atvg_tf.generation.model import TalkingFaceModel
 
@@ -32,7 +32,7 @@ class CascadeGraph:
     """
 
     def __init__(self, model: TalkingFaceModel):
-        self.pca = PcaOps(model.pca, model.crop_size)
+        self.pca = landmark_ops(model)
         self.model = model
         self.windows = MfccWindows(AudioConfig())
         self.crop_size = float(model.crop_size)
@@ -46,16 +46,17 @@ class CascadeGraph:
     def landmarks(self, mfcc_windows: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
         """AT-net + PCA decoding relative to the identity: [T, 28, 12], [68, 2] -> [T, 68, 2] crop px."""
         identity_vector = tf.reshape(identity_landmarks, [1, 136])
-        identity_code = self.pca.encode(identity_vector)
+        identity_code = self.pca.identity_code(identity_vector)
         codes = self.model.atnet({"mfcc_windows": mfcc_windows[None], "identity_pca_codes": identity_code}, training=False)["pca_codes"][0]
-        return tf.reshape(self.pca.relative(codes, identity_code, identity_vector), [-1, 68, 2])
+        return tf.reshape(self.pca.landmarks(codes, identity_code, identity_vector), [-1, 68, 2])
 
     def frames(self, identity_frame: tf.Tensor, identity_landmarks: tf.Tensor, landmarks: tf.Tensor) -> dict:
         """VG-net: uint8 crop, [68, 2] and [T, 68, 2] crop px -> frames and attention [T, ...]."""
+        identity_vector = tf.reshape(identity_landmarks, [1, 136])
         outputs = self.model.vgnet({
             "identity_frame": (tf.cast(identity_frame, tf.float32) / 127.5 - 1.0)[None],
-            "identity_landmarks": tf.reshape(identity_landmarks, [1, 136]) / self.crop_size,
-            "landmarks": tf.reshape(landmarks, [1, -1, 136]) / self.crop_size,
+            "identity_landmarks": self.pca.vgnet_identity(identity_vector),
+            "landmarks": self.pca.vgnet_landmarks(tf.reshape(landmarks, [-1, 136]), identity_vector)[None],
         }, training=False)
         return {"frames": outputs["frames"][0], "attention": outputs["attention"][0]}
 

@@ -9,8 +9,8 @@ Four models, each with one signature (`serving_default`) and named inputs and ou
     `identity_stage2`, `identity_feature`.
   - `atnet_step.tflite`, per frame: `mfcc_window`, `identity_landmarks` and the LSTM states
     (`lstm_<i>_h`, `lstm_<i>_c`) -> `landmarks` [1, 136] crop pixels and `next_lstm_<i>_h/c`.
-  - `vgnet_step.tflite`, per frame: `identity_frame`, the identity encodings, `landmarks`
-    [1, 136] crop pixels and `mmcrnn_h`, `mmcrnn_c` -> `frame` [1, 128, 128, 3] in [-1, 1],
+  - `vgnet_step.tflite`, per frame: `identity_frame`, `identity_landmarks`, the identity
+    encodings, `landmarks` [1, 136] crop pixels and `mmcrnn_h`, `mmcrnn_c` -> `frame` [1, 128, 128, 3] in [-1, 1],
     `attention` [1, 128, 128, 1], `next_mmcrnn_h`, `next_mmcrnn_c`.
 States start at zero; feed each `next_*` output back as the `*` input of the next frame.
 
@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
-from atvg_tf.export.pca_ops import PcaOps
+from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, mel_filter_bank
 from atvg_tf.generation.model import TalkingFaceModel
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream
@@ -80,7 +80,7 @@ class StreamingGraphs:
     """The per-frame functions that become the TF-Lite models (and their input signatures)."""
 
     def __init__(self, model: TalkingFaceModel):
-        self.pca = PcaOps(model.pca, model.crop_size)
+        self.pca = landmark_ops(model)
         self.model = model
         self.front_end = MfccFrontEnd()
         self.atnet = build_atnet_stream(model.atnet, steps=1, unroll=True)
@@ -104,16 +104,17 @@ class StreamingGraphs:
             return {"mfcc_window": self.front_end(pcm)}
 
         def identity_encoder(identity_frame, identity_landmarks):
-            return self.encoder({"identity_frame": identity_frame, "identity_landmarks": identity_landmarks / self.crop})
+            return self.encoder({"identity_frame": identity_frame, "identity_landmarks": self.pca.vgnet_identity(identity_landmarks)})
 
         def atnet_step(mfcc_window, identity_landmarks, **states):
-            identity_code = self.pca.encode(identity_landmarks)
+            identity_code = self.pca.identity_code(identity_landmarks)
             out = self.atnet({"mfcc_windows": mfcc_window, "identity_pca_codes": identity_code, **states})
-            return {"landmarks": self.pca.relative(out["pca_codes"][:, 0], identity_code, identity_landmarks),
+            return {"landmarks": self.pca.landmarks(out["pca_codes"][:, 0], identity_code, identity_landmarks),
                     **{n: v for n, v in out.items() if n.startswith("next_")}}
 
-        def vgnet_step(identity_frame, landmarks, **inputs):
-            out = self.vgnet({"identity_frame": identity_frame, "landmarks": landmarks[:, None] / self.crop, **inputs})
+        def vgnet_step(identity_frame, identity_landmarks, landmarks, **inputs):
+            vgnet_landmarks = self.pca.vgnet_landmarks(landmarks, identity_landmarks)[:, None]
+            out = self.vgnet({"identity_frame": identity_frame, "landmarks": vgnet_landmarks, **inputs})
             return {"frame": out["frames"][:, 0], "attention": out["attention"][:, 0],
                     **{n: v for n, v in out.items() if n.startswith("next_")}}
 
@@ -124,7 +125,7 @@ class StreamingGraphs:
             "mfcc": (mfcc, [pcm], self.front_end),
             "identity_encoder": (identity_encoder, [frame, marks], self.encoder),
             "atnet_step": (atnet_step, [window, marks, *state_specs(self.atnet).values()], self.atnet),
-            "vgnet_step": (vgnet_step, [frame, landmarks, *encodings.values(), *state_specs(self.vgnet).values()], self.vgnet),
+            "vgnet_step": (vgnet_step, [frame, marks, landmarks, *encodings.values(), *state_specs(self.vgnet).values()], self.vgnet),
         }
 
 
@@ -189,8 +190,8 @@ def calibration_samples(graphs: StreamingGraphs, prepared_dir: str, count: int =
                 samples["atnet_step"].append({k: np.asarray(v) for k, v in atnet_inputs.items()})
                 atnet_out = functions["atnet_step"][0](**atnet_inputs)
                 atnet_states = _next(atnet_out)
-                vgnet_inputs = {"identity_frame": identity["identity_frame"], "landmarks": atnet_out["landmarks"],
-                                **encodings, **vgnet_states}
+                vgnet_inputs = {"identity_frame": identity["identity_frame"], "identity_landmarks": identity["identity_landmarks"],
+                                "landmarks": atnet_out["landmarks"], **encodings, **vgnet_states}
                 samples["vgnet_step"].append({k: np.asarray(v) for k, v in vgnet_inputs.items()})
                 vgnet_states = _next(functions["vgnet_step"][0](**vgnet_inputs))
         if min(len(values) for values in samples.values()) >= count:
@@ -246,7 +247,7 @@ def export_tflite(
     return written
 
 
-def write_avatar(photo: str, directory: str, landmarks: str = "mediapipe") -> str:
+def write_avatar(photo: str, directory: str, model: TalkingFaceModel, landmarks: str | None = None) -> str:
     """Writes `avatar.npz` for apps without a face detector: the photo (RGB), its aligned crop,
     the crop's landmarks and the photo-to-crop transform (for pasting frames back)."""
     from atvg_tf.frontend.face.alignment import align_face
@@ -254,8 +255,9 @@ def write_avatar(photo: str, directory: str, landmarks: str = "mediapipe") -> st
     from atvg_tf.frontend.image import load_image
 
     image = load_image(photo)
-    with create_landmark_detector(landmarks) as detector:
-        face = align_face(image, detector.largest_face(image))
+    with create_landmark_detector(landmarks or model.info.get("landmark_backend", "mediapipe")) as detector:
+        marks = detector.largest_face(image)
+        face = align_face(image, marks, model.alignment(marks))
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "avatar.npz")
     np.savez_compressed(path + ".partial.npz", photo=image, identity_frame=face.image,

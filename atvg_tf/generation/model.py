@@ -13,7 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.generation.landmark_space import OFFICIAL_FILE, CropLandmarks, OfficialLandmarks
 from atvg_tf.models import layers as _custom_layers  # noqa: F401  (registers the custom layers for loading)
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream, initial_states, next_states
 
@@ -41,9 +43,13 @@ class TalkingFaceModel:
         info: what `training.json` says about the model.
     """
 
-    def __init__(self, atnet: keras.Model, vgnet: keras.Model, pca: LandmarkPCA, info: dict | None = None):
+    def __init__(
+        self, atnet: keras.Model, vgnet: keras.Model, pca: LandmarkPCA, info: dict | None = None,
+        landmark_space: CropLandmarks | None = None,
+    ):
         self.atnet, self.vgnet, self.pca, self.info = atnet, vgnet, pca, info or {}
         self.crop_size = int(vgnet.input["identity_frame"].shape[1])
+        self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size)
         self._stream: dict | None = None  # the streaming models, built on first use
 
     @classmethod
@@ -58,12 +64,15 @@ class TalkingFaceModel:
             )
         info_path = os.path.join(directory, "training.json")
         info = json.load(open(info_path)) if os.path.isfile(info_path) else {}
-        return cls(
-            keras.saving.load_model(os.path.join(directory, "atnet.keras")),
-            keras.saving.load_model(os.path.join(directory, "vgnet.keras")),
-            LandmarkPCA.load(os.path.join(directory, "pca.npz")),
-            info,
-        )
+        vgnet = keras.saving.load_model(os.path.join(directory, "vgnet.keras"))
+        pca = LandmarkPCA.load(os.path.join(directory, "pca.npz"))
+        official = os.path.join(directory, OFFICIAL_FILE)
+        space = OfficialLandmarks.load(official, pca, int(vgnet.input["identity_frame"].shape[1])) if os.path.isfile(official) else None
+        return cls(keras.saving.load_model(os.path.join(directory, "atnet.keras")), vgnet, pca, info, space)
+
+    def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
+        """How to align a photo with these landmarks for this model."""
+        return self.landmark_space.alignment(source_landmarks)
 
     def predict_landmarks(self, mfcc_windows: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
         """AT-net in one call: [T, 28, 12] windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
@@ -74,7 +83,7 @@ class TalkingFaceModel:
                 codes as they are (the paper's form). A model trained on one speaker knows only that
                 speaker's face shape, so relative is the default.
         """
-        identity_code = self.pca.encode(identity_landmarks)[None]
+        identity_code = self.landmark_space.identity_code(identity_landmarks)
         codes = self.atnet.predict_on_batch(
             {"mfcc_windows": np.asarray(mfcc_windows, np.float32)[None], "identity_pca_codes": identity_code}
         )["pca_codes"][0]
@@ -82,18 +91,14 @@ class TalkingFaceModel:
 
     def landmarks_from_codes(self, codes: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
         """[T, K] AT-net codes -> [T, 68, 2] landmarks (crop px); see `predict_landmarks` for `relative`."""
-        if not relative:
-            return self.pca.decode(codes)
-        identity_code = self.pca.encode(identity_landmarks)[None]
-        return identity_landmarks[None] + self.pca.decode(codes) - self.pca.decode(identity_code)
+        return self.landmark_space.landmarks(codes, identity_landmarks, relative)
 
     def render(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, landmarks: np.ndarray) -> dict:
         """VG-net in one call: identity crop (uint8) + landmarks (crop px) -> uint8 frames, attention and motion maps."""
-        scale = 1.0 / self.crop_size
         outputs = self.vgnet.predict_on_batch({
             "identity_frame": to_unit(identity_frame)[None],
-            "identity_landmarks": (identity_landmarks.reshape(1, 136) * scale).astype(np.float32),
-            "landmarks": (landmarks.reshape(1, -1, 136) * scale).astype(np.float32),
+            "identity_landmarks": self.landmark_space.vgnet_identity(identity_landmarks),
+            "landmarks": self.landmark_space.vgnet_landmarks(landmarks, identity_landmarks),
         })
         return _frames_out(outputs)
 
@@ -127,12 +132,12 @@ class FrameStreamer:
     ):
         self.model, self.networks, self.relative = model, networks, relative
         self.identity_landmarks = np.asarray(identity_landmarks, np.float32)
-        scale = 1.0 / model.crop_size
-        self._identity_code = tf.constant(model.pca.encode(self.identity_landmarks)[None])
+        space = model.landmark_space
+        self._identity_code = tf.constant(space.identity_code(self.identity_landmarks))
         frame = tf.constant(to_unit(identity_frame)[None])
         identity = networks["identity"]({
             "identity_frame": frame,
-            "identity_landmarks": tf.constant((self.identity_landmarks.reshape(1, 136) * scale).astype(np.float32)),
+            "identity_landmarks": tf.constant(space.vgnet_identity(self.identity_landmarks)),
         })
         self._identity = {"identity_frame": frame, **identity}
         self._atnet_states = {k: tf.constant(v) for k, v in initial_states(networks["atnet"].model).items()}
@@ -155,10 +160,9 @@ class FrameStreamer:
         })
         self._atnet_states = next_states(atnet)
         landmarks = self.model.landmarks_from_codes(atnet["pca_codes"].numpy()[0], self.identity_landmarks, self.relative)
-        scale = 1.0 / self.model.crop_size
         vgnet = self.networks["vgnet"]({
             **self._identity,
-            "landmarks": tf.constant((landmarks.reshape(1, -1, 136) * scale).astype(np.float32)),
+            "landmarks": tf.constant(self.model.landmark_space.vgnet_landmarks(landmarks, self.identity_landmarks)),
             **self._vgnet_states,
         })
         self._vgnet_states = next_states(vgnet)

@@ -85,7 +85,9 @@ class TalkingFace:
 
     Args:
         model: a `TalkingFaceModel`, a model folder, or None for the packaged default model.
-        landmarks: landmark backend for the photo (`mediapipe` or `dlib`).
+        landmarks: landmark backend for the photo (`mediapipe` or `dlib`); by default the one the
+            model folder names (`landmark_backend` in training.json: dlib for converted official
+            models), else mediapipe.
         chunk_frames: frames generated per model call; memory grows with it, not with the audio.
         first_chunk_frames: frames of the first call (small, so the first frame comes early).
     """
@@ -93,14 +95,14 @@ class TalkingFace:
     def __init__(
         self,
         model: TalkingFaceModel | str | None = None,
-        landmarks: str = "mediapipe",
+        landmarks: str | None = None,
         chunk_frames: int = 32,
         first_chunk_frames: int = 4,
     ):
         if min(chunk_frames, first_chunk_frames) < 1:
             raise ValueError(f"chunk sizes must be at least 1, got {chunk_frames} and {first_chunk_frames}.")
         self.model = model if isinstance(model, TalkingFaceModel) else TalkingFaceModel.load(model)
-        self.detector = create_landmark_detector(landmarks)
+        self.detector = create_landmark_detector(landmarks or self.model.info.get("landmark_backend", "mediapipe"))
         self.chunk_frames, self.first_chunk_frames = chunk_frames, first_chunk_frames
 
     def close(self) -> None:
@@ -116,7 +118,8 @@ class TalkingFace:
     def identity(self, image: str | np.ndarray, face_index: int = 0) -> Identity:
         """Detects and aligns the face of a photo (path or RGB array); `face_index` 0 is the largest."""
         photo = load_image(image) if isinstance(image, str) else np.asarray(image)
-        return Identity(photo, align_face(photo, self.detector.largest_face(photo, face_index=face_index)))
+        landmarks = self.detector.largest_face(photo, face_index=face_index)
+        return Identity(photo, align_face(photo, landmarks, self.model.alignment(landmarks)))
 
     def stream(self, identity: Identity, audio: str) -> Iterator[dict]:
         """Generates the frames for a speech file chunk by chunk.

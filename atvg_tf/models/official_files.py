@@ -14,10 +14,12 @@ import shutil
 import numpy as np
 
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.generation.landmark_space import OFFICIAL_FILE, official_inference_arrays
 from atvg_tf.models.official import CheckpointError, load_state_dict
 
-# The release's 6-component LRW basis (procrustes space, landmarks x 5).
-BASIS_FILES = ("U_lrw1.npy", "mean_lrw1.npy")
+# The release's 6-component LRW basis (procrustes space, landmarks x 5), the shape statistics its
+# demo derives the identity shape from, and its alignment templates.
+BASIS_FILES = ("U_lrw1.npy", "mean_lrw1.npy", "mean_shape_norm.npy", "S.npy", "base_68.npy", "base_68_close.npy")
 
 
 def read_checkpoint(path: str, what: str) -> dict[str, np.ndarray]:
@@ -93,12 +95,15 @@ def convert_official(atnet_path: str, vgnet_path: str, basics_dir: str, output_d
         atnet.save(os.path.join(partial, "atnet.keras"))
         vgnet.save(os.path.join(partial, "vgnet.keras"))
         pca.save(os.path.join(partial, "pca.npz"))
+        np.savez(os.path.join(partial, OFFICIAL_FILE), **official_inference_arrays(basics_dir))
         info = {
             "source": "official ATVGnet release (converted by atvg convert-official)",
             "checkpoints": {"atnet": {"file": os.path.basename(atnet_path), "sha256": _sha256(atnet_path)},
                             "vgnet": {"file": os.path.basename(vgnet_path), "sha256": _sha256(vgnet_path)}},
             "presets": {"atnet": "paper", "vgnet": "official"},
             "pca": pca.describe(),
+            "inference": "official: fixed identity shape, boosted absolute decoding, base_68 alignment (official.npz)",
+            "landmark_backend": "dlib",
         }
         with open(os.path.join(partial, "training.json"), "w") as handle:
             json.dump(info, handle, indent=1)

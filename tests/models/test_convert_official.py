@@ -40,6 +40,10 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
     assert model.pca.space == "procrustes" and model.pca.num_components == 6 and model.pca.scale == 5.0
     info = json.loads((tmp_path / "official" / "training.json").read_text())
     assert info["presets"] == {"atnet": "paper", "vgnet": "official"} and len(info["checkpoints"]["atnet"]["sha256"]) == 64
+    assert info["landmark_backend"] == "dlib"
+    from atvg_tf.generation.landmark_space import OfficialLandmarks
+
+    assert isinstance(model.landmark_space, OfficialLandmarks)
     rng = np.random.default_rng(0)
     codes, audio = rng.normal(size=(1, 6)).astype(np.float32), rng.normal(size=(1, 4, 28, 12)).astype(np.float32)
     with torch.no_grad():
@@ -53,6 +57,30 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
     identity = model.pca.decode(np.zeros(6, np.float32))
     marks = serving(waveform=tf.constant(rng.normal(0, 0.1, 16000).astype(np.float32)), identity_landmarks=tf.constant(identity))
     assert marks["landmarks"].shape == (25, 68, 2) and np.isfinite(marks["landmarks"].numpy()).all()
+    # The streaming TF-Lite models follow the same convention (float32 vs Keras on 10 frames of speech).
+    import sys
+
+    from atvg_tf.frontend.audio import load_audio, mfcc_windows
+    from atvg_tf.evaluation.metrics import psnr
+
+    photo = os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")
+    assert main(["export", "--format", "tflite", "--variants", "float32", "--model", str(tmp_path / "official"),
+                 "--output", str(tmp_path / "lite"), "--avatar", photo]) == 0
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "mobile_demo"))
+    from atvg_lite import LiteTalkingFace, pcm_window
+
+    avatar = np.load(tmp_path / "lite" / "avatar.npz")
+    speech = load_audio(os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"))[:6400]
+    engine = LiteTalkingFace(str(tmp_path / "lite"), "float32")
+    engine.start(avatar["identity_frame"], avatar["identity_landmarks"])
+    lite = np.stack([engine.step(pcm_window(speech, t))[0] for t in range(10)])
+    expected_marks = model.predict_landmarks(mfcc_windows(speech), avatar["identity_landmarks"])
+    expected = model.render(avatar["identity_frame"], avatar["identity_landmarks"], expected_marks)["frames"]
+    assert psnr(expected, lite) >= 40.0
+    from atvg_tf.evaluation.evaluate import evaluate
+
+    report = evaluate([os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg")], model, progress=False)
+    assert np.isfinite(report["model"]["lmd"])
     output = tmp_path / "out.mp4"
     assert main(["generate", "--image", os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg"), "--audio",
                  os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"), "--model", str(tmp_path / "official"),

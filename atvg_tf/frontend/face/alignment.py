@@ -28,11 +28,14 @@ class AlignmentConfig:
         crop_size: side of the aligned crop in pixels.
         alignment_points: landmark indices matched to the template (nose bridge and eyes).
         smoothing_sigma: Gaussian sigma, in frames, applied over time to clip transforms.
+        template_points: another 68-point template (136 values, x0, y0, ..., in pixels of a
+            128-px crop) instead of this project's, e.g. the release's `base_68` for converted models.
     """
 
     crop_size: int = 128
     alignment_points: tuple[int, ...] = tuple(range(27, 48))
     smoothing_sigma: float = 2.0
+    template_points: tuple[float, ...] | None = None
 
     @classmethod
     def preset(cls, name: str) -> "AlignmentConfig":
@@ -44,6 +47,8 @@ class AlignmentConfig:
 
     def template(self) -> np.ndarray:
         """The 68-point template scaled to `crop_size`."""
+        if self.template_points is not None:
+            return np.asarray(self.template_points, np.float64).reshape(68, 2) * (self.crop_size / 128.0)
         return TEMPLATE_68 * (self.crop_size / TEMPLATE_SIZE)
 
 

@@ -1,0 +1,137 @@
+"""How a model's landmarks relate to the photo: the two conventions a model folder can follow.
+
+`CropLandmarks` (this project's models): AT-net's codes are decoded relative to the photo's own
+landmarks, in crop pixels, and VG-net sees landmarks divided by the crop size.
+
+`OfficialLandmarks` (models converted from the release, with `official.npz`): as the release's
+demo, AT-net starts from a fixed closed-mouth mean shape whatever the photo, its codes 1-5 are
+boosted and decoded absolutely, and VG-net sees landmarks in the release's normalised space
+(Procrustes-normalised shape x 5). For display the shapes are placed on the photo's face by the
+similarity that maps the mean shape onto the photo's landmarks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from atvg_tf.frontend.face.alignment import (
+    AlignmentConfig,
+    invert_transform,
+    similarity_transform,
+    transform_points,
+)
+from atvg_tf.frontend.face.pca import LandmarkPCA
+
+OFFICIAL_FILE = "official.npz"
+# The release aligns on points 27-44 and calls eyes open when sum(y[37:39] - y[40:42]) < -9 px.
+OFFICIAL_POINTS = tuple(range(27, 45))
+EYES_OPEN_BELOW = -9.0
+
+
+class CropLandmarks:
+    """Identity-relative landmarks in crop pixels (this project's training convention)."""
+
+    def __init__(self, pca: LandmarkPCA, crop_size: int):
+        self.pca, self.crop_size = pca, crop_size
+
+    def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
+        return AlignmentConfig(crop_size=self.crop_size)
+
+    def identity_code(self, identity_landmarks: np.ndarray) -> np.ndarray:
+        """[68, 2] crop px -> [1, K]."""
+        return self.pca.encode(identity_landmarks)[None]
+
+    def landmarks(self, codes: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
+        """[T, K] codes -> [T, 68, 2] crop px."""
+        if not relative:
+            return self.pca.decode(codes)
+        return identity_landmarks[None] + self.pca.decode(codes) - self.pca.decode(self.identity_code(identity_landmarks))
+
+    def vgnet_identity(self, identity_landmarks: np.ndarray) -> np.ndarray:
+        """VG-net's `identity_landmarks` input [1, 136]."""
+        return (np.asarray(identity_landmarks, np.float32).reshape(1, 136) / self.crop_size).astype(np.float32)
+
+    def vgnet_landmarks(self, landmarks: np.ndarray, identity_landmarks: np.ndarray) -> np.ndarray:
+        """[T, 68, 2] crop px -> VG-net's `landmarks` input [1, T, 136]."""
+        return (np.asarray(landmarks, np.float32).reshape(1, -1, 136) / self.crop_size).astype(np.float32)
+
+
+class OfficialLandmarks(CropLandmarks):
+    """The release's convention (see the module docstring).
+
+    Args:
+        pca: the release's basis (procrustes space, scale 5).
+        crop_size: crop side.
+        identity_shape: [136] the fixed normalised identity shape.
+        code_boost: [K] factors applied to AT-net's codes before decoding.
+        template_open, template_closed: [136] the release's templates in 128-px crop pixels.
+    """
+
+    def __init__(self, pca, crop_size, identity_shape, code_boost, template_open, template_closed):
+        super().__init__(pca, crop_size)
+        self.identity_shape = np.asarray(identity_shape, np.float64).reshape(68, 2)
+        self.code_boost = np.asarray(code_boost, np.float32)
+        self.templates = (tuple(np.asarray(template_open, float).ravel()), tuple(np.asarray(template_closed, float).ravel()))
+
+    @classmethod
+    def load(cls, path: str, pca: LandmarkPCA, crop_size: int) -> "OfficialLandmarks":
+        with np.load(path) as data:
+            return cls(pca, crop_size, data["identity_shape"], data["code_boost"], data["template_open"], data["template_closed"])
+
+    def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
+        opened = AlignmentConfig(crop_size=self.crop_size, alignment_points=OFFICIAL_POINTS, template_points=self.templates[0])
+        points = list(OFFICIAL_POINTS)
+        aligned = transform_points(source_landmarks, similarity_transform(source_landmarks[points], opened.template()[points]))
+        if np.sum(aligned[37:39, 1] - aligned[40:42, 1]) < EYES_OPEN_BELOW * self.crop_size / 128.0:
+            return opened
+        return AlignmentConfig(crop_size=self.crop_size, alignment_points=OFFICIAL_POINTS, template_points=self.templates[1])
+
+    def identity_code(self, identity_landmarks: np.ndarray) -> np.ndarray:
+        vector = self.identity_shape.reshape(1, 136) * self.pca.scale - self.pca.mean
+        return (vector @ self.pca.components).astype(np.float32)
+
+    def _placement(self, identity_landmarks: np.ndarray) -> np.ndarray:
+        return similarity_transform(self.identity_shape, identity_landmarks)
+
+    def _model_space(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes, np.float32) @ self.pca.components.T + self.pca.mean
+
+    def landmarks(self, codes: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
+        """Boosted, absolutely decoded shapes placed on the photo's face (`relative` does not apply)."""
+        shapes = self._model_space(np.asarray(codes) * self.code_boost) / self.pca.scale
+        return transform_points(shapes.reshape(-1, 68, 2), self._placement(identity_landmarks))
+
+    def vgnet_identity(self, identity_landmarks: np.ndarray) -> np.ndarray:
+        return self._model_space(self.identity_code(identity_landmarks)).astype(np.float32)
+
+    def vgnet_landmarks(self, landmarks: np.ndarray, identity_landmarks: np.ndarray) -> np.ndarray:
+        shapes = transform_points(np.asarray(landmarks).reshape(-1, 68, 2), invert_transform(self._placement(identity_landmarks)))
+        return (shapes.reshape(1, -1, 136) * self.pca.scale).astype(np.float32)
+
+
+def official_inference_arrays(basics_dir: str) -> dict[str, np.ndarray]:
+    """What `official.npz` holds, computed from the release's basics folder.
+
+    The release's demo Procrustes-normalises the photo's landmarks and corrects them in the `S`
+    shape basis relative to themselves, which leaves, for any single photo, the mean shape
+    `mean_shape_norm` with the mouth closed by the basis' mouth parameter 1 = -0.06.
+    """
+    import os
+
+    mean_shape = np.load(os.path.join(basics_dir, "mean_shape_norm.npy")).reshape(136)
+    basis = np.load(os.path.join(basics_dir, "S.npy"))  # [100, 136]
+    mouth = np.zeros(basis.shape[0])
+    mouth[1] = -0.06
+    closed = mean_shape.copy()
+    closed[96:] += (mouth @ basis)[96:]  # points 48-67: the mouth
+    opening = basis @ (closed - mean_shape)
+    identity_shape = mean_shape - opening @ basis
+    # The release warps to 163 px and keeps pixels [1:129]: crop pixel = template pixel - 1.
+    templates = {name: np.load(os.path.join(basics_dir, f"{name}.npy")).astype(np.float64) - 1.0
+                 for name in ("base_68", "base_68_close")}
+    return {
+        "identity_shape": identity_shape,
+        "code_boost": np.array([1.0, 2.2, 2.4, 2.6, 2.8, 3.0]),
+        "template_open": templates["base_68"].ravel(),
+        "template_closed": templates["base_68_close"].ravel(),
+    }
