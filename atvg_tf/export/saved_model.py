@@ -21,21 +21,17 @@ from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, MfccWindows
 from atvg_tf.generation.model import TalkingFaceModel
 
-SIGNATURES = ("serving_default", "generate_from_mfcc", "landmarks")
-
-
 class CascadeGraph:
     """The cascade's computation in TensorFlow ops: MFCC -> AT-net -> landmarks -> VG-net.
 
     Args:
-        model: the trained cascade; its PCA basis must be a `crop`-space one.
+        model: the trained cascade (either landmark convention, see `generation.landmark_space`).
     """
 
     def __init__(self, model: TalkingFaceModel):
         self.pca = landmark_ops(model)
         self.model = model
         self.windows = MfccWindows(AudioConfig())
-        self.crop_size = float(model.crop_size)
         self.samples_per_frame = AudioConfig().samples_per_video_frame
 
     def mfcc_windows(self, waveform: tf.Tensor) -> tf.Tensor:
@@ -44,7 +40,7 @@ class CascadeGraph:
         return self.windows(waveform, frames)
 
     def landmarks(self, mfcc_windows: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
-        """AT-net + PCA decoding relative to the identity: [T, 28, 12], [68, 2] -> [T, 68, 2] crop px."""
+        """AT-net + the model's landmark decoding: [T, 28, 12], [68, 2] -> [T, 68, 2] crop px."""
         identity_vector = tf.reshape(identity_landmarks, [1, 136])
         identity_code = self.pca.identity_code(identity_vector)
         codes = self.model.atnet({"mfcc_windows": mfcc_windows[None], "identity_pca_codes": identity_code}, training=False)["pca_codes"][0]

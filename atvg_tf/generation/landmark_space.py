@@ -12,6 +12,8 @@ similarity that maps the mean shape onto the photo's landmarks.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from atvg_tf.frontend.face.alignment import (
@@ -116,8 +118,6 @@ def official_inference_arrays(basics_dir: str) -> dict[str, np.ndarray]:
     shape basis relative to themselves, which leaves, for any single photo, the mean shape
     `mean_shape_norm` with the mouth closed by the basis' mouth parameter 1 = -0.06.
     """
-    import os
-
     mean_shape = np.load(os.path.join(basics_dir, "mean_shape_norm.npy")).reshape(136)
     basis = np.load(os.path.join(basics_dir, "S.npy"))  # [100, 136]
     mouth = np.zeros(basis.shape[0])
