@@ -6,12 +6,22 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 
 # Quiet the native libraries' start-up chatter before they are imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 from atvg_tf import __version__  # noqa: E402
+from atvg_tf.errors import AtvgError, InputError  # noqa: E402
+
+
+def _add_model(parser) -> None:
+    parser.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the model shipped in the package)")
+
+
+def _add_quiet(parser, what: str = "no progress bar") -> None:
+    parser.add_argument("--quiet", "-q", action="store_true", help=what)
 
 
 def _add_prepare(subparsers) -> None:
@@ -25,21 +35,29 @@ def _add_prepare(subparsers) -> None:
             "Rerunning the same command resumes: finished clips are skipped."
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="clip files or folders (searched recursively)")
-    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"], default="mediapipe", help="landmark backend (default: mediapipe)")
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="clip files or folders of clips (searched recursively)")
+    parser.add_argument("--output", "-o", required=True, metavar="PREPARED_DIR", help="output folder (rerun with the same one to resume)")
+    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"],
+                        help="landmark backend (default: mediapipe, what the packaged model was trained with; "
+                        "dlib when MediaPipe's model is not on the machine and cannot be downloaded)")
     parser.add_argument("--face-model", metavar="FILE", help="the backend's model file (face_landmarker.task or the dlib .dat)")
-    parser.add_argument("--download-models", action="store_true", help="allow downloading face_landmarker.task if no local copy exists")
-    parser.add_argument("--pca", metavar="FILE", help="landmark PCA basis: .npz from `atvg fit-pca` or an official U_*.npy (default: the packaged basis)")
-    parser.add_argument("--split-by", choices=["clip", "speaker"], default="clip", help="hash clip ids or speaker ids into splits (default: clip)")
-    parser.add_argument("--speaker-level", type=int, default=0, help="folder that names the speaker: 0 = the clip's folder, 1 = its parent, ... (default: 0)")
+    parser.add_argument("--no-download", dest="allow_download", action="store_false",
+                        help="never download face_landmarker.task (default: download it once into ~/.cache/atvg_tf if no local copy exists)")
+    parser.add_argument("--download-models", action="store_true", help=argparse.SUPPRESS)  # the earlier opt-in; downloading is the default now
+    parser.add_argument("--pca", metavar="FILE.npz",
+                        help="landmark PCA basis: .npz from `atvg fit-pca` or an official U_*.npy (default: the packaged basis)")
+    parser.add_argument("--split-by", choices=["clip", "speaker"], default="clip",
+                        help="hash clip ids or speaker ids into splits (default: clip)")
+    parser.add_argument("--speaker-level", type=int, default=0,
+                        help="folder that names the speaker: 0 = the clip's folder, 1 = its parent, ... (default: 0)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the val split (default: 0.1)")
     parser.add_argument("--test-fraction", type=float, default=0.0, help="share of the test split (default: 0)")
-    parser.add_argument("--max-gap-frames", type=int, default=5, help="interpolate face-detection gaps up to this length; longer gaps cut the clip (default: 5)")
+    parser.add_argument("--max-gap-frames", type=int, default=5,
+                        help="interpolate face-detection gaps up to this length; longer gaps cut the clip (default: 5)")
     parser.add_argument("--min-segment-frames", type=int, default=16, help="drop shorter segments (default: 16)")
     parser.add_argument("--clips-per-shard", type=int, default=32, help="clips per TFRecord shard (default: 32)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_quiet(parser)
     parser.set_defaults(handler=_run_prepare)
 
 
@@ -47,9 +65,10 @@ def _run_prepare(args) -> int:
     from atvg_tf.data.prepare import PrepareConfig, prepare
 
     config = PrepareConfig(
-        backend=args.landmarks,
+        backend=args.landmarks or "mediapipe",
+        landmark_fallback=args.landmarks is None,
         face_model=args.face_model,
-        allow_download=args.download_models,
+        allow_download=args.allow_download,
         pca_path=args.pca,
         split_by=args.split_by,
         speaker_level=args.speaker_level,
@@ -65,7 +84,8 @@ def _run_prepare(args) -> int:
     frames = ", ".join(f"{split} {n}" for split, n in counts["frames"].items() if n)
     print(
         f"prepared {counts['clips_prepared']}/{counts['clips_found']} clips ({counts['segments']} segments; frames: "
-        f"{frames or 'none'}); skipped {counts['clips_skipped']}, failed {counts['clips_failed']}; manifest: {os.path.join(args.output, 'manifest.json')}"
+        f"{frames or 'none'}); skipped {counts['clips_skipped']}, failed {counts['clips_failed']}; "
+        f"manifest: {os.path.join(args.output, 'manifest.json')}"
     )
     return 0
 
@@ -76,7 +96,7 @@ def _add_fit_pca(subparsers) -> None:
         help="fit a landmark PCA basis on a prepared dataset",
         description="Fits the landmark PCA (ATVGnet Eq. 4) on the landmarks of a prepared dataset's train split.",
     )
-    parser.add_argument("prepared", metavar="DIR", help="output folder of `atvg prepare`")
+    parser.add_argument("prepared", metavar="PREPARED_DIR", help="output folder of `atvg prepare`")
     parser.add_argument("--output", "-o", required=True, metavar="FILE.npz", help="where to write the basis")
     parser.add_argument("--components", type=int, default=6, help="number of components (default: 6, as the paper)")
     parser.add_argument("--split", default="train", choices=["train", "val", "test", "all"], help="split to fit on (default: train)")
@@ -103,18 +123,20 @@ def _add_train(subparsers) -> None:
             "command after an interruption resumes from the last backup."
         ),
     )
-    parser.add_argument("network", choices=["atnet", "vgnet"])
-    parser.add_argument("prepared", metavar="DATA", help="output folder of `atvg prepare`")
-    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="run folder")
+    parser.add_argument("network", choices=["atnet", "vgnet"], help="atnet (audio -> landmarks) or vgnet (landmarks + photo -> frames, GAN)")
+    parser.add_argument("prepared", metavar="PREPARED_DIR", help="output folder of `atvg prepare`")
+    parser.add_argument("--output", "-o", required=True, metavar="RUN_DIR", help="run folder (rerun with the same one to resume)")
     parser.add_argument("--config", default="cpu", metavar="NAME|FILE.json", help="training options: cpu (default), grid, lrw, or a JSON file")
     parser.add_argument("--preset", choices=["paper", "small"], help="network sizes (overrides the config)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--steps-per-epoch", type=int)
-    parser.add_argument("--validation-steps", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default", help="tf.distribute strategy")
+    parser.add_argument("--epochs", type=int, help="epochs to train (overrides the config)")
+    parser.add_argument("--steps-per-epoch", type=int, help="training batches per epoch (overrides the config)")
+    parser.add_argument("--validation-steps", type=int, help="validation batches after each epoch; 0 = no validation (overrides the config)")
+    parser.add_argument("--batch-size", type=int, help="sequences per batch (overrides the config)")
+    parser.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
+                        help="tf.distribute strategy (default: one device)")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="XLA compilation (GPU only)")
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None, help="float16 compute (GPU only)")
+    _add_quiet(parser, "no per-batch progress bar (one line per epoch)")
     parser.set_defaults(handler=_run_train)
 
 
@@ -126,7 +148,7 @@ def _run_train(args) -> int:
         validation_steps=args.validation_steps, batch_size=args.batch_size, jit_compile=args.xla,
         mixed_precision=args.mixed_precision,
     )
-    history = train(args.network, args.prepared, args.output, config, strategy=args.strategy)
+    history = train(args.network, args.prepared, args.output, config, strategy=args.strategy, verbose=2 if args.quiet else "auto")
     last = {name: f"{values[-1]:.4g}" for name, values in history.history.items()}
     print(f"trained {args.network} ({config.model_preset}); last epoch: {last}; checkpoints in {args.output}")
     return 0
@@ -142,11 +164,14 @@ def _add_evaluate(subparsers) -> None:
             "rows and means for the model and for the static baseline (the identity frame repeated)."
         ),
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO")
-    parser.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped in the package)")
-    parser.add_argument("--report", required=True, metavar="FILE.json")
-    parser.add_argument("--landmarks", choices=["dlib", "mediapipe"], default="dlib", help="detector for alignment and LMD (default: dlib, as the paper)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="clips with sound (the first frame is the identity)")
+    _add_model(parser)
+    report = parser.add_mutually_exclusive_group(required=True)
+    report.add_argument("--output", "-o", metavar="FILE.json", help="the JSON report to write")
+    report.add_argument("--report", dest="output", help=argparse.SUPPRESS)  # the earlier name of --output
+    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"],
+                        help="detector for alignment and LMD (default: the model's, as for generate: dlib for converted official models)")
+    _add_quiet(parser)
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -156,9 +181,9 @@ def _run_evaluate(args) -> int:
 
     for video in args.videos:
         if not os.path.isfile(video):
-            raise FileNotFoundError(f"video not found: {video}")
+            raise InputError(f"video not found: {video}; check the path.")
     report = evaluate(args.videos, TalkingFaceModel.load(args.model), args.landmarks, progress=not args.quiet)
-    write_report(report, args.report)
+    write_report(report, args.output)
     print(format_table(report))
     return 0
 
@@ -170,10 +195,10 @@ def _add_generate(subparsers) -> None:
         description="Detects and aligns the face of the photo, predicts landmarks from the speech (AT-net), renders "
         "the frames (VG-net) and writes an MP4 with the speech. Uses the model shipped in the package unless --model is given.",
     )
-    parser.add_argument("--image", required=True, metavar="FACE", help="photo with a face (jpg, png, ...)")
+    parser.add_argument("--image", required=True, metavar="PHOTO", help="photo with a face (jpg, png, ...)")
     parser.add_argument("--audio", required=True, metavar="SPEECH", help="speech: wav, flac, mp3, m4a or a video file's sound")
-    parser.add_argument("--output", "-o", required=True, metavar="OUT.mp4")
-    parser.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped in the package)")
+    parser.add_argument("--output", "-o", required=True, metavar="OUT.mp4", help="the video to write (H.264 + AAC)")
+    _add_model(parser)
     parser.add_argument("--landmarks", choices=["mediapipe", "dlib"],
                         help="landmark backend for the photo (default: the model's, dlib for converted official models; else mediapipe)")
     parser.add_argument("--face-index", type=int, default=0, help="which face when the photo has several (0 = largest)")
@@ -182,7 +207,7 @@ def _add_generate(subparsers) -> None:
     mode.add_argument("--crop", dest="mode", action="store_const", const="crop", help="the 128 x 128 aligned crops, as the paper")
     mode.add_argument("--panels", dest="mode", action="store_const", const="panels", help="frame | attention | motion | landmarks")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_quiet(parser)
     parser.set_defaults(handler=_run_generate, mode="paste-back")
 
 
@@ -192,7 +217,7 @@ def _run_generate(args) -> int:
     from atvg_tf.generation.talking_face import TalkingFace
 
     if not args.output.lower().endswith(".mp4"):
-        raise ValueError(f"--output must end in .mp4, got {args.output}.")
+        raise InputError(f"--output must end in .mp4, got {args.output}.")
     image = load_image(args.image)
     next(iter_audio(args.audio))  # fail fast on unusable speech, before the models load
     with TalkingFace(args.model, args.landmarks) as talker:
@@ -214,14 +239,20 @@ def _add_export(subparsers) -> None:
         "Uses the model shipped in the package unless --model is given.",
     )
     parser.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model", help="what to write (default: saved_model)")
-    parser.add_argument("--model", metavar="DIR", help="model folder (default: the model shipped in the package)")
-    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="saved_model: the base folder TF-Serving watches; tflite: the folder for the .tflite files")
-    parser.add_argument("--version", type=int, default=1, help="saved_model: version folder to write (default: 1)")
+    _add_model(parser)
+    parser.add_argument("--output", "-o", required=True, metavar="EXPORT_DIR",
+                        help="saved_model: the base folder TF-Serving watches; tflite: the folder for the .tflite files")
+    version = parser.add_mutually_exclusive_group()
+    version.add_argument("--serving-version", type=int, default=1, metavar="N", help="saved_model: version folder to write (default: 1)")
+    version.add_argument("--version", dest="serving_version", type=int, help=argparse.SUPPRESS)  # the earlier name
     parser.add_argument("--variants", nargs="+", default=["float32", "float16", "dynamic", "int8"], metavar="VARIANT",
                         help="tflite: float32, float16, dynamic, int8 (default: all)")
-    parser.add_argument("--calibration", metavar="PREPARED_DIR", help="tflite int8: a folder written by `atvg prepare` to calibrate on")
-    parser.add_argument("--calibration-samples", type=int, default=128, help="tflite int8: samples per network (default: 128)")
+    parser.add_argument("--calibration", metavar="PREPARED_DIR",
+                        help="tflite int8: calibrate on a folder written by `atvg prepare` "
+                        "(default: the real faces and speech shipped in the package)")
+    parser.add_argument("--calibration-samples", type=int, default=128, metavar="N", help="tflite int8: samples per network (default: 128)")
     parser.add_argument("--avatar", metavar="PHOTO", help="tflite: also write avatar.npz (the photo's aligned face) for mobile_demo")
+    _add_quiet(parser, "no progress lines")
     parser.set_defaults(handler=_run_export)
 
 
@@ -232,7 +263,7 @@ def _run_export(args) -> int:
     if args.format == "saved_model":
         from atvg_tf.export.saved_model import export_saved_model
 
-        destination = export_saved_model(model, args.output, args.version)
+        destination = export_saved_model(model, args.output, args.serving_version)
         print(f"wrote {destination} (signatures: serving_default, generate_from_mfcc, landmarks)")
         return 0
     from atvg_tf.export.tflite import export_tflite, write_avatar
@@ -240,7 +271,7 @@ def _run_export(args) -> int:
     if args.avatar:
         write_avatar(args.avatar, args.output, model)
     written = export_tflite(model, args.output, args.variants, args.calibration, args.calibration_samples,
-                            progress=lambda name: print(f"converting {name}", flush=True))
+                            progress=None if args.quiet else lambda name: print(f"converting {name}", flush=True))
     print(f"wrote {len(written)} TF-Lite models to {args.output}")
     return 0
 
@@ -255,13 +286,13 @@ def _add_convert_official(subparsers) -> None:
     )
     parser.add_argument("--atnet", required=True, metavar="PTH", help="atnet_lstm_18.pth")
     parser.add_argument("--vgnet", required=True, metavar="PTH", help="generator_23.pth")
-    parser.add_argument("--basics", required=True, metavar="DIR", help="the release's basics/ folder (U_lrw1.npy, mean_lrw1.npy)")
-    parser.add_argument("--output", "-o", required=True, metavar="DIR", help="the model folder to write")
+    parser.add_argument("--basics", required=True, metavar="BASICS_DIR", help="the release's basics/ folder (U_lrw1.npy, mean_lrw1.npy, ...)")
+    parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="the model folder to write (must not exist)")
     parser.set_defaults(handler=_run_convert_official)
 
 
 def _run_convert_official(args) -> int:
-    from atvg_tf.models.official_files import convert_official
+    from atvg_tf.convert.convert_official import convert_official
 
     print(f"wrote {convert_official(args.atnet, args.vgnet, args.basics, args.output)}")
     return 0
@@ -273,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="atvg-tf: ATVGnet talking-face generation in TensorFlow / Keras 3.",
     )
     parser.add_argument("--version", action="version", version=f"atvg-tf {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true", help="more log output")
+    parser.add_argument("--verbose", "-v", action="store_true", help="more log output, and a traceback with every error")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     _add_prepare(subparsers)
     _add_fit_pca(subparsers)
@@ -292,21 +323,33 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    from atvg_tf._native import import_quietly
-
-    import_quietly(args.verbose)
-    from atvg_tf.errors import USER_ERRORS
-
     try:
+        from atvg_tf._native import import_quietly
+
+        import_quietly(args.verbose)
         return args.handler(args)
-    except USER_ERRORS as error:
-        print(f"atvg {args.command}: error: {error}", file=sys.stderr)
+    except (AtvgError, OSError) as error:
+        # The user's input or environment: one line that says what to do (a traceback only when asked).
+        if args.verbose:
+            traceback.print_exc()
+        print(f"atvg {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         resumable = args.command in ("prepare", "train")
         outcome = "finished work is kept, rerun the command to continue" if resumable else "no output was written"
         print(f"atvg {args.command}: interrupted; {outcome}.", file=sys.stderr)
         return 130
+    except Exception:
+        # Anything else is a bug: show where it happened so it can be reported.
+        traceback.print_exc()
+        print(f"atvg {args.command}: internal error (a bug in atvg, not in your input); please report it with the traceback above.",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or error.__class__.__name__
 
 
 if __name__ == "__main__":

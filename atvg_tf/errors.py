@@ -1,12 +1,17 @@
-"""The errors that mean "bad input" (shown to users as one line, exit code 2) rather than a bug."""
+"""The project's user-facing error: bad input or a fixable environment problem, not a bug.
 
-from atvg_tf.frontend.audio import AudioError
-from atvg_tf.frontend.face.assets import ModelFileError
-from atvg_tf.frontend.face.landmarks import NoFaceError
-from atvg_tf.frontend.video import VideoError
-from atvg_tf.frontend.image import ImageError
+The command line shows an `AtvgError` (and an `OSError`) as one line with exit code 2; anything
+else is a bug and is shown with its traceback so it can be reported. Module-specific errors
+(`AudioError`, `NoFaceError`, ...) derive from `AtvgError`, and from the built-in type callers
+caught before (`ValueError`, `FileNotFoundError`), so existing `except` clauses keep working.
+"""
 
-# PrepareError and the pipeline's errors derive from ValueError; FileNotFoundError and FileExistsError cover bad paths.
-USER_ERRORS = (
-    AudioError, ImageError, ModelFileError, NoFaceError, VideoError, ValueError, FileNotFoundError, FileExistsError, PermissionError
-)
+from __future__ import annotations
+
+
+class AtvgError(Exception):
+    """A problem the user can fix; the message names it and says how."""
+
+
+class InputError(AtvgError, ValueError):
+    """A bad option or input value (a wrong file type, an out-of-range setting, ...)."""

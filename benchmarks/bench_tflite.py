@@ -35,17 +35,6 @@ VARIANTS = ("float32", "float16", "dynamic", "int8")
 NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
 
 
-def prepare_calibration(data: str, folder: str, clips: int = 8) -> str:
-    inputs = os.path.join(folder, "s1")
-    os.makedirs(inputs)
-    source = os.path.join(data, "grid", "s1")
-    for name in sorted(f for f in os.listdir(source) if f.endswith(".mpg"))[:clips]:
-        os.symlink(os.path.join(source, name), os.path.join(inputs, name))
-    output = os.path.join(folder, "prepared")
-    subprocess.run([sys.executable, "-m", "atvg_tf.cli", "prepare", inputs, "--output", output, "--quiet"], check=True)
-    return output
-
-
 def measure(export_dir: str, variant: str, waveform: np.ndarray, avatar, frames: int, threads: int) -> dict:
     started = time.perf_counter()
     engine = LiteTalkingFace(export_dir, variant, threads)
@@ -76,7 +65,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--frames", type=int, default=150, help="frames timed per variant (after the first)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--calibration", metavar="PREPARED_DIR", help="int8 calibration data (default: prepare 8 GRID s1 clips)")
+    parser.add_argument("--calibration", metavar="PREPARED_DIR", help="int8 calibration data (default: the set shipped in the package)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     from atvg_tf.frontend.audio import load_audio
@@ -85,12 +74,13 @@ def main() -> None:
     image = os.path.join(args.data, "atvgnet", "image", "Elektra.jpg")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        calibration = args.calibration or prepare_calibration(args.data, os.path.join(scratch, "calibration"))
         for model in args.models:
             model_dir = None if model == "default" else paper_model(os.path.join(scratch, "paper")) if model == "paper" else model
             export_dir = os.path.join(scratch, f"export_{len(rows)}")
             command = [sys.executable, "-m", "atvg_tf.cli", "export", "--format", "tflite", "--output", export_dir,
-                       "--variants", *args.variants, "--calibration", calibration, "--avatar", image]
+                       "--variants", *args.variants, "--avatar", image]
+            if args.calibration:
+                command += ["--calibration", args.calibration]
             if model_dir:
                 command += ["--model", model_dir]
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

@@ -1,10 +1,11 @@
 """Builds a TF-Serving request for the exported SavedModel from a photo and a speech file.
 
-Aligns the photo's face the way `atvg generate` does and writes
+Aligns the photo's face the way `atvg generate` does for the exported model (the model folder decides:
+the release's `base_68` alignment and dlib for converted official models) and writes
   - a REST `:predict` body in TF-Serving's columnar ("inputs") JSON format, and/or
   - one .npy file per input, for `saved_model_cli run`.
 
-    python export/make_request.py --image face.jpg --audio speech.wav --json request.json --npy inputs/
+    python export/make_request.py --model MODEL_DIR --image face.jpg --audio speech.wav --json request.json --npy inputs/
     curl -d @request.json http://localhost:8501/v1/models/atvg:predict
 """
 
@@ -19,16 +20,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 
-def request_inputs(image: str, audio: str, landmarks: str = "mediapipe") -> dict[str, np.ndarray]:
-    """The serving_default inputs: 16 kHz waveform, aligned 128 x 128 crop (uint8), its 68 landmarks."""
-    from atvg_tf.frontend.audio import load_audio
-    from atvg_tf.frontend.face.alignment import align_face
-    from atvg_tf.frontend.face.landmarks import create_landmark_detector
-    from atvg_tf.frontend.image import load_image
+def request_inputs(image: str, audio: str, model_dir: str | None = None, landmarks: str | None = None) -> dict[str, np.ndarray]:
+    """The serving_default inputs: 16 kHz waveform, aligned 128 x 128 crop (uint8), its 68 landmarks.
 
-    photo = load_image(image)
-    with create_landmark_detector(landmarks) as detector:
-        face = align_face(photo, detector.largest_face(photo))
+    Args:
+        model_dir: the model folder that was exported (None: the packaged default model); it
+            decides the alignment and, unless `landmarks` is given, the landmark backend.
+    """
+    from atvg_tf.frontend.audio import load_audio
+    from atvg_tf.generation.talking_face import TalkingFace
+
+    with TalkingFace(model_dir, landmarks) as talker:
+        face = talker.identity(image).face
     return {
         "waveform": load_audio(audio),
         "identity_frame": face.image,
@@ -38,15 +41,17 @@ def request_inputs(image: str, audio: str, landmarks: str = "mediapipe") -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--audio", required=True)
+    parser.add_argument("--image", required=True, metavar="PHOTO", help="photo with a face")
+    parser.add_argument("--audio", required=True, metavar="SPEECH", help="speech recording")
+    parser.add_argument("--model", metavar="MODEL_DIR", help="the model folder that was exported (default: the packaged model)")
+    parser.add_argument("--landmarks", choices=["mediapipe", "dlib"], help="landmark backend (default: the model's)")
     parser.add_argument("--json", metavar="FILE", help="write the REST request body here")
     parser.add_argument("--npy", metavar="DIR", help="write <input>.npy files here (for saved_model_cli run)")
-    parser.add_argument("--signature", default="serving_default")
+    parser.add_argument("--signature", default="serving_default", help="signature name in the request body (default: serving_default)")
     args = parser.parse_args()
     if not (args.json or args.npy):
         parser.error("give --json, --npy or both.")
-    inputs = request_inputs(args.image, args.audio)
+    inputs = request_inputs(args.image, args.audio, args.model, args.landmarks)
     if args.json:
         body = {"signature_name": args.signature, "inputs": {name: value.tolist() for name, value in inputs.items()}}
         with open(args.json, "w") as handle:

@@ -1,4 +1,7 @@
-"""Shared fixtures: the read-only data in ../shared/data and one small prepared dataset."""
+"""Shared fixtures and hooks: the read-only data in ../shared/data and one small prepared dataset.
+
+Plain helpers and constants live in tests/helpers.py; test files import them from there.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,17 @@ import shutil
 
 import pytest
 
+from tests.helpers import HELD_OUT_GRID_CLIPS, REPO, SHARED_DATA
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.environ.get("ATVG_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
 
-# Clips of GRID speaker s1 whose sorted index is not 5 mod 10: tools/fit_face_tables.py never saw them.
-HELD_OUT_GRID_CLIPS = ("bbaf4p", "bbal7s", "bbas2p", "bbaz6p")
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: a test that takes seconds to minutes (runs `atvg prepare`, trains, converts or exports a "
+        "model, runs the CLI in a subprocess). Deselect with '-m \"not slow\"'; CI runs every test.",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +29,6 @@ def shared_data() -> str:
     if not os.path.isdir(os.path.join(SHARED_DATA, "grid", "s1")):
         pytest.skip(f"shared data not found at {SHARED_DATA} (set ATVG_SHARED_DATA to its path)")
     return SHARED_DATA
-
-
-def grid_clip(shared: str, name: str = "bbaf4p") -> str:
-    return os.path.join(shared, "grid", "s1", name + ".mpg")
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ import keras  # noqa: E402
 
 from atvg_tf.data.prepare import PrepareConfig, prepare  # noqa: E402
 from atvg_tf.training.train import TrainConfig, train  # noqa: E402
+from atvg_tf.utils.files import atomic_folder  # noqa: E402
 
 ATNET = TrainConfig(model_preset="small", epochs=8, steps_per_epoch=150, validation_steps=10, batch_size=16,
                     sequence_length=16, backup_every=50)
@@ -189,9 +190,12 @@ def rebuild(model_dir: str) -> None:
 
 def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str) -> None:
     """Writes atnet.keras, vgnet.keras (generator only), pca.npz and training.json into `destination`."""
-    partial = destination + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
+    with atomic_folder(destination, replace=True) as partial:
+        _write_model_folder(work, partial, manifest, runs, seconds, command)
+    print("exported to", destination)
+
+
+def _write_model_folder(work: str, partial: str, manifest: dict, runs: dict, seconds: float, command: str) -> None:
     atnet = keras.saving.load_model(os.path.join(work, "atnet", "best.keras"))
     atnet.save(os.path.join(partial, "atnet.keras"))
     gan = keras.saving.load_model(os.path.join(work, "vgnet", "last.keras"))
@@ -206,9 +210,6 @@ def export(work: str, destination: str, manifest: dict, runs: dict, seconds: flo
                      "landmarks": manifest["settings"]["landmarks"]["backend"]},
             "runs": runs,
         }, handle, indent=1)
-    shutil.rmtree(destination, ignore_errors=True)
-    os.replace(partial, destination)
-    print("exported to", destination)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def init(config_fields: dict) -> None:
         import cv2
         import tensorflow as tf
 
-        from atvg_tf.data.prepare import ClipPreparer, PrepareConfig
+        from atvg_tf.data.clip_preparer import ClipPreparer
+        from atvg_tf.data.prepare_config import PrepareConfig
 
         # One process per core: keep each one single-threaded.
         tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -34,6 +35,6 @@ def init(config_fields: dict) -> None:
 
 def run(job: tuple) -> dict:
     """Prepares one clip given as (path, clip_id, speaker_id, split)."""
-    from atvg_tf.data.prepare import ClipJob
+    from atvg_tf.data.prepare_config import ClipJob
 
     return _PREPARER(ClipJob(*job))

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from atvg_tf.data import records
+from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.pca import LandmarkPCA
 
 
@@ -52,11 +53,11 @@ class PipelineConfig:
     drop_remainder: bool = True
 
     @classmethod
-    def preset(cls, name: str) -> "PipelineConfig":
+    def preset(cls, name: str) -> PipelineConfig:
         """`paper`: VG-net batches of 10 sequences of 16 frames; `small`: 4 x 16 for a CPU."""
         presets = {"paper": cls(batch_size=10), "small": cls(batch_size=4)}
         if name not in presets:
-            raise ValueError(f"Unknown pipeline preset {name!r}; choose one of {sorted(presets)}.")
+            raise InputError(f"Unknown pipeline preset {name!r}; choose one of {sorted(presets)}.")
         return presets[name]
 
 
@@ -66,7 +67,10 @@ def read_manifest(prepared_dir: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found; run `atvg prepare ... --output {prepared_dir}` first.")
     with open(path) as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path} is not a valid manifest ({error}); rerun `atvg prepare ... --output {prepared_dir}`.") from None
 
 
 def shard_paths(prepared_dir: str, split: str | None = "train") -> list[str]:
@@ -78,7 +82,7 @@ def shard_paths(prepared_dir: str, split: str | None = "train") -> list[str]:
         if split is None or shard["split"] == split
     ]
     if not paths:
-        raise ValueError(f"{prepared_dir} has no {split or 'any'} shards; check the split fractions used by `atvg prepare`.")
+        raise InputError(f"{prepared_dir} has no {split or 'any'} shards; check the split fractions used by `atvg prepare`.")
     return sorted(paths)
 
 
@@ -131,7 +135,7 @@ def make_dataset(
         mean = tf.constant(pca.mean)
         components = tf.constant(pca.components)
         if pca.space != "crop":
-            raise ValueError("the pipeline can only recompute codes with a crop-space basis (one from `atvg fit-pca`).")
+            raise InputError("the pipeline can only recompute codes with a crop-space basis (one from `atvg fit-pca`).")
 
         def recode(segment):
             flat = tf.reshape(segment["landmarks"], [-1, 136]) / crop_size

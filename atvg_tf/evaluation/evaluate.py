@@ -1,10 +1,12 @@
 """`atvg evaluate`: generate each test clip from its first frame and its audio, compare with the real clip.
 
-For each clip: the face is aligned exactly as `atvg prepare` aligns it; the identity frame is the
-first aligned frame; AT-net predicts landmarks from the clip's audio and VG-net renders them. LMD
-(mouth, per point, pixels at 128 px), SSIM, PSNR and the release's legacy PSNR are computed for the
-model, for the static baseline (the identity frame repeated) and for VG-net driven by the real
-landmarks (the upper bound that isolates AT-net's error), on every frame but the identity frame.
+For each clip: the face is aligned as the model aligns faces (`TalkingFaceModel.alignment`: this
+project's template, as `atvg prepare`, or the release's `base_68` for converted official models),
+with the model's landmark backend unless another is given; the identity frame is the first aligned
+frame; AT-net predicts landmarks from the clip's audio and VG-net renders them. LMD (mouth, per
+point, pixels at 128 px), SSIM, PSNR and the release's legacy PSNR are computed for the model, for
+the static baseline (the identity frame repeated) and for VG-net driven by the real landmarks (the
+upper bound that isolates AT-net's error), on every frame but the identity frame.
 Frames where landmark detection fails on either image are counted and left out of LMD.
 """
 
@@ -13,16 +15,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 
-from atvg_tf.data.prepare import fill_gaps, find_segments
+from atvg_tf.data.segments import fill_gaps, find_segments
+from atvg_tf.errors import AtvgError
 from atvg_tf.evaluation import metrics
 from atvg_tf.frontend.audio import AudioConfig, MfccWindows, load_audio, shift_audio
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import LandmarkDetector, create_landmark_detector
 from atvg_tf.frontend.video import VideoError, probe, read_frames
 from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.utils.files import atomic_write
 
 
 @dataclasses.dataclass
@@ -34,17 +39,24 @@ class AlignedClip:
         landmarks: [N, 68, 2] landmarks in crop pixels.
         mfcc_windows: [N, 28, 12] MFCC window of each frame.
         start: first frame of the segment in the clip.
+        alignment: the alignment used.
     """
 
     crops: np.ndarray
     landmarks: np.ndarray
     mfcc_windows: np.ndarray
     start: int
+    alignment: AlignmentConfig
 
 
-def align_clip(path: str, detector: LandmarkDetector, alignment: AlignmentConfig = AlignmentConfig(),
+def align_clip(path: str, detector: LandmarkDetector,
+               alignment: AlignmentConfig | Callable[[np.ndarray], AlignmentConfig] = AlignmentConfig(),
                audio: AudioConfig = AudioConfig(), min_frames: int = 16) -> AlignedClip:
     """Aligns a short clip in memory, as `atvg prepare` does (gaps up to 5 frames interpolated).
+
+    Args:
+        alignment: an alignment, or a function of the segment's first landmarks [68, 2] that
+            chooses one (`TalkingFaceModel.alignment`).
 
     Raises:
         VideoError: unreadable clip, no sound, or no run of `min_frames` frames with a face.
@@ -59,12 +71,14 @@ def align_clip(path: str, detector: LandmarkDetector, alignment: AlignmentConfig
         raise VideoError(f"{path}: no run of {min_frames} frames with a detected face.")
     start, end = max(kept, key=lambda r: r[1] - r[0])
     landmarks, _ = fill_gaps(found[start:end])
+    if callable(alignment):
+        alignment = alignment(landmarks[0])
     transforms = clip_transforms(landmarks, alignment)
     crops = np.stack([warp_to_crop(frames[start + i], m, alignment.crop_size) for i, m in enumerate(transforms)])
     crop_landmarks = np.stack([transform_points(p, m) for p, m in zip(landmarks, transforms)])
     waveform = shift_audio(load_audio(path, audio.sample_rate), info.video_start - info.audio_start, audio.sample_rate)
     windows = MfccWindows(audio)(waveform, len(frames)).numpy()[start:end]
-    return AlignedClip(crops, crop_landmarks, windows, start)
+    return AlignedClip(crops, crop_landmarks, windows, start, alignment)
 
 
 def _scores(real: np.ndarray, fake: np.ndarray, real_marks: list, fake_marks: list) -> dict:
@@ -87,23 +101,25 @@ def _detect_each(detector: LandmarkDetector, images: np.ndarray) -> list:
     return marks
 
 
-def evaluate(videos: list[str], model: TalkingFaceModel, backend: str = "dlib", progress: bool = True) -> dict:
+def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = None, progress: bool = True) -> dict:
     """Evaluates a model on clips; returns the report (see the module docstring).
 
     Args:
         videos: clips with sound.
         model: the cascade to evaluate.
-        backend: landmark backend for alignment and LMD (`dlib`, as the paper, or `mediapipe`).
+        backend: landmark backend for alignment and LMD (`dlib` or `mediapipe`); None takes the
+            model's (`TalkingFaceModel.landmark_backend`).
         progress: show a progress bar.
     """
     from tqdm import tqdm
 
     rows, skipped = [], []
-    with create_landmark_detector(backend) as detector:
+    with create_landmark_detector(backend or model.landmark_backend, fallback=backend is None) as detector:
+        backend = detector.backend
         for path in tqdm(videos, unit="clip", disable=not progress):
             try:
-                clip = align_clip(path, detector)
-            except (VideoError, ValueError) as error:
+                clip = align_clip(path, detector, model.alignment)
+            except AtvgError as error:
                 skipped.append({"clip": path, "reason": str(error)})
                 continue
             identity, identity_marks = clip.crops[0], clip.landmarks[0]
@@ -117,6 +133,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str = "dlib", 
             row = {
                 "clip": os.path.basename(path),
                 "frames": len(real),
+                "alignment": model.describe_alignment(clip.alignment),
                 "model": _scores(real, generated, real_marks, _detect_each(detector, generated)),
                 "static_baseline": _scores(real, static, real_marks, _detect_each(detector, identity[None]) * len(static)),
                 "ground_truth_landmarks": _scores(real, upper, real_marks, _detect_each(detector, upper)),
@@ -136,7 +153,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str = "dlib", 
         "skipped": skipped,
         "notes": "LMD: mean distance per mouth point (pixels at 128 px) after centring each mouth; frames where "
                  "detection failed on either image are counted in lmd_failed_frames and left out. psnr is correct; "
-                 "psnr_legacy reproduces the release's uint8 wrap-around (EVALUATION.md).",
+                 "psnr_legacy reproduces the release's uint8 wrap-around (docs/EVALUATION.md).",
     }
 
 
@@ -151,10 +168,8 @@ def _mean(rows: list[dict], key: str) -> dict:
 
 def write_report(report: dict, path: str) -> None:
     """Writes the JSON report atomically."""
-    partial = path + ".tmp"
-    with open(partial, "w") as handle:
+    with atomic_write(path) as handle:
         json.dump(report, handle, indent=1)
-    os.replace(partial, path)
 
 
 def format_table(report: dict) -> str:

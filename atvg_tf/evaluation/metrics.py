@@ -1,4 +1,4 @@
-"""Talking-face metrics (EVALUATION.md): LMD, SSIM, PSNR and the release's wrapped "legacy" PSNR."""
+"""Talking-face metrics (docs/EVALUATION.md): LMD, SSIM, PSNR and the release's wrapped "legacy" PSNR."""
 
 from __future__ import annotations
 

@@ -12,14 +12,16 @@ T = round(N / 640): one frame per 40 ms of audio.
 from __future__ import annotations
 
 import os
-import shutil
 
 import keras
 import tensorflow as tf
 
+from atvg_tf.errors import InputError
 from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, MfccWindows
 from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.utils.files import atomic_folder
+
 
 class CascadeGraph:
     """The cascade's computation in TensorFlow ops: MFCC -> AT-net -> landmarks -> VG-net.
@@ -66,10 +68,10 @@ def export_saved_model(model: TalkingFaceModel, directory: str, version: int = 1
         The version folder.
     """
     if version < 1:
-        raise ValueError(f"--version must be a positive integer, got {version}.")
+        raise InputError(f"--serving-version must be a positive integer, got {version}.")
     destination = os.path.join(directory, str(version))
     if os.path.exists(destination):
-        raise FileExistsError(f"{destination} exists; give another --version (TF-Serving serves the highest) or remove it.")
+        raise FileExistsError(f"{destination} exists; give another --serving-version (TF-Serving serves the highest) or remove it.")
     graph = CascadeGraph(model)
     size = model.crop_size
     waveform = tf.TensorSpec([None], tf.float32, name="waveform")
@@ -96,11 +98,6 @@ def export_saved_model(model: TalkingFaceModel, directory: str, version: int = 1
         input_signature=[waveform, marks],
     )
     os.makedirs(directory, exist_ok=True)
-    partial = destination + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with atomic_folder(destination) as partial:
         archive.write_out(partial, verbose=False)
-        os.replace(partial, destination)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return destination

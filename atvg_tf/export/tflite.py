@@ -15,23 +15,32 @@ Four models, each with one signature (`serving_default`) and named inputs and ou
 States start at zero; feed each `next_*` output back as the `*` input of the next frame.
 
 Variants of the three networks: float32, float16 (weights), dynamic (int8 weights, float
-activations) and int8 (int8 weights and activations calibrated on prepared data, float inputs and
-outputs; ops without an int8 kernel stay float).
+activations) and int8 (int8 weights and activations calibrated on the real faces and speech shipped
+in the package, or on a prepared folder; float inputs and outputs; ops without an int8 kernel stay float).
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import tempfile
-from typing import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
+from atvg_tf._native import quiet_stderr
+from atvg_tf.errors import InputError
 from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, mel_filter_bank
+from atvg_tf.frontend.face.alignment import align_face
+from atvg_tf.frontend.image import to_unit
 from atvg_tf.generation.model import TalkingFaceModel
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream
+from atvg_tf.utils.files import atomic_path, atomic_write
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
@@ -143,8 +152,12 @@ def convert(function: Callable, specs: list, variant: str, calibration: Iterable
     module.run = tf.function(lambda *args: function(**dict(zip(names, args))), input_signature=specs)
     with tempfile.TemporaryDirectory() as folder:
         tf.saved_model.save(module, folder, signatures={"serving_default": module.run.get_concrete_function()})
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        return _configure(converter, names, variant, calibration).convert()
+        converter = _configure(tf.lite.TFLiteConverter.from_saved_model(folder), names, variant, calibration)
+        # The converter and its calibration interpreter print C++ progress lines and a deprecation
+        # warning on every call; keep them for --verbose (logging at INFO).
+        with quiet_stderr(not logging.getLogger().isEnabledFor(logging.INFO)), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"[\s\S]*tf.lite.Interpreter is deprecated")
+            return converter.convert()
 
 
 def _configure(converter, names: list[str], variant: str, calibration: Iterable[dict] | None):
@@ -156,36 +169,71 @@ def _configure(converter, names: list[str], variant: str, calibration: Iterable[
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "int8":
         if calibration is None:
-            raise ValueError("int8 needs calibration samples (--calibration PREPARED_DIR).")
+            raise InputError("int8 needs calibration samples.")
         samples = list(calibration)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ({n: np.asarray(sample[n], np.float32) for n in names} for sample in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     elif variant != "float32":
-        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}.")
+        raise InputError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}.")
     return converter
 
 
-def calibration_samples(graphs: StreamingGraphs, prepared_dir: str, count: int = 128, seed: int = 0) -> dict[str, list[dict]]:
-    """Per-network input samples with realistic recurrent states, from a prepared folder.
+CALIBRATION_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "calibration.npz")
 
-    Runs the float Keras streaming models over training sequences frame by frame and records the
-    inputs each network saw.
+
+def packaged_calibration_examples(model: TalkingFaceModel, path: str = CALIBRATION_FILE) -> Iterator[dict]:
+    """Endless calibration examples from the set shipped in the package (tools/make_calibration_set.py).
+
+    Each face is aligned the way `model` aligns faces and paired, in turn, with a run of 16 MFCC
+    windows of real speech.
+
+    Yields:
+        `identity_frame` [1, S, S, 3] in [-1, 1], `identity_landmarks` [1, 136] crop px and
+        `mfcc_windows` [1, 16, 28, 12].
     """
+    with np.load(path) as data:  # allow_pickle stays False: the file holds plain arrays only
+        jpegs, offsets, marks = data["face_jpegs"], data["face_offsets"], data["face_landmarks"]
+        runs = data["mfcc_windows"].astype(np.float32)
+    faces = []
+    for index, points in enumerate(marks):
+        image = cv2.cvtColor(cv2.imdecode(jpegs[offsets[index] : offsets[index + 1]], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        face = align_face(image, points, model.alignment(points))
+        faces.append((to_unit(face.image)[None], face.landmarks.reshape(1, 136).astype(np.float32)))
+    for index in itertools.count():
+        frame, landmarks = faces[index % len(faces)]
+        yield {"identity_frame": frame, "identity_landmarks": landmarks, "mfcc_windows": runs[index % len(runs)][None]}
+
+
+def prepared_calibration_examples(prepared_dir: str, crop_size: int, seed: int = 0) -> Iterator[dict]:
+    """Endless calibration examples (as `packaged_calibration_examples`) from a folder of `atvg prepare`."""
     from atvg_tf.data.pipeline import PipelineConfig, make_dataset
 
     config = PipelineConfig(batch_size=1, sequence_length=16, shuffle_buffer=64, deterministic=True, seed=seed)
+    for example in make_dataset(prepared_dir, None, config).repeat():
+        yield {"identity_frame": example["identity_frame"].numpy(),
+               "identity_landmarks": example["identity_landmarks"].numpy() * crop_size,
+               "mfcc_windows": example["mfcc_windows"].numpy()}
+
+
+def calibration_samples(graphs: StreamingGraphs, examples: Iterable[dict], count: int = 128) -> dict[str, list[dict]]:
+    """Per-network input samples with realistic recurrent states.
+
+    Runs the float Keras streaming models over calibration examples (identity + a run of MFCC
+    windows) frame by frame and records the inputs each network saw.
+    """
     functions = graphs.functions()
     samples: dict[str, list[dict]] = {name: [] for name in NETWORKS}
-    for example in make_dataset(prepared_dir, None, config).repeat():
-        identity = {"identity_frame": example["identity_frame"], "identity_landmarks": example["identity_landmarks"] * graphs.crop}
+    for example in examples:
+        identity = {"identity_frame": tf.constant(example["identity_frame"]), "identity_landmarks": tf.constant(example["identity_landmarks"])}
         samples["identity_encoder"].append({k: v.numpy() for k, v in identity.items()})
         if len(samples["vgnet_step"]) < count:  # the per-frame networks: whole sequences, so the states are realistic
             encodings = functions["identity_encoder"][0](**identity)
             atnet_states = _zero_states(functions["atnet_step"][1])
             vgnet_states = _zero_states(functions["vgnet_step"][1])
-            for t in range(config.sequence_length):
-                atnet_inputs = {"mfcc_window": example["mfcc_windows"][:, t : t + 1],
+            windows = example["mfcc_windows"]
+            for t in range(windows.shape[1]):
+                atnet_inputs = {"mfcc_window": tf.constant(windows[:, t : t + 1]),
                                 "identity_landmarks": identity["identity_landmarks"], **atnet_states}
                 samples["atnet_step"].append({k: np.asarray(v) for k, v in atnet_inputs.items()})
                 atnet_out = functions["atnet_step"][0](**atnet_inputs)
@@ -217,18 +265,25 @@ def export_tflite(
 ) -> dict[str, str]:
     """Writes `mfcc.tflite` and `<network>.<variant>.tflite` for every variant into `directory`.
 
+    Args:
+        calibration_dir: int8: a folder written by `atvg prepare` to calibrate on; None calibrates
+            on the set shipped in the package (real faces and speech, aligned for this model).
+        calibration_count: int8: samples per network.
+
     Returns:
         file name -> path of everything written. Files appear only when complete.
     """
     variants = list(variants)
     for variant in variants:
         if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}.")
-    if "int8" in variants and not calibration_dir:
-        raise ValueError("the int8 variant needs --calibration PREPARED_DIR (a folder written by `atvg prepare`).")
+            raise InputError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}.")
     graphs = StreamingGraphs(model)
     functions = graphs.functions()
-    calibration = calibration_samples(graphs, calibration_dir, calibration_count) if "int8" in variants else {}
+    calibration = {}
+    if "int8" in variants:
+        examples = (prepared_calibration_examples(calibration_dir, model.crop_size) if calibration_dir
+                    else packaged_calibration_examples(model))
+        calibration = calibration_samples(graphs, examples, calibration_count)
     os.makedirs(directory, exist_ok=True)
     written = {}
     jobs = [("mfcc", "float32", "mfcc.tflite")] + [(n, v, f"{n}.{v}.tflite") for v in variants for n in NETWORKS]
@@ -238,9 +293,8 @@ def export_tflite(
         function, specs, keep = functions[name]
         flatbuffer = convert(function, specs, variant, calibration.get(name), keep)
         path = os.path.join(directory, filename)
-        with open(path + ".partial", "wb") as handle:
+        with atomic_write(path, "wb") as handle:
             handle.write(flatbuffer)
-        os.replace(path + ".partial", path)
         written[filename] = path
     with open(os.path.join(directory, "README.md"), "w") as handle:
         handle.write("# atvg-tf streaming TF-Lite models\n\n" + __doc__)
@@ -250,17 +304,16 @@ def export_tflite(
 def write_avatar(photo: str, directory: str, model: TalkingFaceModel, landmarks: str | None = None) -> str:
     """Writes `avatar.npz` for apps without a face detector: the photo (RGB), its aligned crop,
     the crop's landmarks and the photo-to-crop transform (for pasting frames back)."""
-    from atvg_tf.frontend.face.alignment import align_face
     from atvg_tf.frontend.face.landmarks import create_landmark_detector
     from atvg_tf.frontend.image import load_image
 
     image = load_image(photo)
-    with create_landmark_detector(landmarks or model.info.get("landmark_backend", "mediapipe")) as detector:
+    with create_landmark_detector(landmarks or model.landmark_backend, fallback=landmarks is None) as detector:
         marks = detector.largest_face(image)
         face = align_face(image, marks, model.alignment(marks))
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "avatar.npz")
-    np.savez_compressed(path + ".partial.npz", photo=image, identity_frame=face.image,
-                        identity_landmarks=face.landmarks.astype(np.float32), transform=face.transform)
-    os.replace(path + ".partial.npz", path)
+    with atomic_path(path) as partial:
+        np.savez_compressed(partial, photo=image, identity_frame=face.image,
+                            identity_landmarks=face.landmarks.astype(np.float32), transform=face.transform)
     return path

@@ -11,15 +11,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import av
 import numpy as np
 import tensorflow as tf
 
+from atvg_tf.errors import InputError
+from atvg_tf.utils.presets import Presets
+
 
 @dataclasses.dataclass(frozen=True)
-class AudioConfig:
+class AudioConfig(Presets):
     """Parameters of the audio front end.
 
     Attributes:
@@ -66,16 +69,10 @@ class AudioConfig:
     def padding_samples(self) -> int:
         return int(round(self.padding_seconds * self.sample_rate))
 
-    @classmethod
-    def preset(cls, name: str) -> "AudioConfig":
-        """Named configurations; `paper` is the ATVGnet release's front end."""
-        presets = {"paper": cls()}
-        if name not in presets:
-            raise ValueError(f"Unknown audio preset {name!r}; choose one of {sorted(presets)}.")
-        return presets[name]
+    PRESETS = {"paper": {}}  # the ATVGnet release's front end
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """A speech input that cannot be used, with a message that says what to do."""
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import av
 import numpy as np
 
+from atvg_tf.errors import InputError
 
 VIDEO_EXTENSIONS = (".mpg", ".mpeg", ".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """A clip that cannot be read; the message says why."""
 
 

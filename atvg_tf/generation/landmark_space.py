@@ -12,8 +12,6 @@ similarity that maps the mean shape onto the photo's landmarks.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from atvg_tf.frontend.face.alignment import (
@@ -38,6 +36,10 @@ class CropLandmarks:
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         return AlignmentConfig(crop_size=self.crop_size)
+
+    def describe_alignment(self, alignment: AlignmentConfig) -> str:
+        """A short name of an alignment this space chose (for reports)."""
+        return "atvg template" if alignment.template_points is None else "custom template"
 
     def identity_code(self, identity_landmarks: np.ndarray) -> np.ndarray:
         """[68, 2] crop px -> [1, K]."""
@@ -76,7 +78,7 @@ class OfficialLandmarks(CropLandmarks):
         self.templates = (tuple(np.asarray(template_open, float).ravel()), tuple(np.asarray(template_closed, float).ravel()))
 
     @classmethod
-    def load(cls, path: str, pca: LandmarkPCA, crop_size: int) -> "OfficialLandmarks":
+    def load(cls, path: str, pca: LandmarkPCA, crop_size: int) -> OfficialLandmarks:
         with np.load(path) as data:
             return cls(pca, crop_size, data["identity_shape"], data["code_boost"], data["template_open"], data["template_closed"])
 
@@ -87,6 +89,10 @@ class OfficialLandmarks(CropLandmarks):
         if np.sum(aligned[37:39, 1] - aligned[40:42, 1]) < EYES_OPEN_BELOW * self.crop_size / 128.0:
             return opened
         return AlignmentConfig(crop_size=self.crop_size, alignment_points=OFFICIAL_POINTS, template_points=self.templates[1])
+
+    def describe_alignment(self, alignment: AlignmentConfig) -> str:
+        names = {self.templates[0]: "release base_68", self.templates[1]: "release base_68_close"}
+        return names.get(alignment.template_points, super().describe_alignment(alignment))
 
     def identity_code(self, identity_landmarks: np.ndarray) -> np.ndarray:
         vector = self.identity_shape.reshape(1, 136) * self.pca.scale - self.pca.mean
@@ -109,29 +115,3 @@ class OfficialLandmarks(CropLandmarks):
     def vgnet_landmarks(self, landmarks: np.ndarray, identity_landmarks: np.ndarray) -> np.ndarray:
         shapes = transform_points(np.asarray(landmarks).reshape(-1, 68, 2), invert_transform(self._placement(identity_landmarks)))
         return (shapes.reshape(1, -1, 136) * self.pca.scale).astype(np.float32)
-
-
-def official_inference_arrays(basics_dir: str) -> dict[str, np.ndarray]:
-    """What `official.npz` holds, computed from the release's basics folder.
-
-    The release's demo Procrustes-normalises the photo's landmarks and corrects them in the `S`
-    shape basis relative to themselves, which leaves, for any single photo, the mean shape
-    `mean_shape_norm` with the mouth closed by the basis' mouth parameter 1 = -0.06.
-    """
-    mean_shape = np.load(os.path.join(basics_dir, "mean_shape_norm.npy")).reshape(136)
-    basis = np.load(os.path.join(basics_dir, "S.npy"))  # [100, 136]
-    mouth = np.zeros(basis.shape[0])
-    mouth[1] = -0.06
-    closed = mean_shape.copy()
-    closed[96:] += (mouth @ basis)[96:]  # points 48-67: the mouth
-    opening = basis @ (closed - mean_shape)
-    identity_shape = mean_shape - opening @ basis
-    # The release warps to 163 px and keeps pixels [1:129]: crop pixel = template pixel - 1.
-    templates = {name: np.load(os.path.join(basics_dir, f"{name}.npy")).astype(np.float64) - 1.0
-                 for name in ("base_68", "base_68_close")}
-    return {
-        "identity_shape": identity_shape,
-        "code_boost": np.array([1.0, 2.2, 2.4, 2.6, 2.8, 3.0]),
-        "template_open": templates["base_68"].ravel(),
-        "template_closed": templates["base_68_close"].ravel(),
-    }

@@ -13,24 +13,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.frontend.image import to_uint8, to_unit
 from atvg_tf.generation.landmark_space import OFFICIAL_FILE, CropLandmarks, OfficialLandmarks
 from atvg_tf.models import layers as _custom_layers  # noqa: F401  (registers the custom layers for loading)
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream, initial_states, next_states
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "default_model")
 MODEL_FILES = ("atnet.keras", "vgnet.keras", "pca.npz")
-
-
-def to_unit(frames: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 in [-1, 1]."""
-    return frames.astype(np.float32) / 127.5 - 1.0
-
-
-def to_uint8(frames) -> np.ndarray:
-    """float images in [-1, 1] -> uint8."""
-    return np.clip(np.round((np.asarray(frames) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 class TalkingFaceModel:
@@ -53,26 +45,43 @@ class TalkingFaceModel:
         self._stream: dict | None = None  # the streaming models, built on first use
 
     @classmethod
-    def load(cls, directory: str | None = None) -> "TalkingFaceModel":
+    def load(cls, directory: str | None = None) -> TalkingFaceModel:
         """Loads a model folder (the packaged default model when `directory` is None)."""
         directory = directory or DEFAULT_MODEL_DIR
         missing = [name for name in MODEL_FILES if not os.path.isfile(os.path.join(directory, name))]
         if missing:
-            raise FileNotFoundError(
+            raise InputError(
                 f"{directory} is not a model folder (missing {', '.join(missing)}); pass --model with a folder "
                 f"written by training/train_default_model.py."
             )
-        info_path = os.path.join(directory, "training.json")
-        info = json.load(open(info_path)) if os.path.isfile(info_path) else {}
-        vgnet = keras.saving.load_model(os.path.join(directory, "vgnet.keras"))
-        pca = LandmarkPCA.load(os.path.join(directory, "pca.npz"))
+        info = _read_part(os.path.join(directory, "training.json"), _read_json) if os.path.isfile(os.path.join(directory, "training.json")) else {}
+        vgnet = _read_part(os.path.join(directory, "vgnet.keras"), keras.saving.load_model)
+        atnet = _read_part(os.path.join(directory, "atnet.keras"), keras.saving.load_model)
+        pca = _read_part(os.path.join(directory, "pca.npz"), LandmarkPCA.load)
         official = os.path.join(directory, OFFICIAL_FILE)
-        space = OfficialLandmarks.load(official, pca, int(vgnet.input["identity_frame"].shape[1])) if os.path.isfile(official) else None
-        return cls(keras.saving.load_model(os.path.join(directory, "atnet.keras")), vgnet, pca, info, space)
+        space = None
+        if os.path.isfile(official):
+            space = _read_part(official, lambda path: OfficialLandmarks.load(path, pca, int(vgnet.input["identity_frame"].shape[1])))
+        return cls(atnet, vgnet, pca, info, space)
+
+    @property
+    def landmark_backend(self) -> str:
+        """The landmark detector the model was trained with (`training.json`), so photos and clips
+        are aligned as its training data: dlib for converted official models, else what `atvg prepare` used."""
+        return self.info.get("landmark_backend") or self.info.get("data", {}).get("landmarks") or "mediapipe"
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
-        """How to align a photo with these landmarks for this model."""
+        """How to align a face with these landmarks (the first frame's, for a clip) for this model.
+
+        The one place alignment is decided: `atvg generate`, `atvg evaluate`, `atvg export --avatar`
+        and `export/make_request.py` all ask the model (the release's `base_68` templates for
+        converted official models, this project's template otherwise).
+        """
         return self.landmark_space.alignment(source_landmarks)
+
+    def describe_alignment(self, alignment: AlignmentConfig) -> str:
+        """`release base_68`, `release base_68_close` or `atvg template`."""
+        return self.landmark_space.describe_alignment(alignment)
 
     def predict_landmarks(self, mfcc_windows: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
         """AT-net in one call: [T, 28, 12] windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
@@ -102,7 +111,7 @@ class TalkingFaceModel:
         })
         return _frames_out(outputs)
 
-    def streamer(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> "FrameStreamer":
+    def streamer(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> FrameStreamer:
         """A `FrameStreamer` for one identity (crop uint8 + its landmarks in crop px)."""
         if self._stream is None:
             self._stream = {
@@ -179,6 +188,25 @@ class _Compiled:
 
     def __call__(self, inputs: dict) -> dict:
         return self._call(inputs)
+
+
+def _read_json(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _read_part(path: str, read):
+    """Reads one file of a model folder; a damaged or foreign file is an `InputError` naming it.
+
+    Keras reads `.keras` files in safe mode (no code from the file runs) and numpy without pickle.
+    """
+    try:
+        return read(path)
+    except Exception as error:  # each reader raises its own types for a damaged file
+        raise InputError(
+            f"cannot read {path} ({error.__class__.__name__}: {str(error).splitlines()[0][:200] if str(error) else 'no details'}); "
+            f"the model folder is damaged or was not written by atvg: copy it again or give another --model."
+        ) from error
 
 
 def _frames_out(outputs: dict) -> dict:

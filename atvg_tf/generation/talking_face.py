@@ -13,19 +13,18 @@ import dataclasses
 import queue
 import threading
 import time
-from typing import Iterable, Iterator
+from collections.abc import Iterator
 
-import cv2
 import numpy as np
 
 from atvg_tf.frontend.audio import MfccWindowStream, audio_duration, iter_audio
-from atvg_tf.frontend.face.alignment import AlignedFace, align_face, invert_transform
+from atvg_tf.frontend.face.alignment import AlignedFace, align_face
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.image import load_image
+from atvg_tf.frontend.video_writer import Mp4Writer
+from atvg_tf.generation.compose import composer
 from atvg_tf.generation.model import TalkingFaceModel
-from atvg_tf.generation.video_writer import Mp4Writer
 
-OUTPUT_MODES = ("paste-back", "crop", "panels")
 FPS = 25
 
 
@@ -85,9 +84,10 @@ class TalkingFace:
 
     Args:
         model: a `TalkingFaceModel`, a model folder, or None for the packaged default model.
-        landmarks: landmark backend for the photo (`mediapipe` or `dlib`); by default the one the
-            model folder names (`landmark_backend` in training.json: dlib for converted official
-            models), else mediapipe.
+        landmarks: landmark backend for the photo (`mediapipe` or `dlib`); by default the model's
+            (`TalkingFaceModel.landmark_backend`: dlib for converted official models, else the
+            backend its training data was prepared with), which falls back to dlib when MediaPipe's
+            model is not on the machine and cannot be downloaded.
         chunk_frames: frames generated per model call; memory grows with it, not with the audio.
         first_chunk_frames: frames of the first call (small, so the first frame comes early).
     """
@@ -102,14 +102,15 @@ class TalkingFace:
         if min(chunk_frames, first_chunk_frames) < 1:
             raise ValueError(f"chunk sizes must be at least 1, got {chunk_frames} and {first_chunk_frames}.")
         self.model = model if isinstance(model, TalkingFaceModel) else TalkingFaceModel.load(model)
-        self.detector = create_landmark_detector(landmarks or self.model.info.get("landmark_backend", "mediapipe"))
+        # A backend the user named is used or refused; the default may fall back to dlib offline.
+        self.detector = create_landmark_detector(landmarks or self.model.landmark_backend, fallback=landmarks is None)
         self.chunk_frames, self.first_chunk_frames = chunk_frames, first_chunk_frames
 
     def close(self) -> None:
         """Releases the landmark detector."""
         self.detector.close()
 
-    def __enter__(self) -> "TalkingFace":
+    def __enter__(self) -> TalkingFace:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -155,7 +156,7 @@ class TalkingFace:
             mode: `paste-back` (the face back in the full photo), `crop` (128 x 128 crops) or
                 `panels` (frame | attention | motion | landmarks).
         """
-        compose = _composer(mode, Identity(generation.image, generation.face))
+        compose = composer(mode, generation.image, generation.face.transform)
         chunk = {"frames": generation.frames, "landmarks": generation.landmarks,
                  "attention": generation.attention, "motion": generation.motion}
         with Mp4Writer(path, generation.audio_path, FPS) as writer:
@@ -188,7 +189,7 @@ class TalkingFace:
         """
         started = time.perf_counter()
         identity = image if isinstance(image, Identity) else self.identity(image, face_index)
-        compose = _composer(mode, identity)
+        compose = composer(mode, identity.image, identity.face.transform)
         landmarks: list[np.ndarray] = []
         first_frame = None
         with Mp4Writer(path, audio, FPS) as writer, _progress_bar(audio, progress) as bar:
@@ -292,58 +293,3 @@ def _progress_bar(audio: str, enabled: bool):
     seconds = audio_duration(audio)
     total = round(seconds * FPS) if seconds else None
     return tqdm(total=total, unit="frame", desc="generating", disable=not enabled, dynamic_ncols=True)
-
-
-def _composer(mode: str, identity: Identity):
-    """The function that turns a generated chunk into output frames for an output mode."""
-    if mode == "paste-back":
-        return PasteBack(identity)
-    if mode == "crop":
-        return lambda chunk: chunk["frames"]
-    if mode == "panels":
-        return panel_frames
-    raise ValueError(f"unknown output mode {mode!r}; choose one of {', '.join(OUTPUT_MODES)}.")
-
-
-class PasteBack:
-    """Puts generated crops back into the full-resolution photo with a feathered mask (no box edge shows).
-
-    Only the face's bounding box is warped and blended, so the cost per frame does not grow with
-    the photo's size beyond one copy.
-    """
-
-    def __init__(self, identity: Identity, crop_size: int = 128):
-        self.image = identity.image
-        height, width = self.image.shape[:2]
-        inverse = invert_transform(identity.face.transform)
-        corners = np.array([[0, 0, 1], [crop_size, 0, 1], [0, crop_size, 1], [crop_size, crop_size, 1]], np.float64)
-        box = corners @ inverse.T
-        self.x0, self.y0 = (max(int(np.floor(box[:, i].min())) - 1, 0) for i in (0, 1))
-        self.x1 = min(int(np.ceil(box[:, 0].max())) + 2, width)
-        self.y1 = min(int(np.ceil(box[:, 1].max())) + 2, height)
-        self.inverse = inverse - np.array([[0, 0, self.x0], [0, 0, self.y0]], np.float64)
-        self.size = (self.x1 - self.x0, self.y1 - self.y0)
-        mask = np.zeros((crop_size, crop_size), np.float32)
-        border = crop_size // 10
-        mask[border:-border, border:-border] = 1.0
-        mask = cv2.GaussianBlur(mask, (0, 0), border / 2)
-        self.mask = cv2.warpAffine(mask, self.inverse, self.size)[..., None]
-        self.background = self.image[self.y0 : self.y1, self.x0 : self.x1].astype(np.float32) * (1 - self.mask)
-        self._canvas = self.image.copy()
-
-    def __call__(self, chunk: dict) -> Iterable[np.ndarray]:
-        """Yields one full-size frame per crop (the same buffer, refilled: encode it before the next)."""
-        for crop in chunk["frames"]:
-            warped = cv2.warpAffine(crop, self.inverse, self.size, flags=cv2.INTER_LINEAR)
-            self._canvas[self.y0 : self.y1, self.x0 : self.x1] = warped * self.mask + self.background
-            yield self._canvas
-
-
-def panel_frames(chunk: dict) -> np.ndarray:
-    """frame | attention map | motion map | predicted landmarks, side by side (the paper's Fig. 1 view)."""
-    heat = np.repeat((chunk["attention"] * 255).astype(np.uint8), 3, axis=-1)
-    sketches = np.zeros_like(chunk["frames"])
-    for sketch, points in zip(sketches, chunk["landmarks"]):
-        for x, y in points:
-            cv2.circle(sketch, (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
-    return np.concatenate([chunk["frames"], heat, chunk["motion"], sketches], axis=2)

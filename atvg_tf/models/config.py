@@ -1,6 +1,6 @@
 """Configurations of the three networks, as frozen dataclasses with named presets.
 
-`paper` follows the ATVGnet release's layer sizes (ATVGNET.md); `small` keeps every part of the
+`paper` follows the ATVGnet release's layer sizes (docs/METHOD.md); `small` keeps every part of the
 architecture but narrows and shortens it so it trains on a CPU and runs faster than real time.
 """
 
@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
-
-def _preset(cls, name: str, presets: dict):
-    if name not in presets:
-        raise ValueError(f"Unknown {cls.__name__} preset {name!r}; choose one of {sorted(presets)}.")
-    return presets[name]
+from atvg_tf.errors import InputError
+from atvg_tf.utils.presets import Presets
 
 
 @dataclasses.dataclass(frozen=True)
-class ATNetConfig:
+class ATNetConfig(Presets):
     """AT-net (audio -> landmark PCA codes).
 
     Attributes:
@@ -37,17 +34,15 @@ class ATNetConfig:
     lstm_layers: int = 3
     window_shape: tuple[int, int] = (28, 12)
 
-    @classmethod
-    def preset(cls, name: str) -> "ATNetConfig":
-        return _preset(cls, name, {
-            "paper": cls(),
-            "small": cls(conv_channels=(32, 64, 64, 64, 128), audio_dense=(256, 128), landmark_dense=(64, 128),
-                         lstm_units=128, lstm_layers=2),
-        })
+    PRESETS = {
+        "paper": {},
+        "small": dict(conv_channels=(32, 64, 64, 64, 128), audio_dense=(256, 128), landmark_dense=(64, 128),
+                      lstm_units=128, lstm_layers=2),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
-class VGNetConfig:
+class VGNetConfig(Presets):
     """VG-net (landmarks + identity image -> frames).
 
     Attributes:
@@ -80,26 +75,24 @@ class VGNetConfig:
     rnn_time_major_quirk: bool = False
     transposed_alignment: str = "keras"
 
+    # `paper`: release sizes, ConvLSTM. `official`: the release exactly (conv-GRU, PyTorch alignment,
+    # its time-major quirk), what `atvg convert-official` builds.
+    PRESETS = {
+        "paper": {},
+        "official": dict(rnn="conv_gru", rnn_time_major_quirk=True, transposed_alignment="pytorch"),
+        "small": dict(encoder_channels=(16, 32, 64, 64, 128), landmark_channels=(64, 128), bottleneck_channels=64,
+                      rnn_channels=128, residual_blocks=2, decoder_channels=(64, 64, 32, 16), dropout=0.0),
+    }
+
     def __post_init__(self):
         if self.rnn not in ("conv_lstm", "conv_gru"):
-            raise ValueError(f"rnn must be conv_lstm or conv_gru, got {self.rnn!r}.")
+            raise InputError(f"rnn must be conv_lstm or conv_gru, got {self.rnn!r}.")
         if self.transposed_alignment not in ("keras", "pytorch"):
-            raise ValueError(f"transposed_alignment must be keras or pytorch, got {self.transposed_alignment!r}.")
-
-    @classmethod
-    def preset(cls, name: str) -> "VGNetConfig":
-        """`paper` (release sizes, ConvLSTM), `official` (the release exactly: conv-GRU, PyTorch
-        alignment, its time-major quirk; what `atvg convert-official` builds) or `small`."""
-        return _preset(cls, name, {
-            "paper": cls(),
-            "official": cls(rnn="conv_gru", rnn_time_major_quirk=True, transposed_alignment="pytorch"),
-            "small": cls(encoder_channels=(16, 32, 64, 64, 128), landmark_channels=(64, 128), bottleneck_channels=64,
-                         rnn_channels=128, residual_blocks=2, decoder_channels=(64, 64, 32, 16), dropout=0.0),
-        })
+            raise InputError(f"transposed_alignment must be keras or pytorch, got {self.transposed_alignment!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(Presets):
     """Regression-based discriminator (frames + identity landmarks -> landmarks, realness).
 
     Attributes:
@@ -118,10 +111,7 @@ class DiscriminatorConfig:
     lstm_units: int = 256
     lstm_layers: int = 3
 
-    @classmethod
-    def preset(cls, name: str) -> "DiscriminatorConfig":
-        return _preset(cls, name, {
-            "paper": cls(),
-            "small": cls(conv_channels=(16, 32, 64, 64), image_dense=128, landmark_dense=(64, 128), lstm_units=128,
-                         lstm_layers=2),
-        })
+    PRESETS = {
+        "paper": {},
+        "small": dict(conv_channels=(16, 32, 64, 64), image_dense=128, landmark_dense=(64, 128), lstm_units=128, lstm_layers=2),
+    }

@@ -9,7 +9,7 @@ and an attention map `a_t` (sigmoid) that blend with the identity image (Eq. 8).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers

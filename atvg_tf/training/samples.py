@@ -9,31 +9,25 @@ from __future__ import annotations
 
 import os
 
-import av
 import keras
 import numpy as np
 import tensorflow as tf
 
+from atvg_tf.frontend.image import heat_to_uint8, to_uint8
+from atvg_tf.frontend.video_writer import Mp4Writer
+from atvg_tf.generation.compose import side_by_side
+
 
 def panels(real, generated, attention, motion) -> np.ndarray:
-    """[T, H, 4W, 3] uint8 strips: real | generated | attention | motion (inputs in [-1, 1], attention in [0, 1])."""
-    to_uint8 = lambda x: np.clip((np.asarray(x) + 1.0) * 127.5, 0, 255).astype(np.uint8)  # noqa: E731
-    heat = np.repeat(np.clip(np.asarray(attention) * 255, 0, 255).astype(np.uint8), 3, axis=-1)
-    return np.concatenate([to_uint8(real), to_uint8(generated), heat, to_uint8(motion)], axis=-2)
+    """[..., H, 4W, 3] uint8 strips: real | generated | attention | motion (inputs in [-1, 1], attention in [0, 1])."""
+    return side_by_side(to_uint8(real), to_uint8(generated), heat_to_uint8(attention), to_uint8(motion))
 
 
 def write_video(frames: np.ndarray, path: str, fps: int = 25) -> None:
-    """Writes [T, H, W, 3] uint8 frames as an H.264 MP4 (via a temporary file)."""
-    partial = path + ".partial.mp4"
-    with av.open(partial, "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+    """Writes [T, H, W, 3] uint8 frames as a silent H.264 MP4 that appears only when complete."""
+    with Mp4Writer(path, None, fps) as writer:
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(partial, path)
+            writer.write(frame)
 
 
 class VGNetSamples(keras.callbacks.Callback):

@@ -21,12 +21,14 @@ import keras
 import tensorflow as tf
 
 from atvg_tf.data.pipeline import PipelineConfig, make_dataset
+from atvg_tf.errors import InputError
 from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
 from atvg_tf.models.discriminator import build_discriminator
 from atvg_tf.models.vgnet import build_vgnet
 from atvg_tf.training.gan import VGNetGAN
 from atvg_tf.training.samples import VGNetSamples
+from atvg_tf.utils.files import atomic_write
 
 NETWORKS = ("atnet", "vgnet")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -43,7 +45,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +82,7 @@ class TrainConfig:
     mouth_pixel_weight: float = 0.0
 
     @classmethod
-    def from_file(cls, path: str, **overrides) -> "TrainConfig":
+    def from_file(cls, path: str, **overrides) -> TrainConfig:
         """Reads a JSON config, or a named one shipped in `atvg_tf/training/configs/` (`cpu`, `grid`,
         `lrw`), then applies the overrides that are not None."""
         named = os.path.join(CONFIG_DIR, f"{path}.json")
@@ -88,12 +90,12 @@ class TrainConfig:
             path = named
         if not os.path.isfile(path):
             names = sorted(f[:-5] for f in os.listdir(CONFIG_DIR))
-            raise FileNotFoundError(f"training config not found: {path}; give a JSON file or one of {', '.join(names)}.")
+            raise InputError(f"training config not found: {path}; give a JSON file or one of {', '.join(names)}.")
         with open(path) as handle:
             fields = json.load(handle)
         unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"{path}: unknown option(s) {sorted(unknown)}.")
+            raise InputError(f"{path}: unknown option(s) {sorted(unknown)}.")
         fields.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**fields)
 
@@ -147,7 +149,7 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
         gan.compile(g_optimizer=optimizer(), d_optimizer=optimizer(), jit_compile=config.jit_compile)
         gan.build()  # BackupAndRestore needs the variables (optimizer slots too) before fit()
         return gan
-    raise ValueError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
+    raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
 
 
 def train(
@@ -174,10 +176,10 @@ def train(
         The Keras History of this call.
     """
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "train_config.json"), "w") as handle:
+    with atomic_write(os.path.join(output_dir, "train_config.json")) as handle:
         json.dump({"network": network, **dataclasses.asdict(config)}, handle, indent=1)
     if network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
+        raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
     with make_strategy(strategy).scope():
         model = build_trainable(network, config)
     train_data = _pipeline(prepared_dir, "train", config, shuffle=True)

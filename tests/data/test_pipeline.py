@@ -3,7 +3,10 @@ import pytest
 import tensorflow as tf
 
 from atvg_tf.data.pipeline import PipelineConfig, fit_pca, make_dataset
+from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.pca import LandmarkPCA
+
+pytestmark = pytest.mark.slow  # every test reads `prepared_dir` (`atvg prepare`)
 
 
 def test_batches_have_the_documented_shapes_and_dtypes(prepared_dir):
@@ -20,7 +23,7 @@ def test_batches_have_the_documented_shapes_and_dtypes(prepared_dir):
     }
     assert set(batch) == set(expected)
     dataset = make_dataset(prepared_dir, None, config)
-    for key, (shape, dtype) in expected.items():  # static shapes: Keras layers can be built on them
+    for key, (shape, _) in expected.items():  # static shapes: Keras layers can be built on them
         assert dataset.element_spec[key].shape.as_list() == shape, key
     for key, (shape, dtype) in expected.items():
         assert batch[key].shape.as_list() == shape, key
@@ -62,7 +65,7 @@ def test_codes_can_be_recomputed_with_another_basis(prepared_dir, tmp_path):
 
 
 def test_missing_split_and_missing_folder_are_clear_errors(prepared_dir, tmp_path):
-    with pytest.raises(ValueError, match="no test shards"):
+    with pytest.raises(InputError, match="no test shards"):
         make_dataset(prepared_dir, "test")
     with pytest.raises(FileNotFoundError, match="atvg prepare"):
         make_dataset(str(tmp_path), "train")

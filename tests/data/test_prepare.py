@@ -9,19 +9,14 @@ import numpy as np
 import pytest
 
 from atvg_tf.data import records
-from atvg_tf.data.prepare import (
-    PrepareConfig,
-    PrepareError,
-    discover_clips,
-    fill_gaps,
-    find_segments,
-    prepare,
-    read_grid_alignment,
-)
+from atvg_tf.data.clip_preparer import read_grid_alignment
+from atvg_tf.data.discovery import assign_split, discover_clips
+from atvg_tf.data.prepare import PrepareConfig, PrepareError, prepare
+from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.frontend.audio import load_audio, mfcc_windows
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.face.template import TEMPLATE_68
-from tests.conftest import HELD_OUT_GRID_CLIPS
+from tests.helpers import HELD_OUT_GRID_CLIPS
 
 
 def _manifest(prepared_dir):
@@ -33,6 +28,7 @@ def _segments(prepared_dir):
     return records.read_segments(sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord"))))
 
 
+@pytest.mark.slow
 def test_manifest_counts_skips_and_settings(prepared_dir):
     manifest = _manifest(prepared_dir)
     counts = manifest["counts"]
@@ -57,6 +53,7 @@ def test_manifest_counts_skips_and_settings(prepared_dir):
         assert len(records.read_segments([os.path.join(prepared_dir, shard["file"])])) == shard["records"]
 
 
+@pytest.mark.slow
 def test_shards_hold_aligned_frames_landmarks_codes_windows_and_words(prepared_dir, shared_data):
     pca = LandmarkPCA.load(os.path.join(prepared_dir, "pca.npz"))
     template = TEMPLATE_68
@@ -82,6 +79,7 @@ def test_shards_hold_aligned_frames_landmarks_codes_windows_and_words(prepared_d
     assert by_id["wild/astorfi_lrw_sample1"]["words"].size == 0
 
 
+@pytest.mark.slow
 def test_rerun_is_a_no_op(prepared_inputs, prepared_dir):
     files = sorted(glob.glob(os.path.join(prepared_dir, "*")))
     before = {path: (os.path.getmtime(path), os.path.getsize(path)) for path in files}
@@ -90,6 +88,7 @@ def test_rerun_is_a_no_op(prepared_inputs, prepared_dir):
     assert {path: (os.path.getmtime(path), os.path.getsize(path)) for path in sorted(glob.glob(os.path.join(prepared_dir, "*")))} == before
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_redoing_finished_clips(prepared_inputs, tmp_path, monkeypatch):
     from atvg_tf.data import prepare as prepare_module
 
@@ -110,16 +109,18 @@ def test_interrupted_run_resumes_without_redoing_finished_clips(prepared_inputs,
     assert partial["counts"]["clips_prepared"] + partial["counts"]["clips_skipped"] == 2
     assert len(_segments(output)) == partial["counts"]["clips_prepared"]
     monkeypatch.setattr(prepare_module, "_results", real_results)
-    # A crash can also leave a half-written shard behind: it is discarded.
-    with open(os.path.join(output, "train-00007.tfrecord.tmp"), "wb") as handle:
-        handle.write(b"partial")
+    # A crash can also leave half-written files behind (named as today's and earlier versions
+    # name them): they are discarded; files that are not atvg's own are left alone.
+    for name in (".atvg-k3j_9x2a-train-00007.tfrecord", ".atvg-0q1w2e3r-manifest.json", "train-00008.tfrecord.tmp", "notes.tmp"):
+        with open(os.path.join(output, name), "wb") as handle:
+            handle.write(b"partial")
     final = prepare([prepared_inputs[0]], output, config, progress=False)
     assert final["counts"]["clips_prepared"] == 4 and final["counts"]["clips_skipped"] == 1
     events = [json.loads(line) for line in open(os.path.join(output, "progress.jsonl"))]
     prepared_ids = [clip["id"] for event in events if event["type"] == "shard" for clip in event["clips"]]
     assert sorted(prepared_ids) == sorted(f"s1/{n}" for n in HELD_OUT_GRID_CLIPS)  # each clip exactly once
     assert len(_segments(output)) == 4
-    assert not glob.glob(os.path.join(output, "*.tmp"))
+    assert sorted(glob.glob(os.path.join(output, ".atvg-*")) + glob.glob(os.path.join(output, "*.tmp"))) == [os.path.join(output, "notes.tmp")]
 
 
 def test_a_bad_landmark_model_file_is_one_clear_error(prepared_inputs, tmp_path):
@@ -152,11 +153,13 @@ def test_discovery_takes_each_file_once_and_finds_speakers_higher_up(shared_data
         discover_clips([str(tmp_path / "x")])
 
 
+@pytest.mark.slow
 def test_other_settings_on_the_same_output_are_refused(prepared_inputs, prepared_dir):
     with pytest.raises(PrepareError, match="other settings.*landmarks.backend"):
         prepare(prepared_inputs, prepared_dir, PrepareConfig(backend="dlib", workers=1, val_fraction=0.3), progress=False)
 
 
+@pytest.mark.slow
 def test_dlib_backend_prepares_a_clip(prepared_inputs, tmp_path):
     manifest = prepare(
         [os.path.join(prepared_inputs[0], "bbal7s.mpg")], str(tmp_path / "out"), PrepareConfig(backend="dlib", workers=1), progress=False
@@ -166,8 +169,6 @@ def test_dlib_backend_prepares_a_clip(prepared_inputs, tmp_path):
 
 
 def test_split_by_speaker_keeps_speakers_together(tmp_path, shared_data):
-    from atvg_tf.data.prepare import assign_split
-
     config = PrepareConfig(split_by="speaker", val_fraction=0.5)
     clips = discover_clips([os.path.join(shared_data, "grid", "s1")])
     assert len({assign_split(clip_id, speaker, config) for _, clip_id, speaker in clips}) == 1
@@ -187,6 +188,7 @@ def test_gap_rules():
     assert flags.tolist() == [0, 1, 1, 1, 0]
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "atvg_tf.cli", "prepare", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")],

@@ -10,8 +10,11 @@ import pytest
 import tensorflow as tf
 
 from atvg_tf.frontend.audio import load_audio, mfcc_windows
-from atvg_tf.generation.model import TalkingFaceModel, to_unit
-from tests.conftest import REPO
+from atvg_tf.frontend.image import to_unit
+from atvg_tf.generation.model import TalkingFaceModel
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow  # the module's fixture runs `atvg export --format saved_model`
 
 
 @pytest.fixture(scope="module")
@@ -100,4 +103,4 @@ def test_an_existing_version_is_refused(exported):
     result = subprocess.run([sys.executable, "-m", "atvg_tf.cli", "export", "--output", str(exported)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 2
-    assert "exists; give another --version" in result.stderr.strip().splitlines()[-1]
+    assert "exists; give another --serving-version" in result.stderr.strip().splitlines()[-1]

@@ -10,22 +10,22 @@ import pytest
 from atvg_tf.evaluation.metrics import psnr, ssim
 from atvg_tf.frontend.audio import load_audio, mfcc_windows
 from atvg_tf.generation.model import TalkingFaceModel
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 sys.path.insert(0, os.path.join(REPO, "mobile_demo"))
-from atvg_lite import LiteTalkingFace, frame_count, pcm_window  # noqa: E402
-
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
+
+from atvg_lite import LiteTalkingFace, frame_count, pcm_window  # noqa: E402
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 
 
 @pytest.fixture(scope="module")
-def exported(prepared_dir, shared_data, tmp_path_factory):
-    """The default model's TF-Lite models, int8 calibrated on prepared GRID clips, plus an avatar."""
+def exported(shared_data, tmp_path_factory):
+    """The default model's TF-Lite models as the README's command writes them (no flags: int8 calibrated
+    on the set shipped in the package), plus an avatar."""
     folder = tmp_path_factory.mktemp("tflite")
     command = [sys.executable, "-m", "atvg_tf.cli", "export", "--format", "tflite", "--output", str(folder),
-               "--calibration", prepared_dir, "--calibration-samples", "100",
                "--avatar", os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -50,6 +50,7 @@ def _run(exported, clip, variant):
     return np.stack([frame for frame, _ in steps]), np.stack([marks for _, marks in steps])
 
 
+@pytest.mark.slow
 def test_only_builtin_ops(exported):
     files = [f for f in os.listdir(exported) if f.endswith(".tflite")]
     assert len(files) == 1 + 3 * len(VARIANTS)
@@ -60,6 +61,7 @@ def test_only_builtin_ops(exported):
         assert "WHILE" not in ops, name  # unrolled steps: no control flow for the runtime to handle
 
 
+@pytest.mark.slow
 def test_the_mfcc_model_equals_the_front_end(exported, clip):
     runner = Interpreter(model_path=os.path.join(exported, "mfcc.tflite")).get_signature_runner()
     expected = mfcc_windows(clip["waveform"])
@@ -68,6 +70,7 @@ def test_the_mfcc_model_equals_the_front_end(exported, clip):
         np.testing.assert_allclose(window, expected[t], atol=2e-3, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_float32_streaming_equals_keras(exported, clip, shared_data):
     frames, landmarks = _run(exported, clip, "float32")
     assert frames.shape == clip["keras_frames"].shape == (75, 128, 128, 3)
@@ -84,6 +87,7 @@ def test_float32_streaming_equals_keras(exported, clip, shared_data):
     assert len(frames) == len(expected) and psnr(expected, frames) >= 40.0
 
 
+@pytest.mark.slow
 def test_quantized_variants_stay_close_to_float32(exported, clip):
     reference, _ = _run(exported, clip, "float32")
     scores = {}
@@ -95,6 +99,7 @@ def test_quantized_variants_stay_close_to_float32(exported, clip):
     assert scores["int8"][0] >= 30.0, scores
 
 
+@pytest.mark.slow
 def test_sizes_shrink_with_quantization(exported):
     size = lambda network, variant: os.path.getsize(os.path.join(exported, f"{network}.{variant}.tflite"))  # noqa: E731
     assert size("vgnet_step", "float16") < 0.6 * size("vgnet_step", "float32")
@@ -102,6 +107,7 @@ def test_sizes_shrink_with_quantization(exported):
     assert size("vgnet_step", "dynamic") < 0.35 * size("vgnet_step", "float32")
 
 
+@pytest.mark.slow
 def test_live_windows_equal_the_recording_windows(clip):
     from atvg_lite import PcmWindows
 
@@ -113,6 +119,7 @@ def test_live_windows_equal_the_recording_windows(clip):
         np.testing.assert_array_equal(window, pcm_window(waveform, t))
 
 
+@pytest.mark.slow
 def test_the_mobile_demo_writes_a_video_with_sound_without_tensorflow(exported, shared_data, tmp_path):
     import av
     import imageio_ffmpeg
@@ -132,3 +139,34 @@ def test_the_mobile_demo_writes_a_video_with_sound_without_tensorflow(exported, 
         audio = container.streams.audio[0]
         assert abs(float(audio.duration * audio.time_base) - 6.0) < 0.1
     assert len(frames) == 150 and (frames[0].height, frames[0].width) == (224, 224)
+
+
+@pytest.mark.slow
+def test_calibration_from_a_prepared_folder(prepared_dir):
+    """--calibration PREPARED_DIR: realistic samples for every network, states carried through each sequence."""
+    from atvg_tf.export.tflite import StreamingGraphs, calibration_samples, prepared_calibration_examples
+
+    model = TalkingFaceModel.load()
+    samples = calibration_samples(StreamingGraphs(model), prepared_calibration_examples(prepared_dir, model.crop_size), count=20)
+    assert {name: len(values) for name, values in samples.items()} == {"identity_encoder": 20, "atnet_step": 20, "vgnet_step": 20}
+    frame = samples["identity_encoder"][0]["identity_frame"]
+    assert frame.shape == (1, 128, 128, 3) and -1.0 <= frame.min() < frame.max() <= 1.0
+    landmarks = samples["atnet_step"][0]["identity_landmarks"]
+    assert landmarks.shape == (1, 136) and 10 < landmarks.mean() < 118  # crop pixels, not normalised
+    # The second frame of a sequence starts from the first frame's LSTM state, not from zeros.
+    assert not np.allclose(samples["atnet_step"][1]["lstm_0_h"], 0)
+
+
+def test_packaged_calibration_set_is_aligned_by_the_model():
+    """The shipped faces are aligned the way the exported model aligns faces, and the speech is real MFCC."""
+    from atvg_tf.export.tflite import packaged_calibration_examples
+
+    model = TalkingFaceModel.load()
+    examples = packaged_calibration_examples(model)
+    first = [next(examples) for _ in range(17)]
+    assert np.array_equal(first[0]["identity_frame"], first[16]["identity_frame"])  # 16 faces, cycled
+    for example in first[:16]:
+        landmarks = example["identity_landmarks"].reshape(68, 2)
+        eyes = landmarks[36:48].mean(axis=0)
+        assert 28 < eyes[1] < 48 and 52 < eyes[0] < 76, eyes  # eyes where the model's template puts them
+        assert example["mfcc_windows"].shape == (1, 16, 28, 12) and np.isfinite(example["mfcc_windows"]).all()

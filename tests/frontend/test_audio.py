@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from atvg_tf.frontend.audio import AudioError, Mfcc, load_audio, mfcc_windows, num_video_frames, shift_audio
-from tests.conftest import grid_clip
+from tests.helpers import grid_clip
 
 
 def _speech_files(shared):

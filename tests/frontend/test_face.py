@@ -18,7 +18,7 @@ from atvg_tf.frontend.face.landmarks import NoFaceError, create_landmark_detecto
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.face.template import TEMPLATE_68
 from atvg_tf.frontend.video import read_frames
-from tests.conftest import grid_clip
+from tests.helpers import grid_clip
 
 
 def _photo(shared, name):
@@ -153,10 +153,10 @@ def test_face_model_lookup_order_and_offline_error(tmp_path, monkeypatch):
     assert assets.find_face_landmarker_model() == str(cached)
     cached.unlink()
     monkeypatch.setattr(assets, "_package_file", lambda *parts: None)
-    with pytest.raises(assets.ModelFileError) as error:
-        assets.find_face_landmarker_model()
+    with pytest.raises(assets.ModelUnavailableError) as error:
+        assets.find_face_landmarker_model(allow_download=False)
     message = str(error.value)
-    assert assets.FACE_LANDMARKER_URL in message and "--face-model" in message and "--download-models" in message
+    assert assets.FACE_LANDMARKER_URL in message and "--face-model" in message and assets.FACE_LANDMARKER_ENV in message
 
 
 def test_unknown_backend_is_rejected():

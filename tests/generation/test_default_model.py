@@ -29,6 +29,7 @@ def default_model():
     return TalkingFaceModel.load()
 
 
+@pytest.mark.slow
 def test_it_lip_syncs_held_out_clips(shared_data, default_model):
     from atvg_tf.evaluation.evaluate import evaluate
 
@@ -40,6 +41,7 @@ def test_it_lip_syncs_held_out_clips(shared_data, default_model):
     assert report["atnet_landmark_lmd"] < report["static_landmark_lmd"]
 
 
+@pytest.mark.slow
 def test_it_moves_the_mouth_of_faces_it_never_saw(shared_data, default_model):
     from atvg_tf.generation.talking_face import TalkingFace
 
@@ -58,6 +60,7 @@ def test_it_moves_the_mouth_of_faces_it_never_saw(shared_data, default_model):
         talker.close()
 
 
+@pytest.mark.slow
 def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_path, capsys):
     """Decodes `atvg generate` output of the default model: crops and pasted back into the photo."""
     import av
@@ -77,7 +80,15 @@ def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_pat
     assert mouth > 2.0 and mouth > 2 * eyes, (mouth, eyes)
     pasted = decode("paste-back.mp4")
     original = load_image(photo).astype(np.float32)[: pasted.shape[1], : pasted.shape[2]]
-    changed = np.abs(pasted - original).max(axis=(0, 3)) > 40  # pixels that ever differ from the photo
+    # H.264 (yuv420p) alone changes some saturated pixels of a still photo by ~40 levels: measure that
+    # error on the photo itself and count only what the generation changes beyond it.
+    from atvg_tf.frontend.video_writer import Mp4Writer
+
+    with Mp4Writer(str(tmp_path / "still.mp4"), None) as writer:
+        for _ in range(3):
+            writer.write(load_image(photo))
+    compression = np.abs(decode("still.mp4") - original).max(axis=(0, 3))
+    changed = np.abs(pasted - original).max(axis=(0, 3)) - compression > 40  # pixels that ever differ from the photo
     rows, columns = np.nonzero(changed)
     height, width = original.shape[:2]
     assert rows.min() > 0.25 * height and columns.min() > 0.25 * width  # only around the mouth and chin
@@ -85,6 +96,7 @@ def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_pat
     assert np.abs(pasted[:, :20] - original[:20]).mean() < 3  # the top of the photo is untouched
 
 
+@pytest.mark.slow
 def test_unusual_photos_and_silence(shared_data, default_model, tmp_path):
     import av
     import cv2

@@ -66,6 +66,7 @@ def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, size", [("--paste-back", (994, 1736)), ("--crop", (128, 128)), ("--panels", (128, 512))])
 def test_generate_writes_a_video_with_sound(shared_data, untrained_model, tmp_path, mode, size):
     output = tmp_path / "out.mp4"
@@ -85,6 +86,7 @@ def test_generate_writes_a_video_with_sound(shared_data, untrained_model, tmp_pa
     assert os.stat(output).st_mode & 0o044 == 0o044  # readable by others, like any file the user writes
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_with_one_line_and_no_output(shared_data, untrained_model, tmp_path, capsys):
     image, audio = _photo(shared_data), _speech(shared_data)
     corrupt = tmp_path / "corrupt.jpg"
@@ -127,6 +129,7 @@ def test_bad_inputs_fail_with_one_line_and_no_output(shared_data, untrained_mode
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("atvg generate: error: cannot decode")
 
 
+@pytest.mark.slow
 def test_several_faces_use_the_largest_with_a_warning_and_face_index_picks(shared_data, untrained_model, tmp_path, capsys, caplog):
     big = cv2.imread(_photo(shared_data))
     small = cv2.resize(cv2.imread(_photo(shared_data, "EzraMiller_00075.jpg")), (180, 180))
@@ -166,6 +169,7 @@ def talker(untrained_model):
         yield talking_face
 
 
+@pytest.mark.slow
 def test_every_audio_format_and_rate(shared_data, talker, tmp_path):
     from atvg_tf.frontend.audio import load_audio
 
@@ -193,6 +197,7 @@ def test_every_audio_format_and_rate(shared_data, talker, tmp_path):
         assert abs(audio_seconds - seconds) < 0.1, name
 
 
+@pytest.mark.slow
 def test_a_failed_run_leaves_no_file(shared_data, talker, tmp_path, monkeypatch):
     output = tmp_path / "out.mp4"
     identity = talker.identity(_photo(shared_data))
@@ -207,6 +212,7 @@ def test_a_failed_run_leaves_no_file(shared_data, talker, tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_length_of_the_audio(shared_data, tmp_path):
     """Peak RSS of `atvg generate` for 90 s of speech stays within 15 % of that for 8 s (the
     benchmark measures 10 s against 10 minutes)."""

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from atvg_tf.convert.convert_official import official_inference_arrays
 from atvg_tf.export.pca_ops import OfficialOps
 from atvg_tf.frontend.face.pca import LandmarkPCA
-from atvg_tf.generation.landmark_space import OfficialLandmarks, official_inference_arrays
+from atvg_tf.generation.landmark_space import OfficialLandmarks
 
 
 @pytest.fixture(scope="module")

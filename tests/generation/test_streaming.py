@@ -54,6 +54,7 @@ def test_streaming_models_have_named_state_inputs_and_outputs(default_model):
     assert vgnet.get_layer("decoder2") is default_model.vgnet.get_layer("decoder2")
 
 
+@pytest.mark.slow
 def test_chunked_generation_equals_one_call_on_the_whole_clip(shared_data, default_model):
     from atvg_tf.generation.talking_face import TalkingFace
 

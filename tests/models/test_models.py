@@ -1,7 +1,6 @@
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
@@ -25,6 +24,7 @@ def _select(model, inputs):
     return {name: inputs[name] for name in model.input}
 
 
+@pytest.mark.slow
 def test_paper_parameter_counts_match_the_release():
     # The release: AT-net 30.07 M; VG-net 58.36 M with a conv-GRU, whose 8.85 M parameters become
     # 11.80 M in a ConvLSTM2D of the same size (4 gates instead of 3): 61.31 M; discriminator
@@ -40,7 +40,7 @@ def test_small_preset_is_much_smaller():
     assert build_discriminator(DiscriminatorConfig.preset("small")).count_params() < 1.5e6
 
 
-@pytest.mark.parametrize("preset", ["small", "paper"])
+@pytest.mark.parametrize("preset", ["small", pytest.param("paper", marks=pytest.mark.slow)])
 def test_output_shapes_and_ranges(preset):
     inputs = _inputs()
     atnet = build_atnet(ATNetConfig.preset(preset))

@@ -16,6 +16,8 @@ from atvg_tf.models.vgnet import build_vgnet
 from atvg_tf.training.gan import VGNetGAN
 from atvg_tf.training.train import TrainConfig, build_trainable, train
 
+pytestmark = pytest.mark.slow  # every test trains on `prepared_dir` (`atvg prepare`)
+
 TINY = TrainConfig(epochs=2, steps_per_epoch=3, validation_steps=1, batch_size=2, sequence_length=8, backup_every=2)
 
 

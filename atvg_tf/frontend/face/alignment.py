@@ -18,10 +18,11 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from atvg_tf.frontend.face.template import TEMPLATE_68, TEMPLATE_SIZE
+from atvg_tf.utils.presets import Presets
 
 
 @dataclasses.dataclass(frozen=True)
-class AlignmentConfig:
+class AlignmentConfig(Presets):
     """How faces are aligned.
 
     Attributes:
@@ -37,13 +38,8 @@ class AlignmentConfig:
     smoothing_sigma: float = 2.0
     template_points: tuple[float, ...] | None = None
 
-    @classmethod
-    def preset(cls, name: str) -> "AlignmentConfig":
-        """`paper`: this project's template, nose + both eyes. `official`: the release's point set 27..44."""
-        presets = {"paper": cls(), "official": cls(alignment_points=tuple(range(27, 45)))}
-        if name not in presets:
-            raise ValueError(f"Unknown alignment preset {name!r}; choose one of {sorted(presets)}.")
-        return presets[name]
+    # `paper`: this project's template, nose + both eyes. `official`: the release's point set 27..44.
+    PRESETS = {"paper": {}, "official": {"alignment_points": tuple(range(27, 45))}}
 
     def template(self) -> np.ndarray:
         """The 68-point template scaled to `crop_size`."""

@@ -4,6 +4,9 @@
   with the table in `mediapipe_to_dlib`. IMAGE mode for photos, VIDEO mode (tracking) for clips.
 - `dlib`: frontal HOG detector + the 68-point shape predictor.
 
+MediaPipe is the default; its model file is downloaded on first use, and when that is impossible
+(offline, no copy anywhere) `create_landmark_detector` returns the dlib backend with a warning.
+
 Both return float32 arrays of shape [68, 2] (x, y in pixels of the input image). For images every
 face is returned, largest first; for clips one face is followed through the frames and frames
 without a face are `None`.
@@ -14,11 +17,12 @@ from __future__ import annotations
 import abc
 import logging
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from atvg_tf._native import quiet_stderr
+from atvg_tf.errors import AtvgError
 from atvg_tf.frontend.face import assets
 from atvg_tf.frontend.face.mediapipe_to_dlib import mesh_to_68
 
@@ -27,7 +31,7 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("mediapipe", "dlib")
 
 
-class NoFaceError(ValueError):
+class NoFaceError(AtvgError, ValueError):
     """An image in which no face was found."""
 
 
@@ -52,12 +56,20 @@ class LandmarkDetector(abc.ABC):
     """Common interface of the landmark backends.
 
     Attributes:
-        name: backend name (`mediapipe` or `dlib`).
+        name: backend name (`mediapipe` or `dlib`); also readable as `backend`.
         model_path: the model file the backend loaded (recorded in manifests).
+        fallback_reason: why this backend stands in for MediaPipe (see `create_landmark_detector`),
+            or None when it is the backend that was asked for.
     """
 
     name: str
     model_path: str
+    fallback_reason: str | None = None
+
+    @property
+    def backend(self) -> str:
+        """The backend actually in use (`mediapipe` or `dlib`)."""
+        return self.name
 
     @abc.abstractmethod
     def image_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
@@ -102,10 +114,10 @@ class LandmarkDetector(abc.ABC):
             logger.warning("%d faces found; using face %d (faces are numbered largest first).", len(faces), face_index)
         return faces[face_index]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op unless the backend holds native resources)
         """Releases native resources."""
 
-    def __enter__(self) -> "LandmarkDetector":
+    def __enter__(self) -> LandmarkDetector:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -117,18 +129,18 @@ class MediaPipeLandmarker(LandmarkDetector):
 
     Args:
         model_path: `face_landmarker.task`; found with `assets.find_face_landmarker_model` when omitted.
-        allow_download: allow fetching the model file when no local copy exists.
+        allow_download: fetch the model file into the user cache when no local copy exists.
         max_faces: faces the landmarker looks for in one image or frame.
     """
 
     name = "mediapipe"
 
-    def __init__(self, model_path: str | None = None, allow_download: bool = False, max_faces: int = 4):
+    def __init__(self, model_path: str | None = None, allow_download: bool = True, max_faces: int = 4):
+        self.model_path = assets.find_face_landmarker_model(model_path, allow_download)
         from mediapipe.tasks.python import BaseOptions, vision
 
         self._vision = vision
         self._base_options = BaseOptions
-        self.model_path = assets.find_face_landmarker_model(model_path, allow_download)
         self.max_faces = max_faces
         self._image_landmarker = None
 
@@ -234,21 +246,71 @@ class DlibLandmarker(LandmarkDetector):
             yield chosen
 
 
+DEFAULT_BACKEND = "mediapipe"
+
+_fallback_noticed = False
+
+
 def create_landmark_detector(
-    backend: str = "mediapipe", model_path: str | None = None, allow_download: bool = False
+    backend: str | None = None,
+    model_path: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    *,
+    fallback: bool = True,
 ) -> LandmarkDetector:
     """Builds a landmark backend by name.
 
+    MediaPipe's model file is looked up locally and otherwise downloaded on first use (see
+    `assets.find_face_landmarker_model`). When that fails (offline, no copy anywhere) and no model
+    file was named, the dlib backend, whose predictor is a dependency, is returned instead, with a
+    warning logged once per process; the detector's `name` (`backend`) says which one is in use
+    and `fallback_reason` why.
+
     Args:
-        backend: `mediapipe` or `dlib`.
-        model_path: the backend's model file; found automatically when omitted.
-        allow_download: mediapipe only: allow fetching `face_landmarker.task`.
+        backend: `mediapipe` or `dlib`; None means the default, `mediapipe`.
+        model_path: the backend's model file; found automatically when omitted. A named file that
+            does not exist is an error, never a fallback.
+        allow_download: mediapipe: fetch `face_landmarker.task` into the user cache when no local
+            copy exists.
+        fallback: mediapipe without `model_path`: use dlib when MediaPipe's model is unavailable.
+            False makes that a `ModelUnavailableError` (for a user who asked for MediaPipe).
+
+    Raises:
+        assets.ModelFileError: a named model file (or `$ATVG_FACE_LANDMARKER`) does not exist, or
+            no backend's model can be found.
+        ValueError: an unknown backend.
     """
+    backend = DEFAULT_BACKEND if backend is None else backend
     if backend == "mediapipe":
-        return MediaPipeLandmarker(model_path, allow_download=allow_download)
+        if model_path is not None or not fallback:
+            return MediaPipeLandmarker(model_path, allow_download=allow_download)
+        try:
+            return MediaPipeLandmarker(None, allow_download=allow_download)
+        except assets.ModelUnavailableError as error:
+            return _dlib_instead_of_mediapipe(error, allow_download)
     if backend == "dlib":
         return DlibLandmarker(model_path)
     raise ValueError(f"unknown landmark backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+
+
+def _dlib_instead_of_mediapipe(reason: assets.ModelUnavailableError, allow_download: bool) -> LandmarkDetector:
+    global _fallback_noticed
+    try:
+        detector = DlibLandmarker()
+    except (ImportError, assets.ModelFileError) as error:
+        raise assets.ModelFileError(f"{reason} The dlib backend cannot stand in either: {error}") from None
+    detector.fallback_reason = str(reason)
+    if not _fallback_noticed:
+        _fallback_noticed = True
+        logger.warning(
+            "MediaPipe's %s is not on this machine and %s; using the dlib landmark backend instead "
+            "(to use MediaPipe, run once with network access or set %s=PATH).",
+            assets.FACE_LANDMARKER_FILE,
+            "could not be downloaded" if allow_download else "downloading is turned off",
+            assets.FACE_LANDMARKER_ENV,
+        )
+    logger.info("why MediaPipe is not used: %s", reason)
+    return detector
 
 
 def describe(detector: LandmarkDetector) -> dict:

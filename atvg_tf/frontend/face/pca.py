@@ -15,7 +15,9 @@ import os
 
 import numpy as np
 
+from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.alignment import AlignmentConfig, similarity_transform, transform_points
+from atvg_tf.utils.files import atomic_write
 
 SPACES = ("crop", "procrustes")
 
@@ -59,7 +61,7 @@ class LandmarkPCA:
         return self.components.shape[1]
 
     @classmethod
-    def fit(cls, landmarks: np.ndarray, num_components: int = 6, crop_size: int = 128) -> "LandmarkPCA":
+    def fit(cls, landmarks: np.ndarray, num_components: int = 6, crop_size: int = 128) -> LandmarkPCA:
         """Fits a `crop`-space basis.
 
         Args:
@@ -80,7 +82,7 @@ class LandmarkPCA:
     @classmethod
     def from_official(
         cls, components_path: str, mean_path: str | None = None, num_components: int = 6, scale: float = 5.0
-    ) -> "LandmarkPCA":
+    ) -> LandmarkPCA:
         """Loads a basis of the ATVGnet release (`U_lrw1.npy` + `mean_lrw1.npy`, ...).
 
         Args:
@@ -94,16 +96,16 @@ class LandmarkPCA:
             mean_path = os.path.join(folder, name.replace("U_", "mean_", 1))
         for path in (components_path, mean_path):
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"PCA file not found: {path}")
+                raise InputError(f"PCA file not found: {path}")
         components = np.load(components_path)[:, :num_components]
         return cls(np.load(mean_path), components, scale, "procrustes")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LandmarkPCA":
+    def load(cls, path: str | os.PathLike) -> LandmarkPCA:
         """Loads a basis saved by `save`, or an official `U_*.npy` file."""
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"PCA basis not found: {path}; give a file saved by `atvg fit-pca` or an official U_*.npy.")
+            raise InputError(f"PCA basis not found: {path}; give a file saved by `atvg fit-pca` or an official U_*.npy.")
         if path.endswith(".npy"):
             return cls.from_official(path)
         with np.load(path) as data:
@@ -112,13 +114,11 @@ class LandmarkPCA:
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the basis to a `.npz` file (atomically)."""
-        path = os.fspath(path)
-        partial = path + ".partial.npz"
         arrays = dict(mean=self.mean, components=self.components, scale=self.scale, space=self.space, crop_size=self.crop_size)
         if self.explained_variance is not None:
             arrays["explained_variance"] = self.explained_variance
-        np.savez(partial, **arrays)
-        os.replace(partial, path)
+        with atomic_write(path, "wb") as handle:  # a file object: np.savez adds no extension
+            np.savez(handle, **arrays)
 
     def fingerprint(self) -> str:
         """Short SHA-256 of the basis, to tell bases apart in manifests."""

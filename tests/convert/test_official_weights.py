@@ -5,12 +5,12 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the official-checkpoint tests need PyTorch: pip install '.[convert]'")
 
+from atvg_tf.convert.official_weights import CheckpointError, load_state_dict  # noqa: E402
 from atvg_tf.models.atnet import build_atnet  # noqa: E402
 from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig  # noqa: E402
 from atvg_tf.models.discriminator import build_discriminator  # noqa: E402
-from atvg_tf.models.official import CheckpointError, load_state_dict  # noqa: E402
 from atvg_tf.models.vgnet import build_vgnet  # noqa: E402
-from tests.models.official_torch import ATNet, Discriminator, VGNet, randomize  # noqa: E402
+from tests.convert.official_torch import ATNet, Discriminator, VGNet, randomize  # noqa: E402
 
 
 def _state(module):
@@ -34,6 +34,7 @@ def test_atnet_equals_the_release():
     assert np.abs(got - expected).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_vgnet_equals_the_release_including_its_conv_gru_call():
     reference = randomize(VGNet(), seed=1)
     model = build_vgnet(VGNetConfig.preset("official"))
@@ -63,6 +64,7 @@ def test_discriminator_equals_the_release():
     assert np.abs(got["realness_logit"] - decision.numpy()).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_mismatched_checkpoints_are_refused_with_a_clear_error():
     state = _state(randomize(ATNet(), seed=3))
     model = build_atnet(ATNetConfig.preset("paper"))

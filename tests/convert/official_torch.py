@@ -1,7 +1,7 @@
-"""PyTorch versions of the release's three modules, written from ../shared/reference/ATVGNET.md.
+"""PyTorch versions of the release's three modules, written from ../shared/reference/ATVGNET.md (summarised in docs/METHOD.md).
 
 Only for tests: their state dicts have the tensor names and shapes of the official checkpoints
-(official_state_dict.txt), so converting them exercises every mapping of `atvg_tf.models.official`.
+(official_state_dict.txt), so converting them exercises every mapping of `atvg_tf.convert.official_weights`.
 """
 
 import torch
@@ -77,7 +77,9 @@ class ConvGRU(nn.Module):
 class VGNet(nn.Module):
     def __init__(self):
         super().__init__()
-        self.image_encoder1 = nn.Sequential(nn.ReflectionPad2d(3), conv_block(3, 64, 7, padding=0), conv_block(64, 64, 3, 2), conv_block(64, 128, 3, 2))
+        self.image_encoder1 = nn.Sequential(
+            nn.ReflectionPad2d(3), conv_block(3, 64, 7, padding=0), conv_block(64, 64, 3, 2), conv_block(64, 128, 3, 2)
+        )
         self.image_encoder2 = nn.Sequential(conv_block(128, 256, 3, 2), conv_block(256, 512, 3, 2))
         self.landmark_encoder = nn.Sequential(nn.Linear(136, 64), nn.ReLU(True))
         self.landmark_encoder_stage2 = nn.Sequential(conv_block(1, 256))

@@ -9,7 +9,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the official-checkpoint tests need PyTorch: pip install '.[convert]'")
 
 from atvg_tf.cli import main  # noqa: E402
-from tests.models.official_torch import ATNet, VGNet, randomize  # noqa: E402
+from tests.convert.official_torch import ATNet, VGNet, randomize  # noqa: E402
+
+pytestmark = pytest.mark.slow  # converts PyTorch checkpoints and generates a video
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +62,8 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
     # The streaming TF-Lite models follow the same convention (float32 vs Keras on 10 frames of speech).
     import sys
 
-    from atvg_tf.frontend.audio import load_audio, mfcc_windows
     from atvg_tf.evaluation.metrics import psnr
+    from atvg_tf.frontend.audio import load_audio, mfcc_windows
 
     photo = os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")
     assert main(["export", "--format", "tflite", "--variants", "float32", "--model", str(tmp_path / "official"),
@@ -81,6 +83,15 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
 
     report = evaluate([os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg")], model, progress=False)
     assert np.isfinite(report["model"]["lmd"])
+    # Evaluation aligns clips as the model does: the release's templates and its dlib landmarks.
+    assert report["landmarks"] == "dlib" and report["clips"][0]["alignment"] in ("release base_68", "release base_68_close")
+    from atvg_tf.evaluation.evaluate import align_clip
+    from atvg_tf.frontend.face.landmarks import create_landmark_detector
+
+    with create_landmark_detector("dlib") as detector:
+        clip = align_clip(os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg"), detector, model.alignment)
+    assert clip.alignment.alignment_points == tuple(range(27, 45))
+    assert clip.alignment.template_points in model.landmark_space.templates
     output = tmp_path / "out.mp4"
     assert main(["generate", "--image", os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg"), "--audio",
                  os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"), "--model", str(tmp_path / "official"),
@@ -105,4 +116,4 @@ def test_bad_checkpoints_get_one_line_errors(shared_data, checkpoints, tmp_path,
         output = tmp_path / f"out{index}"
         code, last = _convert(capsys, folder, output, **{"basics": basics, **change})
         assert code == 2 and last.startswith("atvg convert-official: error:") and message in last, (change, last)
-        assert not output.exists() and not os.path.exists(f"{output}.partial")
+        assert not output.exists() and not [name for name in os.listdir(tmp_path) if name.startswith(".atvg-")]

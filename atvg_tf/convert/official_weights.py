@@ -11,11 +11,12 @@ Keras' i, f, c, o); BatchNorm: weight, bias, running mean, running variance.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 
+from atvg_tf.errors import InputError
 from atvg_tf.models.layers import PerFrame
 
 # BatchNorm's step counters carry no weights; the discriminator's `decoder` is never called.
@@ -23,7 +24,7 @@ IGNORED = {"atnet": ("num_batches_tracked",), "vgnet": ("num_batches_tracked",),
            "discriminator": ("num_batches_tracked", "decoder.")}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that does not fit the network it is loaded into."""
 
 

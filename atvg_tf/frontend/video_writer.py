@@ -1,20 +1,20 @@
-"""Writing generated frames as an MP4 (H.264 + the speech as AAC) while they are produced."""
+"""Writing frames as an MP4 (H.264, optionally with a speech file's sound as AAC) while they are produced."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 
 import av
 import numpy as np
 
 from atvg_tf.frontend.audio import iter_audio
+from atvg_tf.utils.files import publish, temp_path_beside
 
 AUDIO_RATE = 48000
 
 
 class Mp4Writer:
-    """Encodes frames as they come (H.264, yuv420p) with a speech file's sound (AAC, mono 48 kHz).
+    """Encodes frames as they come (H.264, yuv420p), with a speech file's sound (AAC, mono 48 kHz) when given.
 
     The sound is decoded and muxed alongside the frames, so neither is held in memory. The video
     goes to a hidden temporary file in the destination folder and is renamed to `path` by `close`;
@@ -22,7 +22,7 @@ class Mp4Writer:
 
     Args:
         path: the MP4 to write.
-        audio_path: the speech to mux in (any file `iter_audio` reads).
+        audio_path: the speech to mux in (any file `iter_audio` reads), or None for a silent video.
         fps: frame rate.
         preset: libx264 speed preset.
 
@@ -30,18 +30,18 @@ class Mp4Writer:
         PermissionError: the destination folder does not exist or is not writable.
     """
 
-    def __init__(self, path: str, audio_path: str, fps: int = 25, preset: str = "veryfast"):
+    def __init__(self, path: str, audio_path: str | None, fps: int = 25, preset: str = "veryfast"):
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise PermissionError(f"cannot write {path}: {folder} is not a writable folder.")
-        self.path, self.fps, self.preset = path, fps, preset
+        self.path, self.fps, self.preset, self._audio_path = path, fps, preset, audio_path
         self.frames_written = 0
-        self._audio_blocks = iter_audio(audio_path, AUDIO_RATE)
+        self._audio_blocks = iter_audio(audio_path, AUDIO_RATE) if audio_path else iter(())
         self._audio_samples = 0
         self._partial: str | None = None
         self._container = None
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> Mp4Writer:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
@@ -68,13 +68,11 @@ class Mp4Writer:
         try:
             self._container.mux(self._video.encode())
             self._mux_audio(until_seconds=None)
-            self._container.mux(self._sound.encode())
+            if self._sound is not None:
+                self._container.mux(self._sound.encode())
             self._container.close()
             self._container = None
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._partial, 0o666 & ~umask)  # mkstemp makes it private; give it normal permissions
-            os.replace(self._partial, self.path)
+            publish(self._partial, self.path)
         finally:
             self.abort()
 
@@ -90,12 +88,11 @@ class Mp4Writer:
             os.remove(self._partial)
 
     def _open(self, width: int, height: int) -> None:
-        handle, self._partial = tempfile.mkstemp(suffix=".mp4", dir=os.path.dirname(os.path.abspath(self.path)), prefix=".atvg-")
-        os.close(handle)
+        self._partial = temp_path_beside(self.path)
         self._container = av.open(self._partial, "w")
         self._video = self._container.add_stream("libx264", rate=self.fps, options={"preset": self.preset})
         self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
-        self._sound = self._container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        self._sound = self._container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if self._audio_path else None
 
     def _mux_audio(self, until_seconds: float | None) -> None:
         target = None if until_seconds is None else until_seconds * AUDIO_RATE
