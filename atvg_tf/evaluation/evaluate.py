@@ -8,6 +8,15 @@ point, pixels at 128 px), SSIM, PSNR and the release's legacy PSNR are computed 
 the static baseline (the identity frame repeated) and for VG-net driven by the real landmarks (the
 upper bound that isolates AT-net's error), on every frame but the identity frame.
 Frames where landmark detection fails on either image are counted and left out of LMD.
+
+Lip-sync as a viewer sees it (docs/EVALUATION.md): per frame, the inner-lip aperture over the
+outer eye-corner distance of the generated and the real video; `sync_corr` is their Pearson
+correlation (frames where both faces are found), `sync_corr_control` the same generated curve
+against another clip of the run (a model that moves the mouth without following the speech scores
+about the control), `aperture_std_ratio` how strongly the mouth moves compared with the real one,
+and `atnet_sync_corr` the same correlation for AT-net's landmarks alone. For GRID clips with an
+`.align` file beside them only the spoken frames count (the silence around every GRID sentence
+would inflate the correlation).
 """
 
 from __future__ import annotations
@@ -19,10 +28,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from atvg_tf.data.clip_preparer import read_grid_alignment
 from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.errors import AtvgError
 from atvg_tf.evaluation import metrics
-from atvg_tf.frontend.audio import AudioConfig, MfccWindows, load_audio, shift_audio
+from atvg_tf.frontend.audio import AudioConfig, load_audio, mfcc_windows, shift_audio
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import LandmarkDetector, create_landmark_detector
 from atvg_tf.frontend.video import VideoError, probe, read_frames
@@ -40,6 +50,8 @@ class AlignedClip:
         mfcc_windows: [N, 28, 12] MFCC window of each frame.
         start: first frame of the segment in the clip.
         alignment: the alignment used.
+        speech: [N] bool, the frames inside the spoken part (GRID `.align` file beside the clip;
+            all frames otherwise).
     """
 
     crops: np.ndarray
@@ -47,6 +59,7 @@ class AlignedClip:
     mfcc_windows: np.ndarray
     start: int
     alignment: AlignmentConfig
+    speech: np.ndarray
 
 
 def align_clip(path: str, detector: LandmarkDetector,
@@ -77,8 +90,52 @@ def align_clip(path: str, detector: LandmarkDetector,
     crops = np.stack([warp_to_crop(frames[start + i], m, alignment.crop_size) for i, m in enumerate(transforms)])
     crop_landmarks = np.stack([transform_points(p, m) for p, m in zip(landmarks, transforms)])
     waveform = shift_audio(load_audio(path, audio.sample_rate), info.video_start - info.audio_start, audio.sample_rate)
-    windows = MfccWindows(audio)(waveform, len(frames)).numpy()[start:end]
-    return AlignedClip(crops, crop_landmarks, windows, start, alignment)
+    windows = mfcc_windows(waveform, len(frames), audio)[start:end]  # one traced graph per process
+    return AlignedClip(crops, crop_landmarks, windows, start, alignment, _speech_frames(path, start, end))
+
+
+def _speech_frames(path: str, start: int, end: int) -> np.ndarray:
+    """[end - start] bool: frames between the first word's start and the last word's end of a GRID
+    `.align` file beside the clip, or all frames when there is none."""
+    align_path = os.path.splitext(path)[0] + ".align"
+    frames = np.arange(start, end)
+    if not os.path.isfile(align_path):
+        return np.ones(len(frames), bool)
+    words = read_grid_alignment(align_path)
+    if not words:
+        return np.ones(len(frames), bool)
+    return (frames >= np.floor(words[0][1])) & (frames < np.ceil(words[-1][2]))
+
+
+def _apertures(marks: list) -> np.ndarray:
+    """Mouth apertures of per-frame detections; NaN where detection failed."""
+    return np.array([metrics.mouth_aperture(m) if m is not None else np.nan for m in marks], np.float64)
+
+
+def _sync(generated: np.ndarray, real: np.ndarray, atnet: np.ndarray, speech: np.ndarray) -> dict:
+    generated, real, atnet = generated[speech], real[speech], atnet[speech]
+    return {
+        "sync_corr": metrics.pearson(generated, real),
+        "aperture_std_ratio": metrics.std_ratio(generated, real),
+        "atnet_sync_corr": metrics.pearson(atnet, real),
+        "atnet_aperture_std_ratio": metrics.std_ratio(atnet, real),
+        "sync_frames": int((np.isfinite(generated) & np.isfinite(real)).sum()),
+    }
+
+
+def _add_controls(rows: list[dict], curves: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Each clip's generated curve against the next clip's real curve (cut to the shorter length)."""
+    for index, row in enumerate(rows):
+        if len(rows) < 2:
+            row["sync"]["sync_corr_control"], row["sync"]["control_clip"] = float("nan"), None
+            continue
+        partner = (index + 1) % len(rows)
+        generated, _, speech = curves[index]
+        _, real, partner_speech = curves[partner]
+        n = min(len(generated), len(real))
+        keep = speech[:n] & partner_speech[:n]
+        row["sync"]["sync_corr_control"] = metrics.pearson(generated[:n][keep], real[:n][keep])
+        row["sync"]["control_clip"] = rows[partner]["clip"]
 
 
 def _scores(real: np.ndarray, fake: np.ndarray, real_marks: list, fake_marks: list) -> dict:
@@ -113,7 +170,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
     """
     from tqdm import tqdm
 
-    rows, skipped = [], []
+    rows, skipped, curves = [], [], []
     with create_landmark_detector(backend or model.landmark_backend, fallback=backend is None) as detector:
         backend = detector.backend
         for path in tqdm(videos, unit="clip", disable=not progress):
@@ -130,18 +187,25 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
             real = clip.crops[1:]
             static = np.repeat(identity[None], len(real), axis=0)
             real_marks = _detect_each(detector, real)
+            generated_marks = _detect_each(detector, generated)
+            # The real video's aperture: the clip's own landmarks (detected on the source frames).
+            real_curve, generated_curve = metrics.mouth_aperture(clip.landmarks[1:]), _apertures(generated_marks)
+            speech = clip.speech[1:]
+            curves.append((generated_curve, real_curve, speech))
             row = {
                 "clip": os.path.basename(path),
                 "frames": len(real),
                 "alignment": model.describe_alignment(clip.alignment),
-                "model": _scores(real, generated, real_marks, _detect_each(detector, generated)),
+                "model": _scores(real, generated, real_marks, generated_marks),
                 "static_baseline": _scores(real, static, real_marks, _detect_each(detector, identity[None]) * len(static)),
                 "ground_truth_landmarks": _scores(real, upper, real_marks, _detect_each(detector, upper)),
                 # AT-net alone: its landmarks against the clip's (no image, no detector).
                 "atnet_landmark_lmd": float(np.mean([metrics.landmark_distance(r, p) for r, p in zip(clip.landmarks[1:], predicted[1:])])),
                 "static_landmark_lmd": float(np.mean([metrics.landmark_distance(r, identity_marks) for r in clip.landmarks[1:]])),
+                "sync": _sync(generated_curve, real_curve, metrics.mouth_aperture(predicted[1:]), speech),
             }
             rows.append(row)
+    _add_controls(rows, curves)
     return {
         "landmarks": backend,
         "model": _mean(rows, "model"),
@@ -149,6 +213,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         "ground_truth_landmarks": _mean(rows, "ground_truth_landmarks"),
         "atnet_landmark_lmd": float(np.mean([row["atnet_landmark_lmd"] for row in rows])) if rows else None,
         "static_landmark_lmd": float(np.mean([row["static_landmark_lmd"] for row in rows])) if rows else None,
+        "sync": _mean(rows, "sync", SYNC_NAMES),
         "clips": rows,
         "skipped": skipped,
         "notes": "LMD: mean distance per mouth point (pixels at 128 px) after centring each mouth; frames where "
@@ -157,12 +222,19 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
     }
 
 
-def _mean(rows: list[dict], key: str) -> dict:
+SYNC_NAMES = ("sync_corr", "sync_corr_control", "aperture_std_ratio", "atnet_sync_corr", "atnet_aperture_std_ratio")
+
+
+def _mean(rows: list[dict], key: str, names: tuple[str, ...] = ("lmd", "ssim", "psnr", "psnr_legacy")) -> dict:
+    """Means over the clips of `row[key][name]` (clips where a value is undefined are left out)."""
     if not rows:
         return {}
-    names = ("lmd", "ssim", "psnr", "psnr_legacy")
-    summary = {name: float(np.nanmean([row[key][name] for row in rows])) for name in names}
-    summary["lmd_failed_frames"] = int(sum(row[key]["lmd_failed_frames"] for row in rows))
+    summary = {}
+    for name in names:
+        values = np.array([row[key][name] for row in rows], np.float64)
+        summary[name] = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
+    if "lmd" in names:
+        summary["lmd_failed_frames"] = int(sum(row[key]["lmd_failed_frames"] for row in rows))
     return summary
 
 
@@ -184,5 +256,11 @@ def format_table(report: dict) -> str:
             )
     if report["clips"]:
         lines.append(f"AT-net landmarks alone: LMD {report['atnet_landmark_lmd']:.3f} (identity landmarks: {report['static_landmark_lmd']:.3f})")
+        sync = report["sync"]
+        lines.append(
+            f"lip-sync: sync_corr {sync['sync_corr']:.3f} (mismatched control {sync['sync_corr_control']:.3f}), "
+            f"aperture std ratio {sync['aperture_std_ratio']:.2f}; AT-net landmarks: r {sync['atnet_sync_corr']:.3f}, "
+            f"std ratio {sync['atnet_aperture_std_ratio']:.2f}"
+        )
     lines.append(f"{len(report['clips'])} clips, {len(report['skipped'])} skipped; PSNR* = the release's wrapped PSNR")
     return "\n".join(lines)

@@ -44,3 +44,43 @@ def ssim(real: np.ndarray, generated: np.ndarray) -> float:
     """Mean SSIM over the colour channels of two uint8 images (Gaussian 11 x 11 window, sigma 1.5)."""
     value = tf.image.ssim(tf.constant(real, tf.float32)[None], tf.constant(generated, tf.float32)[None], max_val=255.0)
     return float(value.numpy()[0])
+
+
+# Inner-lip point pairs (upper, lower) of the 68-point layout and the outer eye corners.
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+OUTER_EYE_CORNERS = (36, 45)
+
+
+def mouth_aperture(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip opening divided by the outer eye-corner distance (scale-free).
+
+    Args:
+        landmarks: [..., 68, 2] landmarks.
+
+    Returns:
+        [...] mean distance of the three inner-lip point pairs over the distance of points 36 and 45.
+    """
+    landmarks = np.asarray(landmarks, np.float64)
+    opening = np.mean([np.linalg.norm(landmarks[..., a, :] - landmarks[..., b, :], axis=-1) for a, b in INNER_LIP_PAIRS], axis=0)
+    eyes = np.linalg.norm(landmarks[..., OUTER_EYE_CORNERS[0], :] - landmarks[..., OUTER_EYE_CORNERS[1], :], axis=-1)
+    return opening / eyes
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two curves over the entries where both are finite; NaN when it is undefined
+    (fewer than 3 such entries, or a constant curve)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def std_ratio(generated: np.ndarray, real: np.ndarray) -> float:
+    """Standard deviation of `generated` over that of `real`, over the entries where both are finite."""
+    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
+    keep = np.isfinite(generated) & np.isfinite(real)
+    if keep.sum() < 3 or real[keep].std() == 0:
+        return float("nan")
+    return float(generated[keep].std() / real[keep].std())

@@ -34,3 +34,28 @@ def test_ssim_of_identical_and_different_images():
     image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     assert metrics.ssim(image, image) == pytest.approx(1.0)
     assert metrics.ssim(image, 255 - image) < 0.1
+
+
+def test_mouth_aperture_is_the_inner_lip_gap_over_the_eye_corner_distance():
+    face = TEMPLATE_68.astype(np.float64).copy()
+    closed = metrics.mouth_aperture(face)
+    opened = face.copy()
+    opened[[65, 66, 67], 1] += 6.0  # the inner lower lip 6 px lower
+    eyes = np.linalg.norm(face[36] - face[45])
+    assert metrics.mouth_aperture(opened) == pytest.approx(np.mean([np.linalg.norm(opened[a] - opened[b])
+                                                                    for a, b in ((61, 67), (62, 66), (63, 65))]) / eyes)
+    assert metrics.mouth_aperture(opened) > closed
+    # Scale-free and batched: a face twice as large has the same aperture.
+    both = metrics.mouth_aperture(np.stack([opened, 2.0 * opened + 7.0]))
+    assert both.shape == (2,) and both[0] == pytest.approx(both[1])
+
+
+def test_pearson_and_std_ratio_skip_undefined_frames():
+    real = np.sin(np.linspace(0, 6, 50))
+    generated = 0.5 * real + 0.1
+    generated[[3, 10]] = np.nan  # frames where no face was found
+    assert metrics.pearson(generated, real) == pytest.approx(1.0)
+    assert metrics.pearson(-generated, real) == pytest.approx(-1.0)
+    assert metrics.std_ratio(generated, real) == pytest.approx(0.5, rel=0.02)
+    assert np.isnan(metrics.pearson(np.ones(50), real))  # a mouth that never moves has no correlation
+    assert np.isnan(metrics.pearson(real[:2], real[:2]))

@@ -39,6 +39,14 @@ def test_it_lip_syncs_held_out_clips(shared_data, default_model):
     report = evaluate([os.path.join(shared_data, "grid", "s1", f"{name}.mpg") for name in clips], default_model, progress=False)
     assert report["model"]["lmd"] < report["static_baseline"]["lmd"]
     assert report["atnet_landmark_lmd"] < report["static_landmark_lmd"]
+    # Lip-sync as a viewer sees it: the generated mouth opens with the real one (spoken frames of
+    # GRID, from the .align files), clearly more than against the other clip.
+    sync = report["sync"]
+    assert sync["sync_corr"] > 0.3 and sync["sync_corr"] > sync["sync_corr_control"] + 0.2, sync
+    assert 0.2 < sync["aperture_std_ratio"] < 3.0 and sync["atnet_sync_corr"] > 0.3, sync
+    for row in report["clips"]:
+        assert row["sync"]["sync_frames"] < row["frames"]  # the silence around the sentence is left out
+        assert row["sync"]["control_clip"] != row["clip"]
 
 
 @pytest.mark.slow

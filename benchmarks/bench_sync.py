@@ -1,0 +1,88 @@
+"""Lip-sync of models on unseen people and on GRID: `atvg evaluate`'s sync figures as one table.
+
+Sets (from the shared data folder):
+  wild_sync   8 clips of people no model here was trained on, their own sound (measure only: never
+              train or tune on them)
+  grid_other  5 clips of five GRID speakers outside s1
+  s1_val      the GRID s1 clips of the default model's validation split (never trained on)
+
+For each model and set: mean sync_corr (generated vs real inner-lip aperture), the mismatched
+control, aperture_std_ratio, AT-net's landmark-level sync_corr, and LMD vs the static baseline.
+
+    python3 benchmarks/bench_sync.py [--models default DIR ...] [--sets wild_sync grid_other s1_val] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.environ.get("ATVG_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
+SETS = ("wild_sync", "grid_other", "s1_val")
+
+
+def clips_of(data: str, name: str) -> list[str]:
+    if name == "wild_sync":
+        return sorted(glob.glob(os.path.join(data, "wild_sync", "*.mp4")))
+    if name == "grid_other":
+        return sorted(glob.glob(os.path.join(data, "grid", "other", "*.mpg")))
+    if name == "s1_val":
+        from atvg_tf.data.discovery import assign_split
+        from atvg_tf.data.prepare_config import PrepareConfig
+
+        config = PrepareConfig()  # the split the default model was trained with (training/train_default_model.py)
+        paths = sorted(glob.glob(os.path.join(data, "grid", "s1", "*.mpg")))
+        return [p for p in paths if assign_split(f"s1/{os.path.splitext(os.path.basename(p))[0]}", "s1", config) == "val"]
+    raise SystemExit(f"unknown set {name!r}; choose from {', '.join(SETS)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the shared data folder")
+    parser.add_argument("--models", nargs="+", default=["default"], help="`default` (the packaged model) or model folders")
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS, help="clip sets to measure on")
+    parser.add_argument("--landmarks", default="mediapipe", choices=["mediapipe", "dlib"], help="landmark backend for the apertures")
+    parser.add_argument("--json", metavar="FILE", help="also write all reports here")
+    args = parser.parse_args()
+    sys.path.insert(0, REPO)
+    from atvg_tf._native import import_quietly
+
+    import_quietly()
+    from atvg_tf.evaluation.evaluate import evaluate
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    rows, reports = [], {}
+    for model_name in args.models:
+        model = TalkingFaceModel.load(None if model_name == "default" else model_name)
+        for set_name in args.sets:
+            clips = clips_of(args.data, set_name)
+            started = time.perf_counter()
+            report = evaluate(clips, model, args.landmarks, progress=False)
+            sync = report["sync"]
+            row = {
+                "model": model_name, "set": set_name, "clips": len(report["clips"]), "skipped": len(report["skipped"]),
+                **{k: round(v, 3) for k, v in sync.items()},
+                "lmd": round(report["model"]["lmd"], 3), "static_lmd": round(report["static_baseline"]["lmd"], 3),
+                "seconds": round(time.perf_counter() - started),
+            }
+            rows.append(row)
+            reports[f"{model_name}/{set_name}"] = report
+            print(json.dumps(row), flush=True)
+    print("\n| model | clips | sync_corr | control | aperture std ratio | AT-net sync_corr | AT-net std ratio | LMD (static) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']}, {r['set']} | {r['clips']} | {r['sync_corr']:.2f} | {r['sync_corr_control']:.2f} | "
+              f"{r['aperture_std_ratio']:.2f} | {r['atnet_sync_corr']:.2f} | {r['atnet_aperture_std_ratio']:.2f} | "
+              f"{r['lmd']:.3f} ({r['static_lmd']:.3f}) |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(reports, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
