@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from atvg_tf._native import quiet_stderr
-from atvg_tf.errors import AtvgError
+from atvg_tf.errors import AtvgError, InputError
 from atvg_tf.frontend.face import assets
 from atvg_tf.frontend.face.mediapipe_to_dlib import mesh_to_68
 
@@ -278,7 +278,7 @@ def create_landmark_detector(
     Raises:
         assets.ModelFileError: a named model file (or `$ATVG_FACE_LANDMARKER`) does not exist, or
             no backend's model can be found.
-        ValueError: an unknown backend.
+        InputError: an unknown backend.
     """
     backend = DEFAULT_BACKEND if backend is None else backend
     if backend == "mediapipe":
@@ -290,7 +290,7 @@ def create_landmark_detector(
             return _dlib_instead_of_mediapipe(error, allow_download)
     if backend == "dlib":
         return DlibLandmarker(model_path)
-    raise ValueError(f"unknown landmark backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    raise InputError(f"unknown landmark backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
 
 
 def _dlib_instead_of_mediapipe(reason: assets.ModelUnavailableError, allow_download: bool) -> LandmarkDetector:
