@@ -31,7 +31,7 @@ def _add_prepare(subparsers) -> None:
         description=(
             "Walks files and folders of talking-face clips (GRID .mpg, LRW/VoxCeleb .mp4, any clip with "
             "sound), aligns the face of every frame to 128 x 128, and writes TFRecord shards with frames, "
-            "68-point landmarks, PCA codes, MFCC windows and GRID word timings, plus manifest.json. "
+            "68-point landmarks, PCA codes, MFCC and phone windows and GRID word timings, plus manifest.json. "
             "Rerunning the same command resumes: finished clips are skipped."
         ),
     )
@@ -56,6 +56,11 @@ def _add_prepare(subparsers) -> None:
                         help="interpolate face-detection gaps up to this length; longer gaps cut the clip (default: 5)")
     parser.add_argument("--min-segment-frames", type=int, default=16, help="drop shorter segments (default: 16)")
     parser.add_argument("--clips-per-shard", type=int, default=32, help="clips per TFRecord shard (default: 32)")
+    parser.add_argument("--no-phones", dest="phones", action="store_false",
+                        help="do not write PocketSphinx phone windows (only MFCC-only AT-nets can train on the result)")
+    parser.add_argument("--audio-variants", type=int, default=0, metavar="N",
+                        help="also write the audio features of N augmented copies of each clip's sound (reverb, noise, "
+                        "band limits, EQ, pitch) for robust AT-net training (default: 0)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     _add_quiet(parser)
     parser.set_defaults(handler=_run_prepare)
@@ -78,6 +83,8 @@ def _run_prepare(args) -> int:
         min_segment_frames=args.min_segment_frames,
         clips_per_shard=args.clips_per_shard,
         workers=args.workers,
+        phones=args.phones,
+        audio_variants=args.audio_variants,
     )
     manifest = prepare(args.inputs, args.output, config, progress=not args.quiet)
     counts = manifest["counts"]
@@ -132,6 +139,11 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="training batches per epoch (overrides the config)")
     parser.add_argument("--validation-steps", type=int, help="validation batches after each epoch; 0 = no validation (overrides the config)")
     parser.add_argument("--batch-size", type=int, help="sequences per batch (overrides the config)")
+    parser.add_argument("--audio-features", choices=["mfcc", "phones", "mfcc+phones"],
+                        help="atnet: what it hears: mfcc (the paper), phones (PocketSphinx phone windows, speaker-independent) "
+                        "or both (overrides the config; default: mfcc)")
+    parser.add_argument("--audio-augmentation", type=float, metavar="P",
+                        help="atnet: train on an augmented copy of the audio with probability P (needs `atvg prepare --audio-variants N`)")
     parser.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
                         help="tf.distribute strategy (default: one device)")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="XLA compilation (GPU only)")
@@ -146,7 +158,7 @@ def _run_train(args) -> int:
     config = TrainConfig.from_file(
         args.config, model_preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         validation_steps=args.validation_steps, batch_size=args.batch_size, jit_compile=args.xla,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=args.mixed_precision, audio_features=args.audio_features, audio_augmentation=args.audio_augmentation,
     )
     history = train(args.network, args.prepared, args.output, config, strategy=args.strategy, verbose=2 if args.quiet else "auto")
     last = {name: f"{values[-1]:.4g}" for name, values in history.history.items()}
@@ -207,6 +219,8 @@ def _add_generate(subparsers) -> None:
     mode.add_argument("--crop", dest="mode", action="store_const", const="crop", help="the 128 x 128 aligned crops, as the paper")
     mode.add_argument("--panels", dest="mode", action="store_const", const="panels", help="frame | attention | motion | landmarks")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
+    parser.add_argument("--motion-gain", type=float, metavar="G",
+                        help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it)")
     _add_quiet(parser)
     parser.set_defaults(handler=_run_generate, mode="paste-back")
 
@@ -220,7 +234,11 @@ def _run_generate(args) -> int:
         raise InputError(f"--output must end in .mp4, got {args.output}.")
     image = load_image(args.image)
     next(iter_audio(args.audio))  # fail fast on unusable speech, before the models load
+    if args.motion_gain is not None and not 0.0 <= args.motion_gain <= 5.0:
+        raise InputError(f"--motion-gain must be between 0 and 5, got {args.motion_gain}.")
     with TalkingFace(args.model, args.landmarks) as talker:
+        if args.motion_gain is not None:
+            talker.model.landmark_space.motion_gain = args.motion_gain
         summary = talker.write_video(
             image, args.audio, args.output, args.mode, args.face_index, args.landmarks_out, progress=not args.quiet
         )
@@ -234,8 +252,9 @@ def _add_export(subparsers) -> None:
         help="a model folder -> SavedModel for TF-Serving, or streaming TF-Lite models",
         description="saved_model: the cascade (MFCC front end, AT-net, landmark decoding, VG-net) as a versioned SavedModel "
         "(<output>/<version>/saved_model.pb) with the signatures serving_default (waveform + identity -> frames), "
-        "generate_from_mfcc and landmarks. tflite: per-frame streaming models (mfcc, identity_encoder, atnet_step, "
-        "vgnet_step; builtin ops only) in float32, float16, dynamic-range int8 and full int8. "
+        "generate_from_mfcc and landmarks; for an AT-net that hears phones, serving_default and landmarks take the "
+        "audio windows computed by the client (PocketSphinx does not run in a graph). tflite: per-frame streaming models "
+        "(mfcc, identity_encoder, atnet_step, vgnet_step; builtin ops only) in float32, float16, dynamic-range int8 and full int8. "
         "Uses the model shipped in the package unless --model is given.",
     )
     parser.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model", help="what to write (default: saved_model)")
@@ -261,10 +280,10 @@ def _run_export(args) -> int:
 
     model = TalkingFaceModel.load(args.model)
     if args.format == "saved_model":
-        from atvg_tf.export.saved_model import export_saved_model
+        from atvg_tf.export.saved_model import export_saved_model, signature_names
 
         destination = export_saved_model(model, args.output, args.serving_version)
-        print(f"wrote {destination} (signatures: serving_default, generate_from_mfcc, landmarks)")
+        print(f"wrote {destination} (signatures: {', '.join(signature_names(model))})")
         return 0
     from atvg_tf.export.tflite import export_tflite, write_avatar
 

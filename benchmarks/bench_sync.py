@@ -5,6 +5,9 @@ Sets (from the shared data folder):
               train or tune on them)
   grid_other  5 clips of five GRID speakers outside s1
   s1_val      the GRID s1 clips of the default model's validation split (never trained on)
+  wild_dev    3 real-world clips of wild/ that AT-net's training leaves out
+              (training/train_default_model.py DEV_CLIPS): where the representation and the motion
+              gain are chosen
 
 For each model and set: mean sync_corr (generated vs real inner-lip aperture), the mismatched
 control, aperture_std_ratio, AT-net's landmark-level sync_corr, and LMD vs the static baseline.
@@ -23,7 +26,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.environ.get("ATVG_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
-SETS = ("wild_sync", "grid_other", "s1_val")
+SETS = ("wild_sync", "grid_other", "s1_val", "wild_dev")
+DEV_CLIPS = ("wild/retalking_1", "wild/pcavs_00098", "wild/astorfi_sample_video")  # as training/train_default_model.py
 
 
 def clips_of(data: str, name: str) -> list[str]:
@@ -38,6 +42,8 @@ def clips_of(data: str, name: str) -> list[str]:
         config = PrepareConfig()  # the split the default model was trained with (training/train_default_model.py)
         paths = sorted(glob.glob(os.path.join(data, "grid", "s1", "*.mpg")))
         return [p for p in paths if assign_split(f"s1/{os.path.splitext(os.path.basename(p))[0]}", "s1", config) == "val"]
+    if name == "wild_dev":
+        return [os.path.join(data, clip + ".mp4") for clip in DEV_CLIPS]
     raise SystemExit(f"unknown set {name!r}; choose from {', '.join(SETS)}")
 
 
@@ -45,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--models", nargs="+", default=["default"], help="`default` (the packaged model) or model folders")
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS, help="clip sets to measure on")
+    parser.add_argument("--sets", nargs="+", default=list(SETS[:3]), choices=SETS, help="clip sets to measure on")
     parser.add_argument("--landmarks", default="mediapipe", choices=["mediapipe", "dlib"], help="landmark backend for the apertures")
     parser.add_argument("--json", metavar="FILE", help="also write all reports here")
     args = parser.parse_args()

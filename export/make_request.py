@@ -1,7 +1,10 @@
 """Builds a TF-Serving request for the exported SavedModel from a photo and a speech file.
 
 Aligns the photo's face the way `atvg generate` does for the exported model (the model folder decides:
-the release's `base_68` alignment and dlib for converted official models) and writes
+the release's `base_68` alignment and dlib for converted official models). The audio goes as the
+exported model's signatures take it: the waveform for a model that hears MFCC only (the front end is
+in the graph), else the AT-net's precomputed windows (`phone_windows` one-hot, and `mfcc_windows`
+for `mfcc+phones`; phones need pocketsphinx). It writes
   - a REST `:predict` body in TF-Serving's columnar ("inputs") JSON format, and/or
   - one .npy file per input, for `saved_model_cli run`.
 
@@ -21,19 +24,26 @@ import numpy as np  # noqa: E402
 
 
 def request_inputs(image: str, audio: str, model_dir: str | None = None, landmarks: str | None = None) -> dict[str, np.ndarray]:
-    """The serving_default inputs: 16 kHz waveform, aligned 128 x 128 crop (uint8), its 68 landmarks.
+    """The serving_default inputs: the audio, the aligned 128 x 128 crop (uint8) and its 68 landmarks.
+
+    The audio is the 16 kHz `waveform` [N] for a model that hears MFCC only, else its audio windows
+    (`phone_windows` [T, 28, 40] and/or `mfcc_windows` [T, 28, 12], float32).
 
     Args:
         model_dir: the model folder that was exported (None: the packaged default model); it
-            decides the alignment and, unless `landmarks` is given, the landmark backend.
+            decides the alignment, the audio inputs and, unless `landmarks` is given, the landmark backend.
     """
     from atvg_tf.frontend.audio import load_audio
+    from atvg_tf.frontend.audio_windows import audio_windows
     from atvg_tf.generation.talking_face import TalkingFace
 
     with TalkingFace(model_dir, landmarks) as talker:
         face = talker.identity(image).face
+        inputs = talker.model.audio_inputs
+    waveform = load_audio(audio)
+    sound = {"waveform": waveform} if inputs == ("mfcc_windows",) else audio_windows(waveform, inputs)
     return {
-        "waveform": load_audio(audio),
+        **sound,
         "identity_frame": face.image,
         "identity_landmarks": face.landmarks.astype(np.float32),
     }

@@ -7,7 +7,9 @@
 `exported/` is what `atvg export --format tflite --avatar PHOTO --output exported/` wrote (the
 models and avatar.npz, the photo's aligned face). Frames are generated one at a time as the audio
 arrives; at the end it prints the first-frame latency, per-frame latency p50/p95 and the
-sustained frames per second. An MP4 gets the sound through an `ffmpeg` binary ($ATVG_FFMPEG, the
+sustained frames per second. When the export's AT-net hears phones, PocketSphinx labels the audio
+as it arrives (`atvg_tf.frontend.phones`, no TensorFlow; frames trail the speech by up to 0.56 s)
+and the time it takes per frame is printed too. An MP4 gets the sound through an `ffmpeg` binary ($ATVG_FFMPEG, the
 PATH, or the one the optional imageio-ffmpeg package carries); without one it is written silent.
 """
 
@@ -26,7 +28,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from atvg_lite import SAMPLE_RATE, SAMPLES_PER_FRAME, LiteTalkingFace, PcmWindows, frame_count, pcm_window  # noqa: E402
+from atvg_lite import SAMPLE_RATE, SAMPLES_PER_FRAME, FrameInputs, LiteTalkingFace, PcmWindows, frame_count, pcm_window  # noqa: E402
 
 FPS = 25
 
@@ -129,6 +131,12 @@ def microphone_chunks(seconds: float):
             yield block[:, 0]
 
 
+def file_chunks(waveform: np.ndarray):
+    """A recording in blocks of one frame's samples, as the microphone delivers them."""
+    for start in range(0, waveform.size, SAMPLES_PER_FRAME):
+        yield waveform[start : start + SAMPLES_PER_FRAME]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", required=True, metavar="DIR", help="folder written by `atvg export --format tflite`")
@@ -154,28 +162,37 @@ def main() -> int:
     started = time.perf_counter()
     try:
         engine = LiteTalkingFace(args.models, args.variant, args.threads)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ImportError) as error:
         raise SystemExit(f"demo: error: {error}") from None
     engine.start(avatar["identity_frame"], avatar["identity_landmarks"])
     photo = avatar["photo"]
     size = (128, 128) if args.crop else (photo.shape[1] // 2 * 2, photo.shape[0] // 2 * 2)
     output = Mp4Output(args.output, size, args.audio) if args.output else None
 
+    live = FrameInputs(engine) if engine.uses_phones else None
+
     def frames():
+        """`engine.step`'s arguments, frame by frame."""
+        if live:  # phones: the audio goes through the streaming recogniser, a file as if it were live
+            for block in microphone_chunks(args.mic) if args.mic else file_chunks(read_wav(args.audio)):
+                yield from live.push(block)
+            yield from live.finish()
+            return
         if args.audio:
             waveform = read_wav(args.audio)
             for t in range(frame_count(waveform.size)):
-                yield pcm_window(waveform, t)
+                yield {"pcm": pcm_window(waveform, t)}
             return
-        live = PcmWindows()  # frames trail the speech by 0.175 s, the look-ahead of a window
+        pcm = PcmWindows()  # frames trail the speech by 0.175 s, the look-ahead of a window
         for block in microphone_chunks(args.mic):
-            yield from live.push(block)
+            for window in pcm.push(block):
+                yield {"pcm": window}
 
     latencies, first_frame = [], None
     try:
-        for window in frames():
+        for inputs in frames():
             tick = time.perf_counter()
-            crop, _ = engine.step(window)
+            crop, _ = engine.step(**inputs)
             latencies.append(time.perf_counter() - tick)
             first_frame = first_frame or time.perf_counter() - started
             frame = crop if args.crop else paste_back(photo, crop, avatar["transform"])
@@ -195,6 +212,7 @@ def main() -> int:
     milliseconds = np.array(latencies) * 1000
     print(f"{len(latencies)} frames, first frame after {first_frame * 1000:.0f} ms, per frame p50 {np.percentile(milliseconds, 50):.1f} ms "
           f"/ p95 {np.percentile(milliseconds, 95):.1f} ms, sustained {1000 / milliseconds.mean():.1f} frames/s"
+          + (f"; phone recognition {live.phone_seconds * 1000 / len(latencies):.1f} ms per frame" if live else "")
           + (f"; wrote {args.output}" if args.output else ""))
     return 0
 

@@ -52,7 +52,7 @@ def prepared_dir(prepared_inputs, tmp_path_factory) -> str:
     from atvg_tf.data.prepare import PrepareConfig, prepare
 
     output = str(tmp_path_factory.mktemp("prepared") / "out")
-    prepare(prepared_inputs, output, PrepareConfig(workers=2, val_fraction=0.3, clips_per_shard=2), progress=False)
+    prepare(prepared_inputs, output, PrepareConfig(workers=2, val_fraction=0.3, clips_per_shard=2, audio_variants=1), progress=False)
     return output
 
 

@@ -2,11 +2,13 @@
 
 Faces: loose square crops (256 px, JPEG) around the faces of the permissively licensed photos and
 clip frames in ../shared/data, with their 68 landmarks, so `atvg export` can align them the way
-the exported model aligns faces. Speech: runs of 16 MFCC windows from permissively licensed
-recordings. Sources and licences are stored in the file (`sources`) and listed in
-atvg_tf/assets/README.md.
+the exported model aligns faces. Speech: runs of 16 frames from permissively licensed recordings,
+as MFCC windows (float16) and as PocketSphinx phone ids (uint8, `frontend.phones`; one-hot at
+export time for AT-nets that hear phones) of the same frames. Sources and licences are stored in the
+file (`sources`) and listed in atvg_tf/assets/README.md.
 
     python3 tools/make_calibration_set.py [--shared ../shared/data] [--output atvg_tf/assets/calibration.npz]
+    python3 tools/make_calibration_set.py --faces-from atvg_tf/assets/calibration.npz   # rebuild the speech only
 """
 
 from __future__ import annotations
@@ -68,45 +70,76 @@ def first_frame(path: str) -> np.ndarray:
     return next(iter(read_frames(path)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parser.add_argument("--shared", default=os.path.join(os.path.dirname(repo), "shared", "data"), help="the shared data folder")
-    parser.add_argument("--output", default=os.path.join(repo, "atvg_tf", "assets", "calibration.npz"), help="the file to write")
-    args = parser.parse_args()
-
-    from atvg_tf.frontend.audio import load_audio, mfcc_windows
+def detect_faces(shared: str) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """JPEG bytes, landmarks [68, 2] in the crop and a source line of every face in FACE_SOURCES."""
     from atvg_tf.frontend.face.landmarks import create_landmark_detector
     from atvg_tf.frontend.image import load_image
-    from atvg_tf.utils.files import atomic_write
 
     jpegs, marks, sources = [], [], []
     with create_landmark_detector("mediapipe") as detector:
         for name, licence in FACE_SOURCES:
-            path = os.path.join(args.shared, name)
+            path = os.path.join(shared, name)
             image = load_image(path) if name.endswith(".jpg") else first_frame(path)
             crop, points = loose_crop(image, detector.largest_face(image, warn=False))
             ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
             jpegs.append(np.frombuffer(encoded.tobytes(), np.uint8))
             marks.append(points.astype(np.float32))
             sources.append(f"face: {name} ({licence})")
-    windows = []
+    return jpegs, marks, sources
+
+
+def stored_faces(path: str) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """The faces of an existing calibration file, byte for byte (as `detect_faces`)."""
+    with np.load(path) as data:
+        offsets = data["face_offsets"]
+        jpegs = [data["face_jpegs"][offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+        return jpegs, list(data["face_landmarks"]), [str(line) for line in data["sources"] if str(line).startswith("face: ")]
+
+
+def speech_runs(shared: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """RUNS_PER_RECORDING runs of SEQUENCE frames, evenly through each recording in SPEECH_SOURCES:
+    MFCC windows [runs, 16, 28, 12] float16, phone ids [runs, 16, 28] uint8 of the same frames, source lines."""
+    from atvg_tf.frontend.audio import load_audio, mfcc_windows
+    from atvg_tf.frontend.phones import NUM_PHONES, phone_windows
+
+    assert NUM_PHONES <= 256  # the ids are stored as uint8
+    mfcc_runs, phone_runs, sources = [], [], []
     for name, licence in SPEECH_SOURCES:
-        recording = mfcc_windows(load_audio(os.path.join(args.shared, name)))
+        waveform = load_audio(os.path.join(shared, name))
+        recording = mfcc_windows(waveform)
+        phones = phone_windows(waveform, len(recording))  # the whole recording: the decoder sees each run in context
         starts = np.linspace(0, len(recording) - SEQUENCE, RUNS_PER_RECORDING + 2)[1:-1].astype(int)
-        windows.extend(recording[start : start + SEQUENCE] for start in starts)
+        mfcc_runs.extend(recording[start : start + SEQUENCE] for start in starts)
+        phone_runs.extend(phones[start : start + SEQUENCE] for start in starts)
         sources.append(f"speech: {name} ({licence})")
+    return np.stack(mfcc_runs).astype(np.float16), np.stack(phone_runs).astype(np.uint8), sources
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--shared", default=os.path.join(os.path.dirname(repo), "shared", "data"), help="the shared data folder")
+    parser.add_argument("--output", default=os.path.join(repo, "atvg_tf", "assets", "calibration.npz"), help="the file to write")
+    parser.add_argument("--faces-from", metavar="NPZ",
+                        help="copy the faces from this calibration file instead of detecting them again (they stay byte-identical)")
+    args = parser.parse_args()
+
+    from atvg_tf.utils.files import atomic_write
+
+    jpegs, marks, face_sources = stored_faces(args.faces_from) if args.faces_from else detect_faces(args.shared)
+    mfcc_runs, phone_runs, speech_sources = speech_runs(args.shared)
     offsets = np.cumsum([0] + [len(j) for j in jpegs])
     with atomic_write(args.output, "wb") as handle:
         np.savez_compressed(
             handle,
             face_jpegs=np.concatenate(jpegs),
             face_offsets=offsets.astype(np.int64),
-            face_landmarks=np.stack(marks),
-            mfcc_windows=np.stack(windows).astype(np.float16),
-            sources=np.array(sources),
+            face_landmarks=np.stack(marks).astype(np.float32),
+            mfcc_windows=mfcc_runs,
+            phone_windows=phone_runs,
+            sources=np.array(face_sources + speech_sources),
         )
-    print(f"wrote {args.output}: {len(jpegs)} faces, {len(windows)} runs of {SEQUENCE} MFCC windows, "
+    print(f"wrote {args.output}: {len(jpegs)} faces, {len(mfcc_runs)} runs of {SEQUENCE} MFCC and phone windows, "
           f"{os.path.getsize(args.output) / 1024:.0f} KB")
 
 

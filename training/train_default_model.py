@@ -1,12 +1,21 @@
-"""Trains the default model shipped in the package (`small` networks on GRID speaker s1, CPU).
+"""Trains the default model shipped in the package (`small` networks, CPU).
 
 One command, resumable (rerun it after an interruption), bounded in wall time:
 
-    python training/train_default_model.py --data ../shared/data/grid/s1 --work runs/default
+    python training/train_default_model.py --work runs/default
 
-Steps: `atvg prepare` (mediapipe, the packaged PCA basis, 10 % of the clips held out as val) ->
-AT-net -> VG-net GAN (teacher-forced on the true landmarks) -> export of AT-net, the VG-net
-generator and the PCA basis into `atvg_tf/assets/default_model/` with a model card.
+Recipes (`--recipe`):
+- `paper` (the packaged model): `atvg prepare` of GRID s1 (mediapipe, the packaged PCA basis, 10 %
+  of the clips held out as val) -> AT-net on MFCC -> VG-net GAN (teacher-forced on the true
+  landmarks) -> export of AT-net, the VG-net generator and the PCA basis into
+  `atvg_tf/assets/default_model/` with a model card.
+- `phones` (issue 17's attempt at lip-sync for any voice; measured in the README, not packaged):
+  GRID s1 plus the real-world clips of `wild_train/` and `wild/` with 3 augmented copies of every
+  clip's audio -> AT-net on PocketSphinx phone windows (the wild voices weighted up, augmented audio
+  half the time, the DEV_CLIPS kept aside to choose the model's settings) -> the same VG-net ->
+  a model folder with motion_gain 1.6 and rest_on_silence.
+
+`--atnet-only` retrains AT-net alone and takes VG-net from the model folder already at `--export`.
 """
 
 from __future__ import annotations
@@ -28,8 +37,35 @@ from atvg_tf.data.prepare import PrepareConfig, prepare  # noqa: E402
 from atvg_tf.training.train import TrainConfig, train  # noqa: E402
 from atvg_tf.utils.files import atomic_folder  # noqa: E402
 
+SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
+# Real-world clips kept out of the phones AT-net's training: where its settings were chosen
+# (wild_sync/ only measures).
+DEV_CLIPS = ("wild/retalking_1", "wild/pcavs_00098", "wild/astorfi_sample_video")
 ATNET = TrainConfig(model_preset="small", epochs=8, steps_per_epoch=150, validation_steps=10, batch_size=16,
                     sequence_length=16, backup_every=50)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What one recipe prepares, how it trains AT-net, and the model folder's inference settings."""
+
+    data: tuple[str, ...]
+    prepare: PrepareConfig
+    atnet: TrainConfig
+    inference: dict
+
+
+RECIPES = {
+    "paper": Recipe((os.path.join(SHARED, "grid", "s1"),), PrepareConfig(), ATNET, {}),
+    # motion_gain 1.6 brought the rendered aperture std to 0.99 of the real speakers' on the DEV_CLIPS (1.0: 0.63).
+    "phones": Recipe(
+        (os.path.join(SHARED, "grid", "s1"), os.path.join(SHARED, "wild_train"), os.path.join(SHARED, "wild")),
+        PrepareConfig(audio_variants=3),
+        dataclasses.replace(ATNET, epochs=40, audio_features="phones", audio_augmentation=0.5,
+                            speaker_repeats={"wild_train": 4, "wild": 4}, exclude_clips=DEV_CLIPS),
+        {"motion_gain": 1.6, "rest_on_silence": True},
+    ),
+}
 VGNET = TrainConfig(model_preset="small", epochs=20, steps_per_epoch=120, validation_steps=5, batch_size=4,
                     sequence_length=8, backup_every=20, mouth_pixel_weight=10.0)
 DEFAULT_EXPORT = os.path.join(REPO, "atvg_tf", "assets", "default_model")
@@ -51,36 +87,43 @@ class WallClockLimit(keras.callbacks.Callback):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data", "grid", "s1"))
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="paper", help="what to train (default: paper, the packaged model)")
+    parser.add_argument("--data", nargs="+", help="clip folders, GRID s1 first (default: the recipe's)")
     parser.add_argument("--work", default=os.path.join(REPO, "runs", "default"), help="prepared data and training runs")
     parser.add_argument("--export", default=DEFAULT_EXPORT, help="where the finished model goes")
     parser.add_argument("--minutes", type=float, default=80.0, help="wall-time budget of preparing and training (evaluation adds about 8 min)")
+    parser.add_argument("--atnet-only", action="store_true", help="train AT-net only; VG-net comes from the model folder at --export")
     parser.add_argument("--card-only", action="store_true", help="only evaluate the exported model and write its card")
+    parser.add_argument("--sync-json", metavar="FILE", help="the card's lip-sync table: `benchmarks/bench_sync.py --json FILE` of the model")
     args = parser.parse_args()
+    recipe = RECIPES[args.recipe]
+    data = args.data or list(recipe.data)
+    grid_dir = os.path.dirname(data[0])
     if args.card_only:
         rebuild(args.export)
-        write_model_card(args.work, args.export, os.path.dirname(args.data))
+        write_model_card(args.work, args.export, grid_dir, args.sync_json)
         return
     started = time.time()
     deadline = started + args.minutes * 60
     prepared = os.path.join(args.work, "prepared")
-    manifest = prepare([args.data], prepared, PrepareConfig(), progress=True)
+    manifest = prepare(data, prepared, recipe.prepare, progress=True)
     print(f"prepared: {manifest['counts']}", flush=True)
 
     runs = {}
-    for network, config, share in (("atnet", ATNET, 0.12), ("vgnet", VGNET, 1.0)):
-        # AT-net gets at most 12 % of what is left; VG-net the rest.
+    networks = [("atnet", recipe.atnet, 1.0 if args.atnet_only else 0.15)] + ([] if args.atnet_only else [("vgnet", VGNET, 1.0)])
+    for network, config, share in networks:
+        # AT-net gets at most 15 % of what is left (the phones AT-net trains at ~0.12 s per step); VG-net the rest.
         limit = WallClockLimit(time.time() + share * (deadline - time.time()))
         output = os.path.join(args.work, network)
         train(network, prepared, output, config, verbose=2, extra_callbacks=[limit])
         runs[network] = {"config": dataclasses.asdict(config), "stopped_by_time_limit": limit.stopped, **_history(output)}
         print(network, runs[network], flush=True)
 
-    export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv))
-    write_model_card(args.work, args.export, os.path.dirname(args.data))
+    export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv), recipe.inference)
+    write_model_card(args.work, args.export, grid_dir)
 
 
-def write_model_card(work: str, model_dir: str, grid_dir: str) -> None:
+def write_model_card(work: str, model_dir: str, grid_dir: str, sync_json: str | None = None) -> None:
     """Evaluates the exported model on the held-out s1 clips and on unseen speakers; writes MODEL_CARD.md."""
     from atvg_tf.evaluation.evaluate import evaluate, format_table, write_report
     from atvg_tf.generation.model import TalkingFaceModel
@@ -107,16 +150,21 @@ def write_model_card(work: str, model_dir: str, grid_dir: str) -> None:
     with open(os.path.join(model_dir, "training.json"), "w") as handle:
         json.dump(training, handle, indent=1)
     gain = 1 - summary["val"]["model"]["lmd"] / summary["val"]["static_baseline"]["lmd"]
+    atnet, vgnet, data = training["runs"]["atnet"], training["runs"]["vgnet"], training["data"]
+    features = atnet["config"].get("audio_features") or "mfcc"
+    inference = training.get("inference", {})
     card = [
-        "# Default model: ATVGnet `small`, GRID speaker s1",
+        f"# Model card: ATVGnet `small`, AT-net on {features}",
         "",
-        f"- Data: {training['data']['clips']['train']} GRID s1 clips for training ({training['data']['frames']['train']} frames), "
-        f"{training['data']['clips']['val']} held out for validation (stable hash of the clip id); landmarks: "
-        f"{training['data']['landmarks']}; PCA: the packaged 6-component basis.",
+        f"- Data: {data['clips']['train']} clips for training ({data['frames']['train']} frames), {data['clips']['val']} held out "
+        f"for validation (stable hash of the clip id); landmarks: {data['landmarks']}; PCA: the packaged 6-component basis.",
         f"- Command: `{training['command']}` ({training['wall_seconds'] / 60:.0f} min on a 2-core CPU).",
-        f"- AT-net: {training['runs']['atnet']['epochs_run']} epochs of {training['runs']['atnet']['config']['steps_per_epoch']} steps; "
-        f"VG-net GAN: {training['runs']['vgnet']['epochs_run']} epochs of {training['runs']['vgnet']['config']['steps_per_epoch']} steps "
-        f"(stopped by the time budget: {training['runs']['vgnet']['stopped_by_time_limit']}).",
+        f"- AT-net: {atnet['epochs_run']} epochs of {atnet['config']['steps_per_epoch']} steps; augmented audio with probability "
+        f"{atnet['config'].get('audio_augmentation', 0.0)}; speaker repeats {atnet['config'].get('speaker_repeats') or 'none'}; "
+        f"clips left out {list(atnet['config'].get('exclude_clips') or []) or 'none'}.",
+        f"- VG-net GAN: {vgnet['epochs_run']} epochs of {vgnet['config']['steps_per_epoch']} steps "
+        f"(stopped by the time budget: {vgnet['stopped_by_time_limit']}).",
+        f"- Inference: {inference or 'the defaults'} (docs/METHOD.md).",
         "",
         "## Validation (held-out s1 clips) and unseen speakers (data/grid/other)",
         "",
@@ -135,8 +183,45 @@ def write_model_card(work: str, model_dir: str, grid_dir: str) -> None:
         "| photo | mouth | eyes |",
         "|---|---|---|",
     ] + [f"| {name} | {v['mouth_std']:.2f} | {v['eyes_std']:.2f} |" for name, v in photos.items()] + [""]
+    if sync_json:
+        card += sync_section(sync_json)
     with open(os.path.join(model_dir, "MODEL_CARD.md"), "w") as handle:
         handle.write("\n".join(card))
+
+
+SYNC_SETS = {"wild_sync": "`wild_sync/`: unseen people, their own sound", "wild_dev": "AT-net dev clips (`wild/`, not trained on)",
+             "grid_other": "`grid/other/`: five unseen GRID speakers (silence included)", "s1_val": "GRID s1 validation split, spoken frames"}
+# The previous default model (MFCC AT-net on GRID s1 only), measured with benchmarks/bench_sync.py on 2026-11-25:
+# sync_corr, control, aperture std ratio, AT-net sync_corr, AT-net std ratio, LMD.
+PREVIOUS_SYNC = {"wild_sync": (0.29, 0.04, 0.39, 0.35, 0.65, 1.925), "grid_other": (0.79, 0.45, 0.75, 0.77, 0.87, 1.369),
+                 "s1_val": (0.76, 0.07, 0.91, 0.81, 0.85, 0.731)}
+
+
+def sync_section(sync_json: str) -> list[str]:
+    """The lip-sync table of MODEL_CARD.md from `benchmarks/bench_sync.py --json FILE` of this model."""
+    with open(sync_json) as handle:
+        reports = json.load(handle)
+    lines = [
+        "## Lip-sync on people it never saw",
+        "",
+        "`python3 benchmarks/bench_sync.py --sets wild_sync grid_other s1_val wild_dev` (MediaPipe landmarks): `sync_corr` is the",
+        "Pearson correlation of the generated and the real inner-lip aperture (over the outer eye-corner distance), frame by",
+        "frame; the control pairs each generated clip with another clip's real aperture; the std ratio says how far the mouth",
+        "opens compared with the real speaker (docs/EVALUATION.md). Previous: the MFCC AT-net trained on GRID s1 only.",
+        "",
+        "| clips | model | clips | sync_corr | mismatched control | aperture std ratio | AT-net sync_corr / std ratio | LMD |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, report in reports.items():
+        set_name = key.split("/")[-1]
+        sync = report["sync"]
+        lines.append(f"| {SYNC_SETS.get(set_name, set_name)} | this model | {len(report['clips'])} | **{sync['sync_corr']:.2f}** | "
+                     f"{sync['sync_corr_control']:.2f} | **{sync['aperture_std_ratio']:.2f}** | {sync['atnet_sync_corr']:.2f} / "
+                     f"{sync['atnet_aperture_std_ratio']:.2f} | {report['model']['lmd']:.3f} |")
+        if set_name in PREVIOUS_SYNC:
+            corr, control, ratio, atnet_corr, atnet_ratio, lmd = PREVIOUS_SYNC[set_name]
+            lines.append(f"| | previous | | {corr:.2f} | {control:.2f} | {ratio:.2f} | {atnet_corr:.2f} / {atnet_ratio:.2f} | {lmd:.3f} |")
+    return lines + [""]
 
 
 def photo_mouth_motion(model, atvgnet_dir: str) -> dict:
@@ -144,11 +229,11 @@ def photo_mouth_motion(model, atvgnet_dir: str) -> dict:
     import cv2
     import numpy as np
 
-    from atvg_tf.frontend.audio import load_audio, mfcc_windows
+    from atvg_tf.frontend.audio import load_audio
     from atvg_tf.frontend.face.alignment import align_face
     from atvg_tf.frontend.face.landmarks import NoFaceError, create_landmark_detector
 
-    windows = mfcc_windows(load_audio(os.path.join(atvgnet_dir, "audio", "audio_sample.wav")))
+    windows = model.audio_windows(load_audio(os.path.join(atvgnet_dir, "audio", "audio_sample.wav")))
     results = {}
     with create_landmark_detector("mediapipe") as detector:
         for name in sorted(os.listdir(os.path.join(atvgnet_dir, "image"))):
@@ -177,29 +262,39 @@ def _history(run_dir: str) -> dict:
 
 def rebuild(model_dir: str) -> None:
     """Re-saves the networks of a model folder with this version's layer code (same weights)."""
-    from atvg_tf.models.atnet import build_atnet
-    from atvg_tf.models.config import ATNetConfig, VGNetConfig
+    from atvg_tf.models.atnet import audio_inputs, build_atnet
+    from atvg_tf.models.config import AUDIO_FEATURES, ATNetConfig, VGNetConfig
     from atvg_tf.models.vgnet import build_vgnet
 
     for name, builder, config in (("atnet", build_atnet, ATNetConfig.preset("small")), ("vgnet", build_vgnet, VGNetConfig.preset("small"))):
         path = os.path.join(model_dir, f"{name}.keras")
+        trained = keras.saving.load_model(path)
+        if name == "atnet":
+            features = next(key for key, inputs in AUDIO_FEATURES.items() if inputs == audio_inputs(trained))
+            config = dataclasses.replace(config, audio_features=features)
         fresh = builder(config)
-        fresh.set_weights(keras.saving.load_model(path).get_weights())
+        fresh.set_weights(trained.get_weights())
         fresh.save(path)
 
 
-def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str) -> None:
+def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str, inference: dict) -> None:
     """Writes atnet.keras, vgnet.keras (generator only), pca.npz and training.json into `destination`."""
     with atomic_folder(destination, replace=True) as partial:
-        _write_model_folder(work, partial, manifest, runs, seconds, command)
+        _write_model_folder(work, partial, manifest, runs, seconds, command, destination, inference)
     print("exported to", destination)
 
 
-def _write_model_folder(work: str, partial: str, manifest: dict, runs: dict, seconds: float, command: str) -> None:
+def _write_model_folder(work: str, partial: str, manifest: dict, runs: dict, seconds: float, command: str, previous: str,
+                        inference: dict) -> None:
     atnet = keras.saving.load_model(os.path.join(work, "atnet", "best.keras"))
     atnet.save(os.path.join(partial, "atnet.keras"))
-    gan = keras.saving.load_model(os.path.join(work, "vgnet", "last.keras"))
-    gan.generator.save(os.path.join(partial, "vgnet.keras"))
+    if "vgnet" in runs:
+        gan = keras.saving.load_model(os.path.join(work, "vgnet", "last.keras"))
+        gan.generator.save(os.path.join(partial, "vgnet.keras"))
+    else:  # --atnet-only: keep the VG-net of the model folder being replaced, and its record
+        shutil.copy(os.path.join(previous, "vgnet.keras"), os.path.join(partial, "vgnet.keras"))
+        with open(os.path.join(previous, "training.json")) as handle:
+            runs["vgnet"] = {**json.load(handle)["runs"]["vgnet"], "note": "kept from the previous default model (trained on GRID s1)"}
     rebuild(partial)
     shutil.copy(os.path.join(work, "prepared", "pca.npz"), os.path.join(partial, "pca.npz"))
     with open(os.path.join(partial, "training.json"), "w") as handle:
@@ -209,6 +304,7 @@ def _write_model_folder(work: str, partial: str, manifest: dict, runs: dict, sec
             "data": {"clips": manifest["counts"]["clips"], "frames": manifest["counts"]["frames"],
                      "landmarks": manifest["settings"]["landmarks"]["backend"]},
             "runs": runs,
+            "inference": inference,
         }, handle, indent=1)
 
 

@@ -1,6 +1,6 @@
 """Per-clip work of `atvg prepare` (runs in worker processes): one clip -> serialised segments.
 
-Read the audio (16 kHz) and its MFCC windows, follow one face through the frames (25 fps) with the
+Read the audio (16 kHz), its MFCC and phone windows (and those of augmented copies of the audio), follow one face through the frames (25 fps) with the
 chosen landmark backend, fill short detection gaps and cut the clip at long ones, align every frame
 to a 128 x 128 crop with a temporally smoothed similarity transform, and serialise each segment
 (see `records`).
@@ -8,6 +8,7 @@ to a 128 x 128 crop with a temporally smoothed similarity transform, and seriali
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -18,7 +19,9 @@ import tensorflow as tf
 from atvg_tf.data import records
 from atvg_tf.data.prepare_config import ClipJob, PrepareConfig, PrepareError
 from atvg_tf.data.segments import fill_gaps, find_segments
+from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import AudioError, MfccWindows, load_audio, shift_audio
+from atvg_tf.frontend.augment import speech_augmenter
 from atvg_tf.frontend.face.alignment import clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.face.pca import LandmarkPCA
@@ -62,6 +65,7 @@ class ClipPreparer:
         )
         self.pca = load_pca(config.pca_path)
         self.windows = MfccWindows(config.audio)
+        self.augment = speech_augmenter() if config.audio_variants else None
 
     def __call__(self, job: ClipJob) -> dict:
         started = time.perf_counter()
@@ -108,7 +112,7 @@ class ClipPreparer:
             raise PrepareError(
                 f"face found in {sum(found)}/{total} frames; no run of {config.min_segment_frames} frames to keep"
             )
-        windows = self.windows(tf.constant(waveform), tf.constant(total, tf.int32)).numpy()
+        mfcc, phone_ids = self._audio_features(waveform, total, job.clip_id)
         align_path = os.path.splitext(job.path)[0] + ".align"
         words = read_grid_alignment(align_path) if os.path.isfile(align_path) else []
 
@@ -132,7 +136,8 @@ class ClipPreparer:
                     jpeg_frames=jpegs,
                     landmarks=crop_landmarks,
                     pca_codes=self.pca.encode(crop_landmarks),
-                    mfcc_windows=windows[start:end],
+                    mfcc_windows=mfcc[:, start:end],
+                    phone_windows=None if phone_ids is None else phone_ids[:, start:end],
                     transforms=transforms.reshape(-1, 6),
                     interpolated=interpolated,
                     words=segment_words,
@@ -141,6 +146,18 @@ class ClipPreparer:
             summary.append({"start": start, "frames": end - start, "interpolated": int(interpolated.sum())})
         entry.update(status="ok", segments=summary, frames=sum(s["frames"] for s in summary))
         return serialised
+
+    def _audio_features(self, waveform: np.ndarray, num_frames: int, clip_id: str):
+        """MFCC windows [V, N, 28, 12] and phone windows [V, N, 28] (or None) of the recorded audio
+        and its augmented copies; the seeds come from the clip id, so a re-run writes the same."""
+        waveforms = [waveform]
+        if self.augment is not None:
+            seed = int.from_bytes(hashlib.sha256(clip_id.encode()).digest()[:4], "little")
+            waveforms += [self.augment(waveform, seed + variant) for variant in range(self.config.audio_variants)]
+        mfcc = np.stack([self.windows(tf.constant(w), tf.constant(num_frames, tf.int32)).numpy() for w in waveforms])
+        if not self.config.phones:
+            return mfcc, None
+        return mfcc, np.stack([phones.phone_windows(w, num_frames) for w in waveforms])
 
     def _crops(self, path: str, segments: list) -> list[list[bytes]]:
         """Second decoding pass: warp and JPEG-encode the frames of every segment."""

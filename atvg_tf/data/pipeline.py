@@ -8,11 +8,15 @@ Each example (before batching) is a dict:
 | landmarks | [T, 136] | float32 | landmarks / crop size, (x0, y0, x1, ...) |
 | pca_codes | [T, K] | float32 | landmark PCA codes |
 | mfcc_windows | [T, 28, 12] | float32 | MFCC window of each frame |
+| phone_windows | [T, 28, 40] | float32 | one-hot phone window of each frame (only with `audio_features` phones) |
 | identity_frame | [128, 128, 3] | float32 | a random frame of the same clip segment, [-1, 1] |
 | identity_landmarks | [136] | float32 | its landmarks |
 | identity_pca_codes | [K] | float32 | its PCA codes |
 
-Every segment yields `max(1, N // T)` examples per epoch with random start frames.
+Every segment yields `max(1, N // T)` examples per epoch with random start frames (times its
+speaker's repeat factor). With `audio_augmentation` p, an example's audio features come from one of
+the augmented copies `atvg prepare --audio-variants` wrote with probability p (the same copy for
+MFCC and phones), else from the recorded audio.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import tensorflow as tf
 from atvg_tf.data import records
 from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.frontend.phones import NUM_PHONES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +47,11 @@ class PipelineConfig:
         deterministic: fixed order and fixed random choices for a given seed.
         seed: seed of the random choices.
         drop_remainder: drop the last, smaller batch.
+        audio_features: `mfcc` and/or `phones`: which audio windows the examples carry.
+        audio_augmentation: probability of taking an augmented copy of the audio features.
+        speaker_repeats: (speaker id, factor) pairs: that speaker's segments yield `factor` times
+            as many examples (weights up a few clips of other voices beside a large corpus).
+        exclude_clips: clip ids left out (kept aside to choose between models, for instance).
     """
 
     sequence_length: int = 16
@@ -51,6 +61,10 @@ class PipelineConfig:
     deterministic: bool = False
     seed: int = 0
     drop_remainder: bool = True
+    audio_features: tuple[str, ...] = ("mfcc",)
+    audio_augmentation: float = 0.0
+    speaker_repeats: tuple[tuple[str, int], ...] = ()
+    exclude_clips: tuple[str, ...] = ()
 
     @classmethod
     def preset(cls, name: str) -> PipelineConfig:
@@ -120,6 +134,21 @@ def make_dataset(
     num_components = pca.num_components if pca is not None else settings["pca"]["components"]
     options = tf.data.Options()
     options.deterministic = config.deterministic
+    written = settings.get("audio_features", {}).get("features", ["mfcc"])
+    missing = [feature for feature in config.audio_features if feature not in written]
+    if missing:
+        raise InputError(
+            f"{prepared_dir} has no {' or '.join(missing)} features (prepared with an older version or --no-phones); "
+            f"rerun `atvg prepare` into a new folder."
+        )
+    with_phones = "phones" in config.audio_features
+    repeats = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant([speaker for speaker, _ in config.speaker_repeats] or [""], tf.string),
+            tf.constant([int(factor) for _, factor in config.speaker_repeats] or [1], tf.int32),
+        ),
+        default_value=1,
+    )
 
     files = tf.data.Dataset.from_tensor_slices(paths)
     if config.shuffle_buffer and not config.deterministic:
@@ -130,6 +159,9 @@ def make_dataset(
     )
     segments = segments.map(records.parse_segment, num_parallel_calls=tf.data.AUTOTUNE)
     segments = segments.filter(lambda s: s["num_frames"] >= T)
+    if config.exclude_clips:
+        excluded = tf.constant(list(config.exclude_clips))
+        segments = segments.filter(lambda s: tf.logical_not(tf.reduce_any(tf.equal(s["clip_id"], excluded))))
 
     if pca is not None:
         mean = tf.constant(pca.mean)
@@ -145,7 +177,7 @@ def make_dataset(
         segments = segments.map(recode, num_parallel_calls=tf.data.AUTOTUNE)
 
     def expand(segment, key):
-        count = tf.maximum(tf.cast(segment["num_frames"], tf.int32) // T, 1)
+        count = tf.maximum(tf.cast(segment["num_frames"], tf.int32) // T, 1) * repeats.lookup(segment["speaker_id"])
         picks = tf.data.Dataset.range(tf.cast(count, tf.int64))
         return picks.map(lambda pick: (key, pick, segment), num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -158,9 +190,14 @@ def make_dataset(
         frames = _decode_frames(tf.gather(segment["frames"], picked))
         landmarks = tf.reshape(tf.gather(segment["landmarks"], picked), [T + 1, 136]) / crop_size
         codes = tf.ensure_shape(tf.gather(segment["pca_codes"], picked), [T + 1, num_components])
-        windows = tf.gather(segment["mfcc_windows"], picked[:T])
+        variants = tf.cast(segment["audio_variants"], tf.int32)
+        augmented = tf.random.stateless_uniform([], seed + 2) < config.audio_augmentation
+        variant = tf.where(
+            augmented & (variants > 1), tf.random.stateless_uniform([], seed + 3, 1, tf.maximum(variants, 2), dtype=tf.int32), 0
+        )
+        windows = tf.gather(segment["mfcc_variants"][variant], picked[:T])
         frames = tf.ensure_shape(frames, [T + 1, crop_size, crop_size, 3])
-        return {
+        example = {
             "frames": frames[:T],
             "landmarks": landmarks[:T],
             "pca_codes": codes[:T],
@@ -169,6 +206,10 @@ def make_dataset(
             "identity_landmarks": landmarks[T],
             "identity_pca_codes": codes[T],
         }
+        if with_phones:
+            ids = tf.gather(segment["phone_windows"][variant], picked[:T])
+            example["phone_windows"] = tf.ensure_shape(tf.one_hot(ids, NUM_PHONES), [T, records.PHONE_WINDOW_ROWS, NUM_PHONES])
+        return example
 
     # One random key per segment and pass over the data: every epoch draws new windows, and a
     # deterministic pipeline draws the same sequence of keys on every run.

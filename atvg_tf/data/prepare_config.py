@@ -38,6 +38,10 @@ class PrepareConfig:
         val_fraction, test_fraction: share of clips (or speakers) in the val and test splits.
         clips_per_shard: clips per TFRecord shard.
         workers: worker processes (1 runs in-process).
+        phones: also write PocketSphinx phone windows (`frontend.phones`), for AT-nets with
+            `audio_features` `phones` or `mfcc+phones`.
+        audio_variants: augmented copies of each clip's audio features besides the recorded ones
+            (`frontend.augment`: reverb, noise, band limits, EQ, pitch), drawn from at training time.
         audio: audio front end configuration.
         alignment: alignment configuration.
     """
@@ -57,6 +61,8 @@ class PrepareConfig:
     test_fraction: float = 0.0
     clips_per_shard: int = 32
     workers: int = 2
+    phones: bool = True
+    audio_variants: int = 0
     audio: AudioConfig = AudioConfig()
     alignment: AlignmentConfig = AlignmentConfig()
 
@@ -81,6 +87,8 @@ class PrepareConfig:
             raise PrepareError("--val-fraction and --test-fraction must be in [0, 1) and sum to less than 1.")
         if self.workers < 1 or self.clips_per_shard < 1:
             raise PrepareError("--workers and --clips-per-shard must be at least 1.")
+        if self.audio_variants < 0:
+            raise PrepareError("--audio-variants must be >= 0.")
         if self.speaker_level < 0:
             raise PrepareError("--speaker-level must be >= 0.")
         if self.max_gap_frames < 0 or self.min_segment_frames < 1:

@@ -7,7 +7,9 @@
 | frames | bytes | [N] | aligned 128 x 128 RGB crops, JPEG |
 | landmarks | float | [N * 136] | 68 landmarks per frame in crop pixels, (x0, y0, x1, ...) |
 | pca_codes | float | [N * K] | landmark PCA codes; K = num_pca_components |
-| mfcc_windows | float | [N * 28 * 12] | the MFCC window of each frame |
+| mfcc_windows | float | [V * N * 28 * 12] | the MFCC window of each frame, for each audio variant |
+| phone_windows | int64 | [V * N * 28] | the phone ids (`frontend.phones`) of each frame's window; empty in shards written before phones |
+| audio_variants | int64 | [] | V: 1 (the recorded audio) + augmented copies; absent (1) in older shards |
 | transforms | float | [N * 6] | source-frame -> crop similarity per frame (2 x 3) |
 | interpolated | int64 | [N] | 1 where the landmarks were interpolated over a detection gap |
 | words | bytes | [W] | GRID words (silences left out), empty without an `.align` file |
@@ -20,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 WINDOW_SHAPE = (28, 12)
+PHONE_WINDOW_ROWS = 28
 
 
 def _bytes(values) -> tf.train.Feature:
@@ -45,14 +48,30 @@ def encode_segment(
     landmarks: np.ndarray,
     pca_codes: np.ndarray,
     mfcc_windows: np.ndarray,
+    phone_windows: np.ndarray | None = None,
     transforms: np.ndarray,
     interpolated: np.ndarray,
     words: list[tuple[str, float, float]] = (),
 ) -> bytes:
-    """Serialises one segment to a `tf.train.Example` (see the module docstring for the layout)."""
+    """Serialises one segment to a `tf.train.Example` (see the module docstring for the layout).
+
+    `mfcc_windows` is [N, 28, 12] or, with augmented audio, [V, N, 28, 12]; `phone_windows` is
+    None, [N, 28] or [V, N, 28] with the same V.
+    """
     num_frames = len(jpeg_frames)
-    for name, array in [("landmarks", landmarks), ("pca_codes", pca_codes), ("mfcc_windows", mfcc_windows),
-                        ("transforms", transforms), ("interpolated", interpolated)]:
+    mfcc_windows = np.asarray(mfcc_windows, np.float32)
+    mfcc_windows = mfcc_windows[None] if mfcc_windows.ndim == 3 else mfcc_windows
+    variants = len(mfcc_windows)
+    if phone_windows is not None:
+        phone_windows = np.asarray(phone_windows)
+        phone_windows = phone_windows[None] if phone_windows.ndim == 2 else phone_windows
+        if len(phone_windows) != variants:
+            raise ValueError(f"phone_windows has {len(phone_windows)} variants, mfcc_windows {variants}.")
+    per_frame = [("landmarks", landmarks), ("pca_codes", pca_codes), ("mfcc_windows", mfcc_windows[0]),
+                 ("transforms", transforms), ("interpolated", interpolated)]
+    if phone_windows is not None:
+        per_frame.append(("phone_windows", phone_windows[0]))
+    for name, array in per_frame:
         if len(array) != num_frames:
             raise ValueError(f"{name} has {len(array)} rows for {num_frames} frames.")
     feature = {
@@ -67,6 +86,8 @@ def encode_segment(
         "landmarks": _floats(landmarks),
         "pca_codes": _floats(pca_codes),
         "mfcc_windows": _floats(mfcc_windows),
+        "phone_windows": _ints(() if phone_windows is None else phone_windows),
+        "audio_variants": _ints([variants]),
         "transforms": _floats(transforms),
         "interpolated": _ints(interpolated),
         "words": _bytes([w.encode() for w, _, _ in words]),
@@ -88,6 +109,8 @@ _FEATURE_SPEC = {
     "landmarks": tf.io.VarLenFeature(tf.float32),
     "pca_codes": tf.io.VarLenFeature(tf.float32),
     "mfcc_windows": tf.io.VarLenFeature(tf.float32),
+    "phone_windows": tf.io.VarLenFeature(tf.int64),
+    "audio_variants": tf.io.FixedLenFeature([], tf.int64, default_value=1),
     "transforms": tf.io.VarLenFeature(tf.float32),
     "interpolated": tf.io.VarLenFeature(tf.int64),
     "words": tf.io.VarLenFeature(tf.string),
@@ -101,15 +124,19 @@ def parse_segment(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
 
     Returns:
         A dict with the scalar fields, `frames` [N] string, `landmarks` [N, 68, 2],
-        `pca_codes` [N, K], `mfcc_windows` [N, 28, 12], `transforms` [N, 2, 3],
-        `interpolated` [N], `words` [W], `word_start` [W], `word_end` [W].
+        `pca_codes` [N, K], `mfcc_windows` [N, 28, 12] (the recorded audio), `mfcc_variants`
+        [V, N, 28, 12], `phone_windows` [V, N, 28] int32 ([0, N, 28] in shards without phones),
+        `transforms` [N, 2, 3], `interpolated` [N], `words` [W], `word_start` [W], `word_end` [W].
     """
     parsed = tf.io.parse_single_example(serialized, _FEATURE_SPEC)
     dense = {key: tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value for key, value in parsed.items()}
     n = tf.cast(dense["num_frames"], tf.int32)
     dense["landmarks"] = tf.reshape(dense["landmarks"], [n, 68, 2])
     dense["pca_codes"] = tf.reshape(dense["pca_codes"], [n, tf.cast(dense["num_pca_components"], tf.int32)])
-    dense["mfcc_windows"] = tf.reshape(dense["mfcc_windows"], [n, *WINDOW_SHAPE])
+    variants = tf.cast(dense["audio_variants"], tf.int32)
+    dense["mfcc_variants"] = tf.reshape(dense["mfcc_windows"], [variants, n, *WINDOW_SHAPE])
+    dense["mfcc_windows"] = dense["mfcc_variants"][0]
+    dense["phone_windows"] = tf.reshape(tf.cast(dense["phone_windows"], tf.int32), [-1, n, PHONE_WINDOW_ROWS])
     dense["transforms"] = tf.reshape(dense["transforms"], [n, 2, 3])
     return dense
 

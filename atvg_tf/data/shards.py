@@ -19,6 +19,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from importlib.metadata import version
 
 import tensorflow as tf
 
@@ -93,6 +94,7 @@ def run_settings(config: PrepareConfig, detector_info: dict, pca: LandmarkPCA) -
         "pca": pca.describe(),
         "alignment": dataclasses.asdict(config.alignment),
         "audio": dataclasses.asdict(config.audio),
+        "audio_features": audio_feature_settings(config),
         "fps": config.fps,
         "jpeg_quality": config.jpeg_quality,
         "max_gap_frames": config.max_gap_frames,
@@ -100,6 +102,16 @@ def run_settings(config: PrepareConfig, detector_info: dict, pca: LandmarkPCA) -
         "split": {"by": config.split_by, "val_fraction": config.val_fraction, "test_fraction": config.test_fraction},
     }
     return json.loads(json.dumps(settings))  # tuples become lists, as they come back from the log
+
+
+def audio_feature_settings(config: PrepareConfig) -> dict:
+    """Which audio features the shards carry: `mfcc` always, `phones` when asked, and the variants."""
+    features = {"features": ["mfcc", "phones"] if config.phones else ["mfcc"], "variants": 1 + config.audio_variants}
+    if config.phones:
+        features["phone_decoder"] = f"pocketsphinx {version('pocketsphinx')} allphone en-us"
+    if config.audio_variants:
+        features["augmentation"] = f"audiomentations {version('audiomentations')}"
+    return features
 
 
 def first_difference(old: dict, new: dict, prefix: str = "") -> str:

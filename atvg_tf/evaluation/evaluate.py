@@ -32,7 +32,8 @@ from atvg_tf.data.clip_preparer import read_grid_alignment
 from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.errors import AtvgError
 from atvg_tf.evaluation import metrics
-from atvg_tf.frontend.audio import AudioConfig, load_audio, mfcc_windows, shift_audio
+from atvg_tf.frontend.audio import AudioConfig, load_audio, shift_audio
+from atvg_tf.frontend.audio_windows import audio_windows
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import LandmarkDetector, create_landmark_detector
 from atvg_tf.frontend.video import VideoError, probe, read_frames
@@ -47,7 +48,7 @@ class AlignedClip:
     Attributes:
         crops: [N, 128, 128, 3] uint8 aligned frames.
         landmarks: [N, 68, 2] landmarks in crop pixels.
-        mfcc_windows: [N, 28, 12] MFCC window of each frame.
+        windows: the audio windows AT-net asked for, {input: [N, 28, F]} (see `frontend.audio_windows`).
         start: first frame of the segment in the clip.
         alignment: the alignment used.
         speech: [N] bool, the frames inside the spoken part (GRID `.align` file beside the clip;
@@ -56,7 +57,7 @@ class AlignedClip:
 
     crops: np.ndarray
     landmarks: np.ndarray
-    mfcc_windows: np.ndarray
+    windows: dict[str, np.ndarray]
     start: int
     alignment: AlignmentConfig
     speech: np.ndarray
@@ -64,10 +65,11 @@ class AlignedClip:
 
 def align_clip(path: str, detector: LandmarkDetector,
                alignment: AlignmentConfig | Callable[[np.ndarray], AlignmentConfig] = AlignmentConfig(),
-               audio: AudioConfig = AudioConfig(), min_frames: int = 16) -> AlignedClip:
+               audio_inputs: tuple[str, ...] = ("mfcc_windows",), min_frames: int = 16) -> AlignedClip:
     """Aligns a short clip in memory, as `atvg prepare` does (gaps up to 5 frames interpolated).
 
     Args:
+        audio_inputs: the audio windows to compute (`TalkingFaceModel.audio_inputs`).
         alignment: an alignment, or a function of the segment's first landmarks [68, 2] that
             chooses one (`TalkingFaceModel.alignment`).
 
@@ -89,8 +91,9 @@ def align_clip(path: str, detector: LandmarkDetector,
     transforms = clip_transforms(landmarks, alignment)
     crops = np.stack([warp_to_crop(frames[start + i], m, alignment.crop_size) for i, m in enumerate(transforms)])
     crop_landmarks = np.stack([transform_points(p, m) for p, m in zip(landmarks, transforms)])
-    waveform = shift_audio(load_audio(path, audio.sample_rate), info.video_start - info.audio_start, audio.sample_rate)
-    windows = mfcc_windows(waveform, len(frames), audio)[start:end]  # one traced graph per process
+    rate = AudioConfig().sample_rate
+    waveform = shift_audio(load_audio(path, rate), info.video_start - info.audio_start, rate)
+    windows = {name: w[start:end] for name, w in audio_windows(waveform, audio_inputs, len(frames)).items()}
     return AlignedClip(crops, crop_landmarks, windows, start, alignment, _speech_frames(path, start, end))
 
 
@@ -175,12 +178,12 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         backend = detector.backend
         for path in tqdm(videos, unit="clip", disable=not progress):
             try:
-                clip = align_clip(path, detector, model.alignment)
+                clip = align_clip(path, detector, model.alignment, model.audio_inputs)
             except AtvgError as error:
                 skipped.append({"clip": path, "reason": str(error)})
                 continue
             identity, identity_marks = clip.crops[0], clip.landmarks[0]
-            predicted = model.predict_landmarks(clip.mfcc_windows, identity_marks)
+            predicted = model.predict_landmarks(clip.windows, identity_marks)
             generated = model.render(identity, identity_marks, predicted)["frames"][1:]
             upper = model.render(identity, identity_marks, clip.landmarks)["frames"][1:]
             # Frame 0 is the identity itself: score frames 1.. only.

@@ -43,9 +43,11 @@ class PcaOps:
     Args:
         pca: the basis.
         crop_size: side of the crop the landmarks are measured in.
+        motion_gain: factor on the decoded motion (`landmark_space.CropLandmarks`).
     """
 
-    def __init__(self, pca: LandmarkPCA, crop_size: int):
+    def __init__(self, pca: LandmarkPCA, crop_size: int, motion_gain: float = 1.0):
+        self.motion_gain = float(motion_gain)
         self.space = pca.space
         self.components = tf.constant(pca.components.astype(np.float32))  # [136, K]
         self.mean = tf.constant(pca.mean.astype(np.float32))
@@ -74,7 +76,7 @@ class PcaOps:
 
     def landmarks(self, codes: tf.Tensor, identity_code: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
         """[T, K] codes -> [T, 136] crop px, as `TalkingFaceModel.landmarks_from_codes`."""
-        return identity_landmarks + self._decode(codes) - self._decode(identity_code)
+        return identity_landmarks + self.motion_gain * (self._decode(codes) - self._decode(identity_code))
 
     def vgnet_identity(self, identity_landmarks: tf.Tensor) -> tf.Tensor:
         return identity_landmarks / self.crop
@@ -118,4 +120,4 @@ def landmark_ops(model) -> PcaOps:
     """The TF ops of a `TalkingFaceModel`'s landmark convention."""
     if isinstance(model.landmark_space, OfficialLandmarks):
         return OfficialOps(model.landmark_space, model.crop_size)
-    return PcaOps(model.pca, model.crop_size)
+    return PcaOps(model.pca, model.crop_size, model.landmark_space.motion_gain)

@@ -1,18 +1,25 @@
 """A trained cascade as streaming TF-Lite models an app drives frame by frame (builtin ops only).
 
-Four models, each with one signature (`serving_default`) and named inputs and outputs:
-  - `mfcc.tflite` (always float32): `pcm` [1, 4880] raw 16 kHz samples -> `mfcc_window` [1, 1, 28, 12].
-    Frame t reads the samples [640 t - 2080, 640 t + 2800) of the recording (zeros before its
-    start and after its end): 0.175 s of look-ahead.
+Four models (three for an AT-net that hears phones only), each with one signature (`serving_default`) and named inputs and outputs:
+  - `mfcc.tflite` (always float32; only for AT-nets that hear MFCC): `pcm` [1, 4880] raw 16 kHz
+    samples -> `mfcc_window` [1, 1, 28, 12]. Frame t reads the samples [640 t - 2080, 640 t + 2800)
+    of the recording (zeros before its start and after its end): 0.175 s of look-ahead.
   - `identity_encoder.tflite`, once per photo: `identity_frame` [1, 128, 128, 3] in [-1, 1],
     `identity_landmarks` [1, 136] crop pixels -> `identity_features`, `image_feature`,
     `identity_stage2`, `identity_feature`.
-  - `atnet_step.tflite`, per frame: `mfcc_window`, `identity_landmarks` and the LSTM states
-    (`lstm_<i>_h`, `lstm_<i>_c`) -> `landmarks` [1, 136] crop pixels and `next_lstm_<i>_h/c`.
+  - `atnet_step.tflite`, per frame: the frame's audio window(s) as the AT-net hears them
+    (`mfcc_window` [1, 1, 28, 12] and/or `phone_window` [1, 1, 28, 40]), `identity_landmarks` and the
+    LSTM states (`lstm_<i>_h`, `lstm_<i>_c`) -> `landmarks` [1, 136] crop pixels and `next_lstm_<i>_h/c`.
+    `phone_window` is the one-hot of the frame's 28 phone ids from PocketSphinx
+    (`atvg_tf.frontend.phones.PhoneWindowStream`, run on the device beside the models: 0.56 s of look-ahead).
   - `vgnet_step.tflite`, per frame: `identity_frame`, `identity_landmarks`, the identity
     encodings, `landmarks` [1, 136] crop pixels and `mmcrnn_h`, `mmcrnn_c` -> `frame` [1, 128, 128, 3] in [-1, 1],
     `attention` [1, 128, 128, 1], `next_mmcrnn_h`, `next_mmcrnn_c`.
 States start at zero; feed each `next_*` output back as the `*` input of the next frame.
+`inference.json` says whether the model rests on silence (`TalkingFaceModel.silence_offset`): if
+`rest_on_silence`, run `atnet_step` on `silence_frames` frames of silence from zero states when a
+photo is set, take the mean of `landmarks - identity_landmarks` from frame `silence_settled` on,
+and subtract it from every frame's `landmarks` before `vgnet_step` (mobile_demo/atvg_lite.py does).
 
 Variants of the three networks: float32, float16 (weights), dynamic (int8 weights, float
 activations) and int8 (int8 weights and activations calibrated on the real faces and speech shipped
@@ -22,11 +29,12 @@ in the package, or on a prepared folder; float inputs and outputs; ops without a
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -38,12 +46,16 @@ from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, mel_filter_bank
 from atvg_tf.frontend.face.alignment import align_face
 from atvg_tf.frontend.image import to_unit
-from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.frontend.phones import one_hot
+from atvg_tf.generation.model import SILENCE_FRAMES, SILENCE_SETTLED, TalkingFaceModel
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream
 from atvg_tf.utils.files import atomic_path, atomic_write
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
+INFERENCE_FILE = "inference.json"
+# AT-net's audio inputs (one run of frames) -> atnet_step's input (one frame).
+STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window"}
 
 
 def pcm_window_samples(config: AudioConfig = AudioConfig()) -> int:
@@ -91,6 +103,7 @@ class StreamingGraphs:
     def __init__(self, model: TalkingFaceModel):
         self.pca = landmark_ops(model)
         self.model = model
+        self.audio_inputs = model.audio_inputs
         self.front_end = MfccFrontEnd()
         self.atnet = build_atnet_stream(model.atnet, steps=1, unroll=True)
         self.encoder = build_vgnet_identity_encoder(model.vgnet)
@@ -115,9 +128,10 @@ class StreamingGraphs:
         def identity_encoder(identity_frame, identity_landmarks):
             return self.encoder({"identity_frame": identity_frame, "identity_landmarks": self.pca.vgnet_identity(identity_landmarks)})
 
-        def atnet_step(mfcc_window, identity_landmarks, **states):
+        def atnet_step(identity_landmarks, **inputs):
             identity_code = self.pca.identity_code(identity_landmarks)
-            out = self.atnet({"mfcc_windows": mfcc_window, "identity_pca_codes": identity_code, **states})
+            audio = {name: inputs.pop(STEP_INPUTS[name]) for name in self.audio_inputs}
+            out = self.atnet({**audio, "identity_pca_codes": identity_code, **inputs})
             return {"landmarks": self.pca.landmarks(out["pca_codes"][:, 0], identity_code, identity_landmarks),
                     **{n: v for n, v in out.items() if n.startswith("next_")}}
 
@@ -128,14 +142,16 @@ class StreamingGraphs:
                     **{n: v for n, v in out.items() if n.startswith("next_")}}
 
         pcm = tf.TensorSpec([1, pcm_window_samples()], tf.float32, name="pcm")
-        window = tf.TensorSpec([1, 1, 28, 12], tf.float32, name="mfcc_window")
+        windows = [tf.TensorSpec([1, *self.atnet.input[name].shape[1:]], tf.float32, name=STEP_INPUTS[name]) for name in self.audio_inputs]
         landmarks = tf.TensorSpec([1, 136], tf.float32, name="landmarks")
-        return {
-            "mfcc": (mfcc, [pcm], self.front_end),
+        functions = {
             "identity_encoder": (identity_encoder, [frame, marks], self.encoder),
-            "atnet_step": (atnet_step, [window, marks, *state_specs(self.atnet).values()], self.atnet),
+            "atnet_step": (atnet_step, [*windows, marks, *state_specs(self.atnet).values()], self.atnet),
             "vgnet_step": (vgnet_step, [frame, marks, landmarks, *encodings.values(), *state_specs(self.vgnet).values()], self.vgnet),
         }
+        if "mfcc_windows" in self.audio_inputs:
+            functions = {"mfcc": (mfcc, [pcm], self.front_end), **functions}
+        return functions
 
 
 def convert(function: Callable, specs: list, variant: str, calibration: Iterable[dict] | None = None, keep: object = None) -> bytes:
@@ -185,42 +201,55 @@ CALIBRATION_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 def packaged_calibration_examples(model: TalkingFaceModel, path: str = CALIBRATION_FILE) -> Iterator[dict]:
     """Endless calibration examples from the set shipped in the package (tools/make_calibration_set.py).
 
-    Each face is aligned the way `model` aligns faces and paired, in turn, with a run of 16 MFCC
-    windows of real speech.
+    Each face is aligned the way `model` aligns faces and paired, in turn, with a run of 16 frames
+    of real speech.
 
     Yields:
-        `identity_frame` [1, S, S, 3] in [-1, 1], `identity_landmarks` [1, 136] crop px and
-        `mfcc_windows` [1, 16, 28, 12].
+        `identity_frame` [1, S, S, 3] in [-1, 1], `identity_landmarks` [1, 136] crop px,
+        `mfcc_windows` [1, 16, 28, 12] and, when `model` hears phones, `phone_windows` [1, 16, 28, 40] one-hot.
     """
     with np.load(path) as data:  # allow_pickle stays False: the file holds plain arrays only
         jpegs, offsets, marks = data["face_jpegs"], data["face_offsets"], data["face_landmarks"]
-        runs = data["mfcc_windows"].astype(np.float32)
+        runs = {"mfcc_windows": data["mfcc_windows"].astype(np.float32)}
+        if "phone_windows" in model.audio_inputs:
+            if "phone_windows" not in data:
+                raise InputError(f"{path} has no phone windows; rebuild it with tools/make_calibration_set.py.")
+            runs["phone_windows"] = one_hot(data["phone_windows"])
     faces = []
     for index, points in enumerate(marks):
         image = cv2.cvtColor(cv2.imdecode(jpegs[offsets[index] : offsets[index + 1]], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         face = align_face(image, points, model.alignment(points))
         faces.append((to_unit(face.image)[None], face.landmarks.reshape(1, 136).astype(np.float32)))
+    count = len(runs["mfcc_windows"])
     for index in itertools.count():
         frame, landmarks = faces[index % len(faces)]
-        yield {"identity_frame": frame, "identity_landmarks": landmarks, "mfcc_windows": runs[index % len(runs)][None]}
+        yield {"identity_frame": frame, "identity_landmarks": landmarks, **{name: run[index % count][None] for name, run in runs.items()}}
 
 
-def prepared_calibration_examples(prepared_dir: str, crop_size: int, seed: int = 0) -> Iterator[dict]:
-    """Endless calibration examples (as `packaged_calibration_examples`) from a folder of `atvg prepare`."""
+def prepared_calibration_examples(
+    prepared_dir: str, crop_size: int, seed: int = 0, audio_inputs: Sequence[str] = ("mfcc_windows",)
+) -> Iterator[dict]:
+    """Endless calibration examples (as `packaged_calibration_examples`) from a folder of `atvg prepare`.
+
+    Args:
+        audio_inputs: the AT-net's audio inputs; with `phone_windows` the folder must hold phone windows.
+    """
     from atvg_tf.data.pipeline import PipelineConfig, make_dataset
 
-    config = PipelineConfig(batch_size=1, sequence_length=16, shuffle_buffer=64, deterministic=True, seed=seed)
+    features = ("mfcc", "phones") if "phone_windows" in audio_inputs else ("mfcc",)
+    config = PipelineConfig(batch_size=1, sequence_length=16, shuffle_buffer=64, deterministic=True, seed=seed, audio_features=features)
     for example in make_dataset(prepared_dir, None, config).repeat():
         yield {"identity_frame": example["identity_frame"].numpy(),
                "identity_landmarks": example["identity_landmarks"].numpy() * crop_size,
-               "mfcc_windows": example["mfcc_windows"].numpy()}
+               **{name: example[name].numpy() for name in ("mfcc_windows", "phone_windows") if name in example}}
 
 
 def calibration_samples(graphs: StreamingGraphs, examples: Iterable[dict], count: int = 128) -> dict[str, list[dict]]:
     """Per-network input samples with realistic recurrent states.
 
-    Runs the float Keras streaming models over calibration examples (identity + a run of MFCC
-    windows) frame by frame and records the inputs each network saw.
+    Runs the float Keras streaming models over calibration examples (identity + a run of the
+    AT-net's audio windows, `mfcc_windows` and/or `phone_windows` [1, T, 28, F]) frame by frame and
+    records the inputs each network saw.
     """
     functions = graphs.functions()
     samples: dict[str, list[dict]] = {name: [] for name in NETWORKS}
@@ -231,9 +260,9 @@ def calibration_samples(graphs: StreamingGraphs, examples: Iterable[dict], count
             encodings = functions["identity_encoder"][0](**identity)
             atnet_states = _zero_states(functions["atnet_step"][1])
             vgnet_states = _zero_states(functions["vgnet_step"][1])
-            windows = example["mfcc_windows"]
-            for t in range(windows.shape[1]):
-                atnet_inputs = {"mfcc_window": tf.constant(windows[:, t : t + 1]),
+            audio = {name: example[name] for name in graphs.audio_inputs}
+            for t in range(next(iter(audio.values())).shape[1]):
+                atnet_inputs = {**{STEP_INPUTS[name]: tf.constant(windows[:, t : t + 1], tf.float32) for name, windows in audio.items()},
                                 "identity_landmarks": identity["identity_landmarks"], **atnet_states}
                 samples["atnet_step"].append({k: np.asarray(v) for k, v in atnet_inputs.items()})
                 atnet_out = functions["atnet_step"][0](**atnet_inputs)
@@ -263,7 +292,7 @@ def export_tflite(
     calibration_count: int = 128,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Writes `mfcc.tflite` and `<network>.<variant>.tflite` for every variant into `directory`.
+    """Writes `mfcc.tflite` (for AT-nets that hear MFCC) and `<network>.<variant>.tflite` for every variant into `directory`.
 
     Args:
         calibration_dir: int8: a folder written by `atvg prepare` to calibrate on; None calibrates
@@ -281,12 +310,13 @@ def export_tflite(
     functions = graphs.functions()
     calibration = {}
     if "int8" in variants:
-        examples = (prepared_calibration_examples(calibration_dir, model.crop_size) if calibration_dir
+        examples = (prepared_calibration_examples(calibration_dir, model.crop_size, audio_inputs=model.audio_inputs) if calibration_dir
                     else packaged_calibration_examples(model))
         calibration = calibration_samples(graphs, examples, calibration_count)
     os.makedirs(directory, exist_ok=True)
     written = {}
-    jobs = [("mfcc", "float32", "mfcc.tflite")] + [(n, v, f"{n}.{v}.tflite") for v in variants for n in NETWORKS]
+    jobs = [("mfcc", "float32", "mfcc.tflite")] if "mfcc" in functions else []
+    jobs += [(n, v, f"{n}.{v}.tflite") for v in variants for n in NETWORKS]
     for name, variant, filename in jobs:
         if progress:
             progress(filename)
@@ -296,6 +326,9 @@ def export_tflite(
         with atomic_write(path, "wb") as handle:
             handle.write(flatbuffer)
         written[filename] = path
+    with atomic_write(os.path.join(directory, INFERENCE_FILE)) as handle:
+        json.dump({"rest_on_silence": model.rests_on_silence, "silence_frames": SILENCE_FRAMES, "silence_settled": SILENCE_SETTLED}, handle, indent=1)
+    written[INFERENCE_FILE] = os.path.join(directory, INFERENCE_FILE)
     with open(os.path.join(directory, "README.md"), "w") as handle:
         handle.write("# atvg-tf streaming TF-Lite models\n\n" + __doc__)
     return written

@@ -29,10 +29,17 @@ EYES_OPEN_BELOW = -9.0
 
 
 class CropLandmarks:
-    """Identity-relative landmarks in crop pixels (this project's training convention)."""
+    """Identity-relative landmarks in crop pixels (this project's training convention).
 
-    def __init__(self, pca: LandmarkPCA, crop_size: int):
-        self.pca, self.crop_size = pca, crop_size
+    Args:
+        motion_gain: factor on AT-net's motion (decoded codes minus the identity's decoded code).
+            MSE-trained AT-nets under-predict how far an unseen speaker's mouth moves, and VG-net
+            loses part of the motion on faces it never saw; the model folder sets it
+            (`training.json`: inference.motion_gain), chosen on clips AT-net did not train on.
+    """
+
+    def __init__(self, pca: LandmarkPCA, crop_size: int, motion_gain: float = 1.0):
+        self.pca, self.crop_size, self.motion_gain = pca, crop_size, float(motion_gain)
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         return AlignmentConfig(crop_size=self.crop_size)
@@ -49,7 +56,8 @@ class CropLandmarks:
         """[T, K] codes -> [T, 68, 2] crop px."""
         if not relative:
             return self.pca.decode(codes)
-        return identity_landmarks[None] + self.pca.decode(codes) - self.pca.decode(self.identity_code(identity_landmarks))
+        motion = self.pca.decode(codes) - self.pca.decode(self.identity_code(identity_landmarks))
+        return identity_landmarks[None] + self.motion_gain * motion
 
     def vgnet_identity(self, identity_landmarks: np.ndarray) -> np.ndarray:
         """VG-net's `identity_landmarks` input [1, 136]."""

@@ -14,13 +14,19 @@ import numpy as np
 import tensorflow as tf
 
 from atvg_tf.errors import InputError
+from atvg_tf.frontend.audio import AudioConfig
+from atvg_tf.frontend.audio_windows import audio_windows
 from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.image import to_uint8, to_unit
 from atvg_tf.generation.landmark_space import OFFICIAL_FILE, CropLandmarks, OfficialLandmarks
 from atvg_tf.models import layers as _custom_layers  # noqa: F401  (registers the custom layers for loading)
+from atvg_tf.models.atnet import audio_inputs
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream, initial_states, next_states
 
+# The silence AT-net is run on to find a face's rest pose (`TalkingFaceModel.silence_offset`): 16
+# frames from zero states, averaged from frame 4 on, once the LSTMs have settled.
+SILENCE_FRAMES, SILENCE_SETTLED = 16, 4
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "default_model")
 MODEL_FILES = ("atnet.keras", "vgnet.keras", "pca.npz")
 
@@ -41,7 +47,7 @@ class TalkingFaceModel:
     ):
         self.atnet, self.vgnet, self.pca, self.info = atnet, vgnet, pca, info or {}
         self.crop_size = int(vgnet.input["identity_frame"].shape[1])
-        self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size)
+        self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size, self.info.get("inference", {}).get("motion_gain", 1.0))
         self._stream: dict | None = None  # the streaming models, built on first use
 
     @classmethod
@@ -83,20 +89,63 @@ class TalkingFaceModel:
         """`release base_68`, `release base_68_close` or `atvg template`."""
         return self.landmark_space.describe_alignment(alignment)
 
-    def predict_landmarks(self, mfcc_windows: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
-        """AT-net in one call: [T, 28, 12] windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
+    @property
+    def audio_inputs(self) -> tuple[str, ...]:
+        """What AT-net hears: `mfcc_windows` and/or `phone_windows` (see `frontend.audio_windows`)."""
+        return audio_inputs(self.atnet)
+
+    def audio_windows(self, waveform: np.ndarray, num_frames: int | None = None) -> dict[str, np.ndarray]:
+        """AT-net's audio inputs for a whole 16 kHz recording: {input: [N, 28, F]}."""
+        return audio_windows(waveform, self.audio_inputs, num_frames)
+
+    @property
+    def rests_on_silence(self) -> bool:
+        """Whether silence gives the photo's own mouth (`training.json`: inference.rest_on_silence).
+
+        AT-nets trained on real-world speech learn a slightly open mouth for pauses; such models
+        subtract `silence_offset`, so silence shows the face as the photo shows it.
+        """
+        return bool(self.info.get("inference", {}).get("rest_on_silence", False))
+
+    def silence_windows(self) -> dict[str, np.ndarray]:
+        """AT-net's audio windows of SILENCE_FRAMES frames of silence."""
+        return self.audio_windows(np.zeros(SILENCE_FRAMES * AudioConfig().samples_per_video_frame, np.float32))
+
+    def silence_offset(self, identity_landmarks: np.ndarray) -> np.ndarray:
+        """[68, 2] crop px: where AT-net puts this face on silence, relative to the photo's landmarks
+        (zeros unless `rests_on_silence`); subtracted from every predicted frame."""
+        identity_landmarks = np.asarray(identity_landmarks, np.float32)
+        if not self.rests_on_silence:
+            return np.zeros_like(identity_landmarks)
+        silent = self._atnet_landmarks(self.silence_windows(), identity_landmarks, True)
+        return (silent[SILENCE_SETTLED:] - identity_landmarks[None]).mean(axis=0)
+
+    def predict_landmarks(self, windows: dict | np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
+        """AT-net in one call: audio windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
 
         Args:
+            windows: `audio_windows(...)`, or for an MFCC model its [T, 28, 12] MFCC windows.
             relative: add the predicted motion (decoded codes minus the identity's decoded code) to
                 the identity's own landmarks, so the face keeps its shape; False returns the decoded
                 codes as they are (the paper's form). A model trained on one speaker knows only that
-                speaker's face shape, so relative is the default.
+                speaker's face shape, so relative is the default (and the silence offset applies).
         """
+        landmarks = self._atnet_landmarks(windows, identity_landmarks, relative)
+        return landmarks - self.silence_offset(identity_landmarks) if relative else landmarks
+
+    def _atnet_landmarks(self, windows: dict | np.ndarray, identity_landmarks: np.ndarray, relative: bool) -> np.ndarray:
         identity_code = self.landmark_space.identity_code(identity_landmarks)
-        codes = self.atnet.predict_on_batch(
-            {"mfcc_windows": np.asarray(mfcc_windows, np.float32)[None], "identity_pca_codes": identity_code}
-        )["pca_codes"][0]
+        audio = {name: value[None] for name, value in self._audio_dict(windows).items()}
+        codes = self.atnet.predict_on_batch({**audio, "identity_pca_codes": identity_code})["pca_codes"][0]
         return self.landmarks_from_codes(codes, identity_landmarks, relative)
+
+    def _audio_dict(self, windows: dict | np.ndarray) -> dict[str, np.ndarray]:
+        if not isinstance(windows, dict):
+            windows = {"mfcc_windows": windows}
+        missing = [name for name in self.audio_inputs if name not in windows]
+        if missing:
+            raise InputError(f"this AT-net needs {', '.join(missing)}; compute them with `model.audio_windows(waveform)`.")
+        return {name: np.asarray(windows[name], np.float32) for name in self.audio_inputs}
 
     def landmarks_from_codes(self, codes: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
         """[T, K] AT-net codes -> [T, 68, 2] landmarks (crop px); see `predict_landmarks` for `relative`."""
@@ -150,25 +199,28 @@ class FrameStreamer:
         })
         self._identity = {"identity_frame": frame, **identity}
         self._atnet_states = {k: tf.constant(v) for k, v in initial_states(networks["atnet"].model).items()}
+        self._offset = model.silence_offset(self.identity_landmarks) if relative else 0.0
         self._vgnet_states = {k: tf.constant(v) for k, v in initial_states(networks["vgnet"].model).items()}
 
-    def __call__(self, mfcc_windows: np.ndarray) -> dict:
+    def __call__(self, windows: dict | np.ndarray) -> dict:
         """Renders the next frames.
 
         Args:
-            mfcc_windows: [n, 28, 12] windows of the next n frames (n >= 1).
+            windows: AT-net's audio windows of the next n frames (n >= 1), as `audio_windows`
+                gives them; for an MFCC model also its [n, 28, 12] MFCC windows.
 
         Returns:
             `landmarks` [n, 68, 2] (crop px), `frames` and `motion` uint8 [n, S, S, 3], `attention`
             float [n, S, S, 1].
         """
+        audio = {name: tf.constant(value[None]) for name, value in self.model._audio_dict(windows).items()}
         atnet = self.networks["atnet"]({
-            "mfcc_windows": tf.constant(np.asarray(mfcc_windows, np.float32)[None]),
+            **audio,
             "identity_pca_codes": self._identity_code,
             **self._atnet_states,
         })
         self._atnet_states = next_states(atnet)
-        landmarks = self.model.landmarks_from_codes(atnet["pca_codes"].numpy()[0], self.identity_landmarks, self.relative)
+        landmarks = self.model.landmarks_from_codes(atnet["pca_codes"].numpy()[0], self.identity_landmarks, self.relative) - self._offset
         vgnet = self.networks["vgnet"]({
             **self._identity,
             "landmarks": tf.constant(self.model.landmark_space.vgnet_landmarks(landmarks, self.identity_landmarks)),

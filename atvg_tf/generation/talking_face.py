@@ -17,7 +17,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from atvg_tf.frontend.audio import MfccWindowStream, audio_duration, iter_audio
+from atvg_tf.frontend.audio import AudioConfig, audio_duration, iter_audio
+from atvg_tf.frontend.audio_windows import AudioWindowStream
 from atvg_tf.frontend.face.alignment import AlignedFace, align_face
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.image import load_image
@@ -134,7 +135,7 @@ class TalkingFace:
         """
         render = self.model.streamer(identity.face.image, identity.face.landmarks)
         chunker = _Chunker(self.first_chunk_frames, self.chunk_frames)
-        for windows in _mfcc_windows(audio, self.chunk_frames):
+        for windows in _audio_windows(audio, self.model.audio_inputs, self.chunk_frames):
             for chunk in chunker.add(windows):
                 yield render(chunk)
         for chunk in chunker.rest():
@@ -247,16 +248,16 @@ def in_background(items: Iterator, depth: int) -> Iterator:
         worker.join()
 
 
-def _mfcc_windows(audio: str, frames_per_batch: int) -> Iterator[np.ndarray]:
-    """Decodes a speech file block by block and yields MFCC windows about `frames_per_batch` at a time."""
-    windows = MfccWindowStream()
-    batch_samples = frames_per_batch * windows.config.samples_per_video_frame
+def _audio_windows(audio: str, inputs: tuple[str, ...], frames_per_batch: int) -> Iterator[dict[str, np.ndarray]]:
+    """Decodes a speech file block by block and yields AT-net's audio windows about `frames_per_batch` at a time."""
+    windows = AudioWindowStream(inputs)
+    batch_samples = frames_per_batch * AudioConfig().samples_per_video_frame
     pending: list[np.ndarray] = []
     buffered = 0
     for block in iter_audio(audio):
         pending.append(block)
         buffered += block.size
-        if buffered >= batch_samples:  # one MFCC call per batch, not per decoded block
+        if buffered >= batch_samples:  # one feature call per batch, not per decoded block
             yield windows.push(np.concatenate(pending))
             pending, buffered = [], 0
     if pending:
@@ -265,26 +266,30 @@ def _mfcc_windows(audio: str, frames_per_batch: int) -> Iterator[np.ndarray]:
 
 
 class _Chunker:
-    """Cuts MFCC windows, as they arrive, into chunks: a short first one (an early first frame), then full ones."""
+    """Cuts audio windows ({input: [n, ...]}), as they arrive, into chunks: a short first one (an
+    early first frame), then full ones."""
 
     def __init__(self, first: int, size: int):
         self.size, self.next_size = size, first
-        self.buffer = np.zeros((0, 0, 0), np.float32)
+        self.buffer: dict[str, np.ndarray] = {}
 
-    def add(self, windows: np.ndarray) -> list[np.ndarray]:
+    def _buffered(self) -> int:
+        return len(next(iter(self.buffer.values()))) if self.buffer else 0
+
+    def add(self, windows: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Adds windows; returns the chunks that are now complete."""
-        self.buffer = windows if not len(self.buffer) else np.concatenate([self.buffer, windows])
+        self.buffer = {name: np.concatenate([self.buffer[name], w]) if self.buffer else w for name, w in windows.items()}
         chunks = []
-        while len(self.buffer) >= self.next_size:
-            chunks.append(self.buffer[: self.next_size])
-            self.buffer = self.buffer[self.next_size :]
+        while self._buffered() >= self.next_size:
+            chunks.append({name: w[: self.next_size] for name, w in self.buffer.items()})
+            self.buffer = {name: w[self.next_size :] for name, w in self.buffer.items()}
             self.next_size = self.size
         return chunks
 
-    def rest(self) -> list[np.ndarray]:
+    def rest(self) -> list[dict[str, np.ndarray]]:
         """The last, shorter chunk (if any windows are left)."""
-        rest, self.buffer = self.buffer, self.buffer[:0]
-        return [rest] if len(rest) else []
+        rest, self.buffer = self.buffer, {}
+        return [rest] if rest and len(next(iter(rest.values()))) else []
 
 
 def _progress_bar(audio: str, enabled: bool):

@@ -1,4 +1,8 @@
-"""AT-net (ATVGnet Eq. 3-4): MFCC windows + the identity's landmark code -> landmark PCA codes per frame."""
+"""AT-net (ATVGnet Eq. 3-4): audio windows + the identity's landmark code -> landmark PCA codes per frame.
+
+The audio is MFCC windows (the paper), phone windows (`frontend.phones`), or both, as
+`ATNetConfig.audio_features` says; the model's inputs are named after what it hears.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import keras
 from keras import layers
 
 from atvg_tf.models.config import ATNetConfig
-from atvg_tf.models.layers import PerFrame, TileOverTime, conv_block, dense
+from atvg_tf.models.layers import PerFrame, TileOverTime, WindowNormalization, conv_block, dense
 
 
 def build_audio_encoder(config: ATNetConfig) -> keras.Model:
@@ -30,9 +34,19 @@ def build_audio_encoder(config: ATNetConfig) -> keras.Model:
 
 def atnet_layers(config: ATNetConfig) -> dict[str, layers.Layer]:
     """Every layer of AT-net, keyed by its name (the names a trained model's layers carry)."""
-    parts = {
-        "add_channel": layers.Reshape((-1, *config.window_shape, 1), name="add_channel"),
-        "audio_encoder": PerFrame(build_audio_encoder(config), name="audio_encoder"),
+    parts = {}
+    if "mfcc_windows" in config.audio_inputs:
+        if config.mfcc_normalisation == "window":
+            parts["mfcc_normalisation"] = WindowNormalization(name="mfcc_normalisation")
+        parts["add_channel"] = layers.Reshape((-1, *config.window_shape, 1), name="add_channel")
+        parts["audio_encoder"] = PerFrame(build_audio_encoder(config), name="audio_encoder")
+    if "phone_windows" in config.audio_inputs:
+        parts["phone_flatten"] = layers.Reshape((-1, config.window_shape[0] * config.phone_classes), name="phone_flatten")
+        for index, width in enumerate(config.phone_dense):
+            parts[f"phone_fc{index + 1}"] = dense(width, f"phone_fc{index + 1}")
+    if len(config.audio_inputs) > 1:
+        parts["audio_fuse"] = layers.Concatenate(name="audio_fuse")
+    parts |= {
         "landmark_fc1": dense(config.landmark_dense[0], "landmark_fc1"),
         "landmark_fc2": dense(config.landmark_dense[1], "landmark_fc2"),
         "landmark_over_time": TileOverTime(name="landmark_over_time"),
@@ -44,17 +58,36 @@ def atnet_layers(config: ATNetConfig) -> dict[str, layers.Layer]:
     return parts
 
 
-def atnet_graph(parts: dict, mfcc_windows, identity_pca_codes, run_recurrent: Callable | None = None):
+def audio_graph(parts: dict, audio: dict):
+    """The per-frame audio feature [B, T, F] of the audio inputs (`mfcc_windows`, `phone_windows`)."""
+    encoded = []
+    if "mfcc_windows" in audio:
+        mfcc = audio["mfcc_windows"]
+        if "mfcc_normalisation" in parts:
+            mfcc = parts["mfcc_normalisation"](mfcc)
+        encoded.append(parts["audio_encoder"](parts["add_channel"](mfcc)))
+    if "phone_windows" in audio:
+        x = parts["phone_flatten"](audio["phone_windows"])
+        index = 1
+        while f"phone_fc{index}" in parts:
+            x = parts[f"phone_fc{index}"](x)
+            index += 1
+        encoded.append(x)
+    return parts["audio_fuse"](encoded) if len(encoded) > 1 else encoded[0]
+
+
+def atnet_graph(parts: dict, audio: dict, identity_pca_codes, run_recurrent: Callable | None = None):
     """Wires AT-net's layers (from `atnet_layers` or a trained model) on symbolic inputs.
 
     Args:
+        audio: the audio inputs by name (`mfcc_windows` [B, T, 28, 12], `phone_windows` [B, T, 28, 40]).
         run_recurrent: `run_recurrent(lstm, x) -> y` runs each LSTM; the default calls it as it is.
             The streaming form passes one that feeds and returns the LSTM states.
 
     Returns:
         The PCA codes [B, T, K].
     """
-    audio = parts["audio_encoder"](parts["add_channel"](mfcc_windows))
+    audio = audio_graph(parts, audio)
     identity = parts["landmark_fc2"](parts["landmark_fc1"](identity_pca_codes))
     x = parts["fuse"]([parts["landmark_over_time"]([identity, audio]), audio])
     index = 0
@@ -68,14 +101,21 @@ def atnet_graph(parts: dict, mfcc_windows, identity_pca_codes, run_recurrent: Ca
 def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
     """Builds AT-net.
 
-    Inputs:
+    Inputs (as `config.audio_features` says):
         mfcc_windows: [B, T, 28, 12] MFCC window of each frame.
+        phone_windows: [B, T, 28, 40] one-hot phone window of each frame.
         identity_pca_codes: [B, K] landmark code of the identity image.
 
     Returns:
         A functional model with output `pca_codes` [B, T, K].
     """
-    windows = keras.Input((None, *config.window_shape), name="mfcc_windows")
+    shapes = {"mfcc_windows": config.window_shape, "phone_windows": (config.window_shape[0], config.phone_classes)}
+    audio = {name: keras.Input((None, *shapes[name]), name=name) for name in config.audio_inputs}
     identity_codes = keras.Input((config.pca_components,), name="identity_pca_codes")
-    codes = atnet_graph(atnet_layers(config), windows, identity_codes)
-    return keras.Model({"mfcc_windows": windows, "identity_pca_codes": identity_codes}, {"pca_codes": codes}, name="atnet")
+    codes = atnet_graph(atnet_layers(config), audio, identity_codes)
+    return keras.Model({**audio, "identity_pca_codes": identity_codes}, {"pca_codes": codes}, name="atnet")
+
+
+def audio_inputs(atnet: keras.Model) -> tuple[str, ...]:
+    """The audio inputs a built or loaded AT-net takes (`mfcc_windows`, `phone_windows`)."""
+    return tuple(name for name in ("mfcc_windows", "phone_windows") if name in atnet.input)

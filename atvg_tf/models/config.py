@@ -24,6 +24,13 @@ class ATNetConfig(Presets):
         lstm_units: hidden size of each LSTM layer.
         lstm_layers: stacked LSTM layers.
         window_shape: MFCC window (rows, coefficients).
+        audio_features: what AT-net hears: `mfcc` (the paper; converted official models),
+            `phones` (PocketSphinx phone windows, speaker-independent) or `mfcc+phones` (both
+            encoders, their features concatenated).
+        mfcc_normalisation: `none` (the paper) or `window`: each MFCC window normalised to zero mean
+            and unit variance per coefficient (`layers.WindowNormalization`).
+        phone_classes: phone symbols per row of a phone window (`frontend.phones.NUM_PHONES`).
+        phone_dense: widths of the dense layers that encode a flattened 28-row phone window.
     """
 
     pca_components: int = 6
@@ -33,12 +40,31 @@ class ATNetConfig(Presets):
     lstm_units: int = 256
     lstm_layers: int = 3
     window_shape: tuple[int, int] = (28, 12)
+    audio_features: str = "mfcc"
+    mfcc_normalisation: str = "none"
+    phone_classes: int = 40
+    phone_dense: tuple[int, ...] = (256, 256)
 
     PRESETS = {
         "paper": {},
         "small": dict(conv_channels=(32, 64, 64, 64, 128), audio_dense=(256, 128), landmark_dense=(64, 128),
                       lstm_units=128, lstm_layers=2),
     }
+
+    def __post_init__(self):
+        if self.audio_features not in AUDIO_FEATURES:
+            raise InputError(f"audio_features must be one of {', '.join(AUDIO_FEATURES)}, got {self.audio_features!r}.")
+        if self.mfcc_normalisation not in ("none", "window"):
+            raise InputError(f"mfcc_normalisation must be none or window, got {self.mfcc_normalisation!r}.")
+
+    @property
+    def audio_inputs(self) -> tuple[str, ...]:
+        """Names of AT-net's audio inputs, in order: `mfcc_windows` and/or `phone_windows`."""
+        return AUDIO_FEATURES[self.audio_features]
+
+
+# audio_features -> the AT-net inputs it needs.
+AUDIO_FEATURES = {"mfcc": ("mfcc_windows",), "phones": ("phone_windows",), "mfcc+phones": ("mfcc_windows", "phone_windows")}
 
 
 @dataclasses.dataclass(frozen=True)

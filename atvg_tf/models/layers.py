@@ -149,6 +149,28 @@ class MeanOverTime(layers.Layer):
         return (input_shape[0], *input_shape[2:])
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WindowNormalization(layers.Layer):
+    """Mean/variance normalisation of each coefficient over the rows of a window: [..., rows, C].
+
+    Cepstral mean and variance normalisation over one 280 ms MFCC window instead of the whole
+    utterance, so a streaming model needs no statistics of audio it has not received yet; it removes
+    the microphone's and the room's fixed spectral tilt and the recording level.
+    """
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        mean = ops.mean(inputs, axis=-2, keepdims=True)
+        variance = ops.mean(ops.square(inputs - mean), axis=-2, keepdims=True)
+        return (inputs - mean) / ops.sqrt(variance + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
 def lstm_stack(x, units: int, num_layers: int, name: str):
     """Stacked LSTMs returning the full sequence."""
     for index in range(num_layers):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from atvg_tf.models.atnet import atnet_graph
+from atvg_tf.models.atnet import atnet_graph, audio_inputs
 from atvg_tf.models.vgnet import vgnet_identity, vgnet_render
 
 NEXT = "next_"
@@ -54,15 +54,16 @@ def build_atnet_stream(atnet: keras.Model, steps: int | None = None, unroll: boo
         unroll: unroll the LSTMs (needs `steps`; what TF-Lite converts to builtin ops).
 
     Returns:
-        A functional model: `mfcc_windows` [B, steps, 28, 12], `identity_pca_codes` [B, K] and the
-        states -> `pca_codes` [B, steps, K] and the next states.
+        A functional model: the audio inputs (`mfcc_windows` [B, steps, 28, 12] and/or
+        `phone_windows` [B, steps, 28, 40]), `identity_pca_codes` [B, K] and the states ->
+        `pca_codes` [B, steps, K] and the next states.
     """
-    windows = keras.Input((steps, *atnet.input["mfcc_windows"].shape[2:]), name="mfcc_windows")
+    audio = {name: keras.Input((steps, *atnet.input[name].shape[2:]), name=name) for name in audio_inputs(atnet)}
     identity_codes = keras.Input(atnet.input["identity_pca_codes"].shape[1:], name="identity_pca_codes")
     wiring = _StateWiring(unroll)
-    codes = atnet_graph(_layers_by_name(atnet), windows, identity_codes, wiring)
+    codes = atnet_graph(_layers_by_name(atnet), audio, identity_codes, wiring)
     return keras.Model(
-        {"mfcc_windows": windows, "identity_pca_codes": identity_codes, **wiring.inputs},
+        {**audio, "identity_pca_codes": identity_codes, **wiring.inputs},
         {"pca_codes": codes, **wiring.outputs},
         name="atnet_stream",
     )

@@ -65,6 +65,12 @@ class TrainConfig:
         mixed_precision: float16 compute (GPUs only).
         seed: seed of the pipeline's random choices and of the weight initialisation.
         mouth_pixel_weight: VG-net: extra pixel-loss weight inside the mouth box (0 = the paper).
+        audio_features: AT-net: `mfcc` (the paper), `phones` or `mfcc+phones`; None keeps the preset's.
+        mfcc_normalisation: AT-net: `none` (the paper) or `window` (see `ATNetConfig`); None keeps the preset's.
+        audio_augmentation: AT-net: probability of training on an augmented copy of a clip's audio
+            (needs `atvg prepare --audio-variants N`).
+        speaker_repeats: speaker id -> factor: that speaker's clips are drawn `factor` times as often.
+        exclude_clips: clip ids (as in the manifest) not trained on.
     """
 
     model_preset: str = "small"
@@ -80,6 +86,16 @@ class TrainConfig:
     mixed_precision: bool = False
     seed: int = 0
     mouth_pixel_weight: float = 0.0
+    audio_features: str | None = None
+    mfcc_normalisation: str | None = None
+    audio_augmentation: float = 0.0
+    speaker_repeats: dict[str, int] = dataclasses.field(default_factory=dict)
+    exclude_clips: tuple[str, ...] = ()
+
+    def atnet_config(self) -> ATNetConfig:
+        """The AT-net configuration this run builds: the preset, with `audio_features` if given."""
+        changes = {"audio_features": self.audio_features, "mfcc_normalisation": self.mfcc_normalisation}
+        return dataclasses.replace(ATNetConfig.preset(self.model_preset), **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> TrainConfig:
@@ -100,17 +116,25 @@ class TrainConfig:
         return cls(**fields)
 
 
-def _pipeline(prepared_dir: str, split: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
+def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
+    atnet_audio = config.atnet_config().audio_features.split("+") if network == "atnet" else ["mfcc"]
     pipeline = PipelineConfig(
         sequence_length=config.sequence_length, batch_size=config.batch_size, shuffle_buffer=256 if shuffle else 0,
-        repeat=True, seed=config.seed,
+        repeat=True, seed=config.seed, audio_features=tuple(atnet_audio),
+        # Validation measures the recorded audio.
+        audio_augmentation=config.audio_augmentation if shuffle else 0.0,
+        speaker_repeats=tuple(config.speaker_repeats.items()) if shuffle else (),
+        exclude_clips=tuple(config.exclude_clips),
     )
     return make_dataset(prepared_dir, split, pipeline)
 
 
-def _atnet_pairs(batch):
-    inputs = {"mfcc_windows": batch["mfcc_windows"], "identity_pca_codes": batch["identity_pca_codes"]}
-    return inputs, {"pca_codes": batch["pca_codes"]}
+def _atnet_pairs(audio_inputs: tuple[str, ...]):
+    def pairs(batch):
+        inputs = {name: batch[name] for name in (*audio_inputs, "identity_pca_codes")}
+        return inputs, {"pca_codes": batch["pca_codes"]}
+
+    return pairs
 
 
 def _callbacks(output_dir: str, config: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:
@@ -137,7 +161,7 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
         return keras.optimizers.LossScaleOptimizer(adam) if config.mixed_precision else adam
 
     if network == "atnet":
-        model = build_atnet(ATNetConfig.preset(config.model_preset))
+        model = build_atnet(config.atnet_config())
         model.compile(optimizer=optimizer(), loss={"pca_codes": "mse"}, jit_compile=config.jit_compile)
         return model
     if network == "vgnet":
@@ -182,11 +206,12 @@ def train(
         raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
     with make_strategy(strategy).scope():
         model = build_trainable(network, config)
-    train_data = _pipeline(prepared_dir, "train", config, shuffle=True)
-    validation = _pipeline(prepared_dir, "val", config, shuffle=False) if config.validation_steps else None
+    train_data = _pipeline(prepared_dir, "train", network, config, shuffle=True)
+    validation = _pipeline(prepared_dir, "val", network, config, shuffle=False) if config.validation_steps else None
     if network == "atnet":
-        train_data = train_data.map(_atnet_pairs, num_parallel_calls=tf.data.AUTOTUNE)
-        validation = validation.map(_atnet_pairs, num_parallel_calls=tf.data.AUTOTUNE) if validation else None
+        pairs = _atnet_pairs(config.atnet_config().audio_inputs)
+        train_data = train_data.map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
+        validation = validation.map(pairs, num_parallel_calls=tf.data.AUTOTUNE) if validation else None
     monitor = ("val_loss" if network == "atnet" else "val_g_loss") if validation else ("loss" if network == "atnet" else "g_loss")
     callbacks = _callbacks(output_dir, config, monitor) + list(extra_callbacks)
     if network == "vgnet":

@@ -1,7 +1,11 @@
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from atvg_tf.data import records
 from atvg_tf.data.pipeline import PipelineConfig, fit_pca, make_dataset
 from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.pca import LandmarkPCA
@@ -69,3 +73,46 @@ def test_missing_split_and_missing_folder_are_clear_errors(prepared_dir, tmp_pat
         make_dataset(prepared_dir, "test")
     with pytest.raises(FileNotFoundError, match="atvg prepare"):
         make_dataset(str(tmp_path), "train")
+
+
+def test_phone_windows_and_augmented_audio_reach_the_batches(prepared_dir):
+    clean = PipelineConfig(batch_size=2, deterministic=True, audio_features=("mfcc", "phones"))
+    batch = next(iter(make_dataset(prepared_dir, None, clean)))
+    assert batch["phone_windows"].shape == (2, 16, 28, 40)
+    np.testing.assert_array_equal(batch["phone_windows"].numpy().sum(axis=-1), 1.0)  # one-hot ids
+    augmented = next(iter(make_dataset(prepared_dir, None, dataclasses.replace(clean, audio_augmentation=1.0))))
+    np.testing.assert_array_equal(augmented["pca_codes"], batch["pca_codes"])  # the same frames
+    assert not np.allclose(augmented["mfcc_windows"], batch["mfcc_windows"])  # another copy of their sound
+
+
+def test_speaker_repeats_and_excluded_clips(prepared_dir):
+    def count(**options):
+        return sum(len(b["pca_codes"]) for b in make_dataset(prepared_dir, None, PipelineConfig(batch_size=1, shuffle_buffer=0, **options)))
+
+    plain = count()
+    assert count(speaker_repeats=(("s1", 3),)) > 2 * plain
+    assert count(exclude_clips=("s1/bbaf4p",)) < plain
+
+
+def test_old_shards_without_phones_are_read_and_refused_for_phone_models(tmp_path):
+    n = 3
+    record = records.encode_segment(
+        clip_id="s1/x", speaker_id="s1", source="x.mpg", segment=0, start_frame=0, jpeg_frames=[b"jpeg"] * n,
+        landmarks=np.zeros((n, 68, 2)), pca_codes=np.zeros((n, 6)), mfcc_windows=np.ones((n, 28, 12)),
+        transforms=np.zeros((n, 6)), interpolated=np.zeros(n),
+    )
+    example = tf.train.Example.FromString(record)
+    for key in ("phone_windows", "audio_variants"):  # what shards of earlier versions lack
+        del example.features.feature[key]
+    parsed = records.parse_segment(tf.constant(example.SerializeToString()))
+    assert parsed["mfcc_windows"].shape == (n, 28, 12) and parsed["mfcc_variants"].shape == (1, n, 28, 12)
+    assert parsed["phone_windows"].shape == (0, n, 28)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    with tf.io.TFRecordWriter(str(folder / "train-00000.tfrecord")) as writer:
+        writer.write(example.SerializeToString())
+    manifest = {"settings": {"alignment": {"crop_size": 128}, "pca": {"components": 6}},
+                "shards": [{"file": "train-00000.tfrecord", "split": "train"}]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="no phones features.*rerun `atvg prepare`"):
+        make_dataset(str(folder), "train", PipelineConfig(audio_features=("phones",)))

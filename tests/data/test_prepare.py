@@ -16,6 +16,7 @@ from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.frontend.audio import load_audio, mfcc_windows
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.face.template import TEMPLATE_68
+from atvg_tf.frontend.phones import phone_windows
 from tests.helpers import HELD_OUT_GRID_CLIPS
 
 
@@ -72,7 +73,13 @@ def test_shards_hold_aligned_frames_landmarks_codes_windows_and_words(prepared_d
     grid = by_id["s1/bbaf4p"]
     source = os.path.join(shared_data, "grid", "s1", "bbaf4p")
     expected = mfcc_windows(load_audio(source + ".mpg"), 75)
-    np.testing.assert_allclose(grid["mfcc_windows"], expected[grid["start_frame"] : grid["start_frame"] + grid["num_frames"]], atol=1e-4)
+    frames = slice(grid["start_frame"], grid["start_frame"] + grid["num_frames"])
+    np.testing.assert_allclose(grid["mfcc_windows"], expected[frames], atol=1e-4)
+    # Phone windows of the recorded audio and of one augmented copy (fixture: audio_variants=1).
+    assert grid["audio_variants"] == 2 and grid["mfcc_variants"].shape == (2, grid["num_frames"], 28, 12)
+    np.testing.assert_array_equal(grid["phone_windows"][0], phone_windows(load_audio(source + ".mpg"), 75)[frames])
+    assert np.abs(grid["mfcc_variants"][1] - grid["mfcc_variants"][0]).mean() > 0.1  # the copy sounds different
+    assert _manifest(prepared_dir)["settings"]["audio_features"]["features"] == ["mfcc", "phones"]
     words = read_grid_alignment(source + ".align")
     assert [w.decode() for w in grid["words"]] == [w for w, _, _ in words] == ["bin", "blue", "at", "f", "four", "please"]
     np.testing.assert_allclose(grid["word_start"], [s - grid["start_frame"] for _, s, _ in words])
@@ -83,7 +90,8 @@ def test_shards_hold_aligned_frames_landmarks_codes_windows_and_words(prepared_d
 def test_rerun_is_a_no_op(prepared_inputs, prepared_dir):
     files = sorted(glob.glob(os.path.join(prepared_dir, "*")))
     before = {path: (os.path.getmtime(path), os.path.getsize(path)) for path in files}
-    manifest = prepare(prepared_inputs, prepared_dir, PrepareConfig(workers=2, val_fraction=0.3, clips_per_shard=2), progress=False)
+    config = PrepareConfig(workers=2, val_fraction=0.3, clips_per_shard=2, audio_variants=1)  # as the fixture
+    manifest = prepare(prepared_inputs, prepared_dir, config, progress=False)
     assert manifest == _manifest(prepared_dir)
     assert {path: (os.path.getmtime(path), os.path.getsize(path)) for path in sorted(glob.glob(os.path.join(prepared_dir, "*")))} == before
 
@@ -156,7 +164,7 @@ def test_discovery_takes_each_file_once_and_finds_speakers_higher_up(shared_data
 @pytest.mark.slow
 def test_other_settings_on_the_same_output_are_refused(prepared_inputs, prepared_dir):
     with pytest.raises(PrepareError, match="other settings.*landmarks.backend"):
-        prepare(prepared_inputs, prepared_dir, PrepareConfig(backend="dlib", workers=1, val_fraction=0.3), progress=False)
+        prepare(prepared_inputs, prepared_dir, PrepareConfig(backend="dlib", workers=1, val_fraction=0.3, audio_variants=1), progress=False)
 
 
 @pytest.mark.slow

@@ -1,8 +1,11 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
-from atvg_tf.models.atnet import build_atnet
+from atvg_tf.errors import InputError
+from atvg_tf.models.atnet import audio_inputs, build_atnet
 from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
 from atvg_tf.models.discriminator import build_discriminator
 from atvg_tf.models.vgnet import build_vgnet
@@ -12,6 +15,7 @@ def _inputs(batch=2, frames=3, size=128, components=6, seed=0):
     rng = np.random.default_rng(seed)
     return {
         "mfcc_windows": rng.standard_normal((batch, frames, 28, 12)).astype("float32"),
+        "phone_windows": np.eye(40, dtype="float32")[rng.integers(0, 40, (batch, frames, 28))],
         "identity_pca_codes": rng.standard_normal((batch, components)).astype("float32") * 0.1,
         "identity_frame": rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"),
         "identity_landmarks": rng.uniform(0.2, 0.8, (batch, 136)).astype("float32"),
@@ -66,9 +70,23 @@ def test_named_inputs_become_signature_keys():
     assert set(build_discriminator(DiscriminatorConfig.preset("small")).input) == {"frames", "identity_landmarks"}
 
 
+def test_audio_features_choose_the_audio_inputs():
+    for features, inputs in (("mfcc", {"mfcc_windows"}), ("phones", {"phone_windows"}), ("mfcc+phones", {"mfcc_windows", "phone_windows"})):
+        atnet = build_atnet(dataclasses.replace(ATNetConfig.preset("small"), audio_features=features))
+        assert set(atnet.input) == inputs | {"identity_pca_codes"}
+        assert audio_inputs(atnet) == tuple(sorted(inputs))
+        assert atnet(_select(atnet, _inputs()))["pca_codes"].shape == (2, 3, 6)
+    with pytest.raises(InputError, match="audio_features"):
+        ATNetConfig(audio_features="wav2vec")
+
+
+PHONES = dataclasses.replace(ATNetConfig.preset("small"), audio_features="phones")
+BOTH = dataclasses.replace(ATNetConfig.preset("small"), audio_features="mfcc+phones", mfcc_normalisation="window")
+
+
 @pytest.mark.parametrize(
     "builder, config",
-    [(build_atnet, ATNetConfig.preset("small")), (build_vgnet, VGNetConfig.preset("small")),
+    [(build_atnet, ATNetConfig.preset("small")), (build_atnet, PHONES), (build_atnet, BOTH), (build_vgnet, VGNetConfig.preset("small")),
      (build_discriminator, DiscriminatorConfig.preset("small"))],
 )
 def test_keras_save_and_load_round_trips_exactly(tmp_path, builder, config):

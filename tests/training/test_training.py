@@ -93,6 +93,16 @@ def test_training_run_writes_checkpoints_and_resumes_after_a_crash(prepared_dir,
     assert set(model.input) == {"mfcc_windows", "identity_pca_codes"}
 
 
+def test_phone_atnet_trains_on_augmented_audio_and_round_trips(prepared_dir, tmp_path):
+    config = TrainConfig(epochs=1, steps_per_epoch=2, validation_steps=1, batch_size=2, sequence_length=8,
+                         audio_features="phones", audio_augmentation=0.5, speaker_repeats={"s1": 2})
+    history = train("atnet", prepared_dir, str(tmp_path / "run"), config, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    model = keras.saving.load_model(os.path.join(tmp_path, "run", "last.keras"))
+    assert set(model.input) == {"phone_windows", "identity_pca_codes"}
+    assert json.load(open(os.path.join(tmp_path, "run", "train_config.json")))["audio_features"] == "phones"
+
+
 def test_vgnet_run_writes_sample_videos(prepared_dir, tmp_path):
     import av
 

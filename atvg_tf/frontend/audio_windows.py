@@ -1,0 +1,74 @@
+"""The audio inputs an AT-net asks for, one-shot or streaming: `mfcc_windows` and/or `phone_windows`.
+
+| input | shape per frame | from |
+|---|---|---|
+| mfcc_windows | [28, 12] float32 | `audio.MfccWindows` |
+| phone_windows | [28, 40] float32 one-hot | `phones.PhoneWindowStream` |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from atvg_tf.frontend import phones
+from atvg_tf.frontend.audio import MfccWindowStream, mfcc_windows, num_video_frames
+
+AUDIO_INPUTS = ("mfcc_windows", "phone_windows")
+
+
+def _check(inputs: Sequence[str]) -> tuple[str, ...]:
+    unknown = [name for name in inputs if name not in AUDIO_INPUTS]
+    if unknown or not inputs:
+        raise ValueError(f"audio inputs must be some of {AUDIO_INPUTS}, got {tuple(inputs)}.")
+    return tuple(inputs)
+
+
+def audio_windows(waveform: np.ndarray, inputs: Sequence[str], num_frames: int | None = None) -> dict[str, np.ndarray]:
+    """One-shot windows of a 16 kHz recording: {input name: [N, 28, F] float32}."""
+    inputs = _check(inputs)
+    waveform = np.asarray(waveform, np.float32).reshape(-1)
+    num_frames = num_frames or num_video_frames(waveform.size)
+    out = {}
+    if "mfcc_windows" in inputs:
+        out["mfcc_windows"] = mfcc_windows(waveform, num_frames)
+    if "phone_windows" in inputs:
+        out["phone_windows"] = phones.one_hot(phones.phone_windows(waveform, num_frames))
+    return out
+
+
+class AudioWindowStream:
+    """Windows for audio that arrives block by block, equal to `audio_windows` of the whole.
+
+    Each call returns the same number of frames for every input: those complete in all of them
+    (the phone windows have the longer look-ahead, see `frontend.phones`).
+    """
+
+    def __init__(self, inputs: Sequence[str]):
+        self.inputs = _check(inputs)
+        self._streams = {}
+        if "mfcc_windows" in self.inputs:
+            self._streams["mfcc_windows"] = MfccWindowStream()
+        if "phone_windows" in self.inputs:
+            self._streams["phone_windows"] = phones.PhoneWindowStream()
+        self._ready = {name: [] for name in self.inputs}
+
+    def push(self, block: np.ndarray) -> dict[str, np.ndarray]:
+        for name, stream in self._streams.items():
+            self._ready[name].append(stream.push(block))
+        return self._take()
+
+    def finish(self) -> dict[str, np.ndarray]:
+        for name, stream in self._streams.items():
+            self._ready[name].append(stream.finish())
+        return self._take()
+
+    def _take(self) -> dict[str, np.ndarray]:
+        ready = {name: np.concatenate(parts) for name, parts in self._ready.items()}
+        count = min(len(windows) for windows in ready.values())
+        self._ready = {name: [windows[count:]] for name, windows in ready.items()}
+        out = {name: windows[:count] for name, windows in ready.items()}
+        if "phone_windows" in out:
+            out["phone_windows"] = phones.one_hot(out["phone_windows"]).reshape(count, phones.WINDOW_ROWS, phones.NUM_PHONES)
+        return out

@@ -1,0 +1,88 @@
+"""PocketSphinx phone windows: stable, aligned to the video frames, equal when streamed."""
+
+import os
+
+import numpy as np
+import pytest
+
+from atvg_tf.frontend import phones
+from atvg_tf.frontend.audio import load_audio, mfcc_windows
+from atvg_tf.frontend.audio_windows import AudioWindowStream, audio_windows
+
+
+@pytest.fixture(scope="module")
+def speech(shared_data) -> np.ndarray:
+    return load_audio(os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"))
+
+
+def test_same_recording_gives_the_same_phones(speech):
+    first, second = phones.phone_windows(speech), phones.phone_windows(speech)
+    np.testing.assert_array_equal(first, second)
+    assert first.dtype == np.int32 and first.min() >= 0 and first.max() < phones.NUM_PHONES
+
+
+def test_speech_is_recognised_as_phones_and_silence_as_silence(speech):
+    rows = phones.phone_rows(speech)
+    spoken = rows[rows != 0]
+    assert len(spoken) > 0.5 * len(rows)  # a 6 s sample of continuous speech
+    assert len(np.unique(spoken)) >= 15  # many different phones, not one label
+    np.testing.assert_array_equal(phones.phone_rows(np.zeros(32000, np.float32)), 0)
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.5, 1.73, 3.0])
+def test_one_window_per_video_frame_for_any_length(speech, seconds):
+    waveform = speech[: int(seconds * 16000)]
+    windows = phones.phone_windows(waveform)
+    assert windows.shape == (len(mfcc_windows(waveform)), 28)
+    assert phones.phone_windows(waveform, 40).shape == (40, 28)  # extra frames: silence
+    np.testing.assert_array_equal(phones.phone_windows(waveform, 40)[len(windows) + 4:], 0)
+
+
+def test_windows_are_framed_like_the_mfcc_windows(speech):
+    """Frame t's window holds rows [4t - 12, 4t + 16) of the 10 ms phone rows, silence outside."""
+    rows = phones.phone_rows(speech)
+    windows = phones.phone_windows(speech)
+    for t in (0, 1, 10, len(windows) - 1):
+        expected = np.zeros(28, np.int32)
+        for i, row in enumerate(range(4 * t - 12, 4 * t + 16)):
+            if 0 <= row < len(rows):
+                expected[i] = rows[row]
+        np.testing.assert_array_equal(windows[t], expected)
+
+
+def test_streaming_equals_one_shot_for_any_block_sizes(speech):
+    whole = phones.phone_windows(speech)
+    rng = np.random.default_rng(0)
+    stream, parts, position = phones.PhoneWindowStream(), [], 0
+    while position < len(speech):
+        size = int(rng.integers(1, 12000))
+        parts.append(stream.push(speech[position: position + size]))
+        position += size
+        # The look-ahead is bounded: frames come out at most 0.56 s (14 frames) after their audio.
+        assert stream.frames_emitted >= position / 640 - 14 - 1
+    parts.append(stream.finish())
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_restarting_the_decoder_keeps_the_rows_aligned(speech):
+    """Long recordings restart the decoder utterance (bounded memory); the row count stays exact."""
+    stream = phones.PhoneStream(max_utterance_rows=150)
+    rows = np.concatenate([stream.push(speech), stream.finish()])
+    assert len(rows) == len(phones.phone_rows(speech)) == -(-len(speech) // 160)
+    # Most rows agree with one long utterance: restarts only disturb their surroundings.
+    assert np.mean(rows == phones.phone_rows(speech)) > 0.7
+
+
+def test_audio_window_stream_gives_every_input_for_the_same_frames(speech):
+    inputs = ("mfcc_windows", "phone_windows")
+    whole = audio_windows(speech, inputs)
+    assert whole["phone_windows"].shape == (len(whole["mfcc_windows"]), 28, phones.NUM_PHONES)
+    np.testing.assert_array_equal(whole["phone_windows"].sum(axis=-1), 1.0)  # one-hot
+    stream, parts = AudioWindowStream(inputs), []
+    for start in range(0, len(speech), 7000):
+        part = stream.push(speech[start: start + 7000])
+        assert len(part["mfcc_windows"]) == len(part["phone_windows"])
+        parts.append(part)
+    parts.append(stream.finish())
+    for name in inputs:
+        np.testing.assert_allclose(np.concatenate([p[name] for p in parts]), whole[name], atol=1e-4)
