@@ -15,7 +15,8 @@ Recipes (`--recipe`):
   half the time, the DEV_CLIPS kept aside to choose the model's settings) -> the same VG-net ->
   a model folder with motion_gain 1.6 and rest_on_silence.
 
-`--atnet-only` retrains AT-net alone and takes VG-net from the model folder already at `--export`.
+`--atnet-only` retrains AT-net alone and keeps the VG-net of `--vgnet-from` (default: the packaged model);
+give `--export` a new folder unless the result is meant to replace the packaged model.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def main() -> None:
     parser.add_argument("--work", default=os.path.join(REPO, "runs", "default"), help="prepared data and training runs")
     parser.add_argument("--export", default=DEFAULT_EXPORT, help="where the finished model goes")
     parser.add_argument("--minutes", type=float, default=80.0, help="wall-time budget of preparing and training (evaluation adds about 8 min)")
-    parser.add_argument("--atnet-only", action="store_true", help="train AT-net only; VG-net comes from the model folder at --export")
+    parser.add_argument("--atnet-only", action="store_true", help="train AT-net only; VG-net comes from --vgnet-from")
+    parser.add_argument("--vgnet-from", default=DEFAULT_EXPORT, metavar="MODEL_DIR",
+                        help="--atnet-only: the model folder whose VG-net is kept (default: the packaged model)")
     parser.add_argument("--card-only", action="store_true", help="only evaluate the exported model and write its card")
     parser.add_argument("--sync-json", metavar="FILE", help="the card's lip-sync table: `benchmarks/bench_sync.py --json FILE` of the model")
     args = parser.parse_args()
@@ -119,7 +122,7 @@ def main() -> None:
         runs[network] = {"config": dataclasses.asdict(config), "stopped_by_time_limit": limit.stopped, **_history(output)}
         print(network, runs[network], flush=True)
 
-    export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv), recipe.inference)
+    export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv), recipe.inference, args.vgnet_from)
     write_model_card(args.work, args.export, grid_dir)
 
 
@@ -191,9 +194,9 @@ def write_model_card(work: str, model_dir: str, grid_dir: str, sync_json: str | 
 
 SYNC_SETS = {"wild_sync": "`wild_sync/`: unseen people, their own sound", "wild_dev": "AT-net dev clips (`wild/`, not trained on)",
              "grid_other": "`grid/other/`: five unseen GRID speakers (silence included)", "s1_val": "GRID s1 validation split, spoken frames"}
-# The previous default model (MFCC AT-net on GRID s1 only), measured with benchmarks/bench_sync.py on 2026-11-25:
+# The packaged model (MFCC AT-net on GRID s1 only), measured with benchmarks/bench_sync.py on 2026-11-25:
 # sync_corr, control, aperture std ratio, AT-net sync_corr, AT-net std ratio, LMD.
-PREVIOUS_SYNC = {"wild_sync": (0.29, 0.04, 0.39, 0.35, 0.65, 1.925), "grid_other": (0.79, 0.45, 0.75, 0.77, 0.87, 1.369),
+PACKAGED_SYNC = {"wild_sync": (0.29, 0.04, 0.39, 0.35, 0.65, 1.925), "grid_other": (0.79, 0.45, 0.75, 0.77, 0.87, 1.369),
                  "s1_val": (0.76, 0.07, 0.91, 0.81, 0.85, 0.731)}
 
 
@@ -207,7 +210,7 @@ def sync_section(sync_json: str) -> list[str]:
         "`python3 benchmarks/bench_sync.py --sets wild_sync grid_other s1_val wild_dev` (MediaPipe landmarks): `sync_corr` is the",
         "Pearson correlation of the generated and the real inner-lip aperture (over the outer eye-corner distance), frame by",
         "frame; the control pairs each generated clip with another clip's real aperture; the std ratio says how far the mouth",
-        "opens compared with the real speaker (docs/EVALUATION.md). Previous: the MFCC AT-net trained on GRID s1 only.",
+        "opens compared with the real speaker (docs/EVALUATION.md). Packaged MFCC model: the AT-net trained on GRID s1 only.",
         "",
         "| clips | model | clips | sync_corr | mismatched control | aperture std ratio | AT-net sync_corr / std ratio | LMD |",
         "|---|---|---|---|---|---|---|---|",
@@ -218,9 +221,9 @@ def sync_section(sync_json: str) -> list[str]:
         lines.append(f"| {SYNC_SETS.get(set_name, set_name)} | this model | {len(report['clips'])} | **{sync['sync_corr']:.2f}** | "
                      f"{sync['sync_corr_control']:.2f} | **{sync['aperture_std_ratio']:.2f}** | {sync['atnet_sync_corr']:.2f} / "
                      f"{sync['atnet_aperture_std_ratio']:.2f} | {report['model']['lmd']:.3f} |")
-        if set_name in PREVIOUS_SYNC:
-            corr, control, ratio, atnet_corr, atnet_ratio, lmd = PREVIOUS_SYNC[set_name]
-            lines.append(f"| | previous | | {corr:.2f} | {control:.2f} | {ratio:.2f} | {atnet_corr:.2f} / {atnet_ratio:.2f} | {lmd:.3f} |")
+        if set_name in PACKAGED_SYNC:
+            corr, control, ratio, atnet_corr, atnet_ratio, lmd = PACKAGED_SYNC[set_name]
+            lines.append(f"| | packaged MFCC model | | {corr:.2f} | {control:.2f} | {ratio:.2f} | {atnet_corr:.2f} / {atnet_ratio:.2f} | {lmd:.3f} |")
     return lines + [""]
 
 
@@ -277,10 +280,11 @@ def rebuild(model_dir: str) -> None:
         fresh.save(path)
 
 
-def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str, inference: dict) -> None:
+def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str, inference: dict,
+           vgnet_from: str = DEFAULT_EXPORT) -> None:
     """Writes atnet.keras, vgnet.keras (generator only), pca.npz and training.json into `destination`."""
     with atomic_folder(destination, replace=True) as partial:
-        _write_model_folder(work, partial, manifest, runs, seconds, command, destination, inference)
+        _write_model_folder(work, partial, manifest, runs, seconds, command, vgnet_from, inference)
     print("exported to", destination)
 
 
@@ -291,10 +295,10 @@ def _write_model_folder(work: str, partial: str, manifest: dict, runs: dict, sec
     if "vgnet" in runs:
         gan = keras.saving.load_model(os.path.join(work, "vgnet", "last.keras"))
         gan.generator.save(os.path.join(partial, "vgnet.keras"))
-    else:  # --atnet-only: keep the VG-net of the model folder being replaced, and its record
+    else:  # --atnet-only: keep the VG-net of `previous` (a model folder), and its record
         shutil.copy(os.path.join(previous, "vgnet.keras"), os.path.join(partial, "vgnet.keras"))
         with open(os.path.join(previous, "training.json")) as handle:
-            runs["vgnet"] = {**json.load(handle)["runs"]["vgnet"], "note": "kept from the previous default model (trained on GRID s1)"}
+            runs["vgnet"] = {**json.load(handle)["runs"]["vgnet"], "note": f"kept from {previous}"}
     rebuild(partial)
     shutil.copy(os.path.join(work, "prepared", "pca.npz"), os.path.join(partial, "pca.npz"))
     with open(os.path.join(partial, "training.json"), "w") as handle:
