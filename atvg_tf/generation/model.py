@@ -47,7 +47,7 @@ class TalkingFaceModel:
     ):
         self.atnet, self.vgnet, self.pca, self.info = atnet, vgnet, pca, info or {}
         self.crop_size = int(vgnet.input["identity_frame"].shape[1])
-        self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size, self.info.get("inference", {}).get("motion_gain", 1.0))
+        self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size, self.inference.get("motion_gain", 1.0))
         self._stream: dict | None = None  # the streaming models, built on first use
 
     @classmethod
@@ -99,13 +99,20 @@ class TalkingFaceModel:
         return audio_windows(waveform, self.audio_inputs, num_frames)
 
     @property
+    def inference(self) -> dict:
+        """The inference settings of `training.json` (`motion_gain`, `rest_on_silence`); converted
+        official models describe their convention there in words instead, which sets nothing."""
+        settings = self.info.get("inference")
+        return settings if isinstance(settings, dict) else {}
+
+    @property
     def rests_on_silence(self) -> bool:
         """Whether silence gives the photo's own mouth (`training.json`: inference.rest_on_silence).
 
         AT-nets trained on real-world speech learn a slightly open mouth for pauses; such models
         subtract `silence_offset`, so silence shows the face as the photo shows it.
         """
-        return bool(self.info.get("inference", {}).get("rest_on_silence", False))
+        return bool(self.inference.get("rest_on_silence", False))
 
     def silence_windows(self) -> dict[str, np.ndarray]:
         """AT-net's audio windows of SILENCE_FRAMES frames of silence."""
