@@ -4,7 +4,6 @@
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import types
@@ -18,10 +17,10 @@ from atvg_tf.evaluation.metrics import psnr
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import load_audio
 from atvg_tf.frontend.image import to_uint8, to_unit
-from atvg_tf.generation.model import DEFAULT_MODEL_DIR, TalkingFaceModel
+from atvg_tf.generation.model import TalkingFaceModel
 from atvg_tf.models.atnet import audio_inputs, build_atnet
 from atvg_tf.models.config import ATNetConfig
-from tests.helpers import REPO
+from tests.helpers import REPO, model_folder_with
 
 sys.path.insert(0, os.path.join(REPO, "mobile_demo"))
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
@@ -46,16 +45,7 @@ def built_atnet():
 def phone_model_dir(built_atnet, tmp_path_factory):
     """A model folder: the phone AT-net beside the packaged model's VG-net, PCA and training.json, with
     a motion gain and rest_on_silence (so the exports' silence offset is checked on phones)."""
-    folder = tmp_path_factory.mktemp("phone_model")
-    built_atnet.save(str(folder / "atnet.keras"))
-    for name in ("vgnet.keras", "pca.npz"):
-        shutil.copy(os.path.join(DEFAULT_MODEL_DIR, name), folder / name)
-    with open(os.path.join(DEFAULT_MODEL_DIR, "training.json")) as handle:
-        info = json.load(handle)
-    info["inference"] = {"motion_gain": 1.6, "rest_on_silence": True}
-    with open(folder / "training.json", "w") as handle:
-        json.dump(info, handle)
-    return str(folder)
+    return model_folder_with(built_atnet, tmp_path_factory.mktemp("phone_model"))
 
 
 @pytest.fixture(scope="module")
