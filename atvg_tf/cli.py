@@ -144,6 +144,8 @@ def _add_train(subparsers) -> None:
                         "or both (overrides the config; default: mfcc)")
     parser.add_argument("--audio-augmentation", type=float, metavar="P",
                         help="atnet: train on an augmented copy of the audio with probability P (needs `atvg prepare --audio-variants N`)")
+    parser.add_argument("--init-from", metavar="MODEL_DIR",
+                        help="start from this model folder's (or .keras file's) weights of the network instead of random ones")
     parser.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
                         help="tf.distribute strategy (default: one device)")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="XLA compilation (GPU only)")
@@ -159,6 +161,7 @@ def _run_train(args) -> int:
         args.config, model_preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         validation_steps=args.validation_steps, batch_size=args.batch_size, jit_compile=args.xla,
         mixed_precision=args.mixed_precision, audio_features=args.audio_features, audio_augmentation=args.audio_augmentation,
+        init_from=args.init_from,
     )
     history = train(args.network, args.prepared, args.output, config, strategy=args.strategy, verbose=2 if args.quiet else "auto")
     last = {name: f"{values[-1]:.4g}" for name, values in history.history.items()}
@@ -169,7 +172,7 @@ def _run_train(args) -> int:
 def _add_evaluate(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="generate test clips from their first frame and audio; LMD, SSIM, PSNR vs the static baseline",
+        help="generate test clips from their first frame and audio; LMD, SSIM, PSNR vs the static baseline, lip-sync, renderer scores",
         description=(
             "For each clip (with sound) the first aligned frame is the identity and the clip's audio drives the "
             "model; the generated frames are compared with the real aligned frames. The JSON report has per-clip "
@@ -183,6 +186,9 @@ def _add_evaluate(subparsers) -> None:
     report.add_argument("--report", dest="output", help=argparse.SUPPRESS)  # the earlier name of --output
     parser.add_argument("--landmarks", choices=["mediapipe", "dlib"],
                         help="detector for alignment and LMD (default: the model's, as for generate: dlib for converted official models)")
+    parser.add_argument("--renderers", nargs="*", choices=["hybrid", "vgnet"], default=["hybrid", "vgnet"], metavar="RENDERER",
+                        help="also render each clip into its first frame with these renderers (hybrid, vgnet; default both; none: "
+                        "give the flag alone) and report LMD, lip-sync, sharpness_ratio, static_region_error and lip_colour_delta_e")
     _add_quiet(parser)
     parser.set_defaults(handler=_run_evaluate)
 
@@ -194,7 +200,8 @@ def _run_evaluate(args) -> int:
     for video in args.videos:
         if not os.path.isfile(video):
             raise InputError(f"video not found: {video}; check the path.")
-    report = evaluate(args.videos, TalkingFaceModel.load(args.model), args.landmarks, progress=not args.quiet)
+    report = evaluate(args.videos, TalkingFaceModel.load(args.model), args.landmarks, progress=not args.quiet,
+                      renderers=tuple(dict.fromkeys(args.renderers)))
     write_report(report, args.output)
     print(format_table(report))
     return 0
@@ -217,7 +224,11 @@ def _add_generate(subparsers) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--paste-back", dest="mode", action="store_const", const="paste-back", help="the face back in the full photo (default)")
     mode.add_argument("--crop", dest="mode", action="store_const", const="crop", help="the 128 x 128 aligned crops, as the paper")
-    mode.add_argument("--panels", dest="mode", action="store_const", const="panels", help="frame | attention | motion | landmarks")
+    mode.add_argument("--panels", dest="mode", action="store_const", const="panels",
+                      help="rendered face | VG-net frame | attention | motion | landmarks")
+    parser.add_argument("--renderer", choices=["hybrid", "vgnet"], default="hybrid",
+                        help="hybrid (default): the photo's own face at full resolution, its lips and jaw moved by the predicted "
+                        "landmarks, VG-net only inside an opening mouth; vgnet: VG-net's 128 px frames where the face changes (the paper)")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
     parser.add_argument("--motion-gain", type=float, metavar="G",
                         help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it)")
@@ -240,7 +251,8 @@ def _run_generate(args) -> int:
         if args.motion_gain is not None:
             talker.model.landmark_space.motion_gain = args.motion_gain
         summary = talker.write_video(
-            image, args.audio, args.output, args.mode, args.face_index, args.landmarks_out, progress=not args.quiet
+            image, args.audio, args.output, args.mode, args.face_index, args.landmarks_out, progress=not args.quiet,
+            renderer=args.renderer,
         )
     print(summary)
     return 0

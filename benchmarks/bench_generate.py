@@ -2,13 +2,14 @@
 
 Each case runs the real command in a fresh process on a photo and speech of the requested length
 (the shared `test.wav` repeated), and reports:
-  - frames/s of the generation (face detection, AT-net, VG-net, paste-back, H.264 + AAC encoding),
+  - frames/s of the generation (face detection, AT-net, VG-net, rendering into the photo with each
+    of --renderers, H.264 + AAC encoding),
   - the time to the first encoded frame (from the start of the generation, model already loaded),
   - the process's wall time including Python, TensorFlow and model loading,
   - its peak resident memory (ru_maxrss).
 The paper-size model is freshly initialised (speed does not depend on the weights).
 
-    python benchmarks/bench_generate.py --models default paper --seconds 10 600
+    python benchmarks/bench_generate.py --models default paper --seconds 10 600 [--renderers hybrid vgnet]
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ def paper_model(folder: str) -> str:
     return folder
 
 
-def run(model: str, model_dir: str | None, image: str, speech: str, seconds: float, mode: str, scratch: str) -> dict:
+def run(model: str, model_dir: str | None, image: str, speech: str, seconds: float, mode: str, scratch: str,
+        renderer: str = "hybrid") -> dict:
     output = os.path.join(scratch, "out.mp4")
     command = [sys.executable, "-m", "atvg_tf.cli", "generate", "--image", image, "--audio", speech,
-               "--output", output, f"--{mode}", "--quiet"]
+               "--output", output, f"--{mode}", "--renderer", renderer, "--quiet"]
     if model_dir:
         command += ["--model", model_dir]
     log_path = os.path.join(scratch, "log.txt")
@@ -87,6 +89,7 @@ def run(model: str, model_dir: str | None, image: str, speech: str, seconds: flo
     return {
         "model": model,
         "mode": mode,
+        "renderer": renderer,
         "audio_seconds": seconds,
         "frames": frames,
         "frames_per_second": fps,
@@ -104,6 +107,7 @@ def main() -> None:
     parser.add_argument("--seconds", nargs="+", type=float, default=[10, 600])
     parser.add_argument("--image", default="atvgnet/image/image_sample.jpg", help="photo, relative to --data")
     parser.add_argument("--mode", default="paste-back", choices=["paste-back", "crop", "panels"])
+    parser.add_argument("--renderers", nargs="+", default=["hybrid"], choices=["hybrid", "vgnet"], help="renderers to time")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     rows = []
@@ -114,9 +118,10 @@ def main() -> None:
                 speech = os.path.join(scratch, f"speech_{seconds:g}s.wav")
                 if not os.path.exists(speech):
                     write_speech(os.path.join(args.data, "atvgnet", "audio", "test.wav"), seconds, speech)
-                row = run(model, model_dir, os.path.join(args.data, args.image), speech, seconds, args.mode, scratch)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                for renderer in args.renderers:
+                    row = run(model, model_dir, os.path.join(args.data, args.image), speech, seconds, args.mode, scratch, renderer)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)

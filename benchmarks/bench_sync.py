@@ -8,11 +8,14 @@ Sets (from the shared data folder):
   wild_dev    3 real-world clips of wild/ that AT-net's training leaves out
               (training/train_default_model.py DEV_CLIPS): where the representation and the motion
               gain are chosen
+  wild        every clip of wild/ with sound (real-world speakers; the packaged model never saw them)
 
 For each model and set: mean sync_corr (generated vs real inner-lip aperture), the mismatched
-control, aperture_std_ratio, AT-net's landmark-level sync_corr, and LMD vs the static baseline.
+control, aperture_std_ratio, AT-net's landmark-level sync_corr, and LMD vs the static baseline;
+with --renderers, the same measured on each renderer's full-resolution frames (the clip's first
+frame as the photo) and the renderer scores (sharpness_ratio, static_region_error, lip_colour_delta_e).
 
-    python3 benchmarks/bench_sync.py [--models default DIR ...] [--sets wild_sync grid_other s1_val] [--json FILE]
+    python3 benchmarks/bench_sync.py [--models default DIR ...] [--sets wild_sync grid_other s1_val] [--renderers hybrid vgnet] [--json FILE]
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.environ.get("ATVG_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
-SETS = ("wild_sync", "grid_other", "s1_val", "wild_dev")
+SETS = ("wild_sync", "grid_other", "s1_val", "wild_dev", "wild")
 DEV_CLIPS = ("wild/retalking_1", "wild/pcavs_00098", "wild/astorfi_sample_video")  # as training/train_default_model.py
 
 
@@ -44,6 +47,8 @@ def clips_of(data: str, name: str) -> list[str]:
         return [p for p in paths if assign_split(f"s1/{os.path.splitext(os.path.basename(p))[0]}", "s1", config) == "val"]
     if name == "wild_dev":
         return [os.path.join(data, clip + ".mp4") for clip in DEV_CLIPS]
+    if name == "wild":
+        return sorted(glob.glob(os.path.join(data, "wild", "*.mp4")))
     raise SystemExit(f"unknown set {name!r}; choose from {', '.join(SETS)}")
 
 
@@ -53,6 +58,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["default"], help="`default` (the packaged model) or model folders")
     parser.add_argument("--sets", nargs="+", default=list(SETS[:3]), choices=SETS, help="clip sets to measure on")
     parser.add_argument("--landmarks", default="mediapipe", choices=["mediapipe", "dlib"], help="landmark backend for the apertures")
+    parser.add_argument("--renderers", nargs="*", default=[], choices=["hybrid", "vgnet"], help="also score these renderers")
+    parser.add_argument("--max-seconds", type=float, default=0.0, help="score at most this much of each clip (default 0: all of it)")
     parser.add_argument("--json", metavar="FILE", help="also write all reports here")
     args = parser.parse_args()
     sys.path.insert(0, REPO)
@@ -68,13 +75,15 @@ def main() -> None:
         for set_name in args.sets:
             clips = clips_of(args.data, set_name)
             started = time.perf_counter()
-            report = evaluate(clips, model, args.landmarks, progress=False)
+            report = evaluate(clips, model, args.landmarks, progress=False, renderers=tuple(args.renderers),
+                              max_frames=round(args.max_seconds * 25) or None)
             sync = report["sync"]
             row = {
                 "model": model_name, "set": set_name, "clips": len(report["clips"]), "skipped": len(report["skipped"]),
                 **{k: round(v, 3) for k, v in sync.items()},
                 "lmd": round(report["model"]["lmd"], 3), "static_lmd": round(report["static_baseline"]["lmd"], 3),
                 "seconds": round(time.perf_counter() - started),
+                "renderers": {name: {k: round(v, 3) for k, v in values.items()} for name, values in report["renderers"].items()},
             }
             rows.append(row)
             reports[f"{model_name}/{set_name}"] = report
@@ -85,6 +94,14 @@ def main() -> None:
         print(f"| {r['model']}, {r['set']} | {r['clips']} | {r['sync_corr']:.2f} | {r['sync_corr_control']:.2f} | "
               f"{r['aperture_std_ratio']:.2f} | {r['atnet_sync_corr']:.2f} | {r['atnet_aperture_std_ratio']:.2f} | "
               f"{r['lmd']:.3f} ({r['static_lmd']:.3f}) |")
+    if args.renderers:
+        print("\n| model, set | renderer | LMD | sync_corr | control | aperture std ratio | sharpness ratio | static region error | lip colour dE |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            for name, v in r["renderers"].items():
+                print(f"| {r['model']}, {r['set']} | {name} | {v['lmd']:.3f} | {v['sync_corr']:.2f} | {v['sync_corr_control']:.2f} | "
+                      f"{v['aperture_std_ratio']:.2f} | {v['sharpness_ratio']:.2f} | {v['static_region_error']:.2f} | "
+                      f"{v['lip_colour_delta_e']:.1f} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(reports, handle, indent=1)

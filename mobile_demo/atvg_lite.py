@@ -71,10 +71,10 @@ class LiteTalkingFace:
         self.encoder = runner(f"identity_encoder.{variant}.tflite")
         self.vgnet = runner(f"vgnet_step.{variant}.tflite")
         settings = os.path.join(model_dir, "inference.json")  # absent in exports of earlier versions
-        self.inference = {"rest_on_silence": False}
+        self.inference = {"rest_on_silence": False, "silence_frames": 16, "silence_settled": 4, "hybrid_motion_gain": 1.0}
         if os.path.isfile(settings):
             with open(settings) as handle:
-                self.inference = json.load(handle)
+                self.inference.update(json.load(handle))
         self._identity: dict[str, np.ndarray] = {}
         self._offset = np.zeros((1, 136), np.float32)
 
@@ -103,7 +103,8 @@ class LiteTalkingFace:
         self._vgnet_states = self._zero_states(self.vgnet)
 
     def step(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One frame: RGB uint8 [128, 128, 3] and landmarks [68, 2].
+        """One frame: RGB uint8 [128, 128, 3] and landmarks [68, 2]; `attention` [128, 128, 1] of that
+        frame is kept in `self.attention` (the `vgnet` renderer's mask).
 
         Args:
             pcm: the frame's [1, 4880] PCM window (`pcm_window`), for exports that hear MFCC.
@@ -116,6 +117,7 @@ class LiteTalkingFace:
         rendered = self.vgnet(landmarks=landmarks, identity_landmarks=self._marks, **self._identity, **self._vgnet_states)
         self._vgnet_states = {name[5:]: value for name, value in rendered.items() if name.startswith("next_")}
         frame = np.clip(np.round((rendered["frame"][0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        self.attention = rendered["attention"][0]
         return frame, landmarks.reshape(68, 2)
 
     def _landmarks(self, pcm: np.ndarray | None, phone_ids: np.ndarray | None) -> np.ndarray:
@@ -135,22 +137,28 @@ class LiteTalkingFace:
 
 
 def phone_front_end():
-    """The TensorFlow-free module `atvg_tf.frontend.phones`: installed, or from the repository's
-    `atvg_tf/` folder beside `mobile_demo/`; checks that pocketsphinx is installed."""
-    try:
-        from atvg_tf.frontend import phones
-    except ImportError:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        if not os.path.isfile(os.path.join(root, "atvg_tf", "frontend", "phones.py")):
-            raise ImportError(
-                "this export's AT-net hears phones, which needs atvg_tf/frontend/phones.py: copy the repository's atvg_tf/ "
-                "folder next to mobile_demo/ (only atvg_tf/__init__.py, atvg_tf/frontend/__init__.py and phones.py are imported)."
-            ) from None
-        sys.path.append(root)
-        from atvg_tf.frontend import phones
+    """The TensorFlow-free module `atvg_tf.frontend.phones`; checks that pocketsphinx is installed."""
+    phones = repository_module("atvg_tf.frontend.phones")
     if importlib.util.find_spec("pocketsphinx") is None:
         raise ImportError("this export's AT-net hears phones, which need pocketsphinx: pip install pocketsphinx==5.1.1")
     return phones
+
+
+def repository_module(name: str):
+    """A TensorFlow-free module of the `atvg_tf` package (`atvg_tf.rendering.hybrid_renderer`,
+    `atvg_tf.frontend.phones`): installed, or from the repository's `atvg_tf/` folder beside `mobile_demo/`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.path.join(root, *name.split(".")) + ".py"
+        if not os.path.isfile(path):
+            raise ImportError(
+                f"{name} not found: install atvg-tf or copy the repository's atvg_tf/ folder next to mobile_demo/ "
+                f"(only its TensorFlow-free modules are imported)."
+            ) from None
+        sys.path.append(root)
+        return importlib.import_module(name)
 
 
 class PcmWindows:

@@ -28,7 +28,16 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from atvg_lite import SAMPLE_RATE, SAMPLES_PER_FRAME, FrameInputs, LiteTalkingFace, PcmWindows, frame_count, pcm_window  # noqa: E402
+from atvg_lite import (  # noqa: E402
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    FrameInputs,
+    LiteTalkingFace,
+    PcmWindows,
+    frame_count,
+    pcm_window,
+    repository_module,
+)
 
 FPS = 25
 
@@ -106,17 +115,15 @@ class Mp4Output:
             os.remove(self.partial)
 
 
-def paste_back(photo: np.ndarray, crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
-    """The generated crop warped back into the photo with a feathered mask."""
-    height, width = photo.shape[:2]
-    inverse = cv2.invertAffineTransform(transform.astype(np.float64))
-    size = crop.shape[0]
-    mask = np.zeros((size, size), np.float32)
-    border = size // 10
-    mask[border:-border, border:-border] = 1.0
-    mask = cv2.warpAffine(cv2.GaussianBlur(mask, (0, 0), border / 2), inverse, (width, height))[..., None]
-    warped = cv2.warpAffine(crop, inverse, (width, height))
-    return (warped * mask + photo * (1 - mask)).astype(np.uint8)
+def photo_renderer(name: str, avatar, motion_gain: float = 1.0):
+    """A function (crop, landmarks, attention) -> full-resolution frame: `hybrid` or `vgnet`, the same
+    renderers as `atvg generate --renderer` (atvg_tf/rendering: numpy and OpenCV only)."""
+    photo, transform, identity = avatar["photo"], avatar["transform"], avatar["identity_landmarks"]
+    if name == "hybrid":
+        renderer = repository_module("atvg_tf.rendering.hybrid_renderer").HybridRenderer(photo, transform, identity, motion_gain=motion_gain)
+        return lambda crop, landmarks, attention: renderer.render(crop, landmarks)
+    renderer = repository_module("atvg_tf.rendering.vgnet_renderer").VGNetRenderer(photo, transform, identity)
+    return renderer.render
 
 
 def microphone_chunks(seconds: float):
@@ -147,7 +154,10 @@ def main() -> int:
     source.add_argument("--mic", type=float, metavar="SECONDS", help="listen to the microphone for this long")
     parser.add_argument("--output", metavar="OUT.mp4", help="write an MP4 (with the sound when ffmpeg is available)")
     parser.add_argument("--window", action="store_true", help="show the frames in a window as they are made")
-    parser.add_argument("--crop", action="store_true", help="the 128 x 128 face only (default: pasted back into the photo)")
+    parser.add_argument("--crop", action="store_true", help="the 128 x 128 face only (default: rendered into the photo)")
+    parser.add_argument("--renderer", choices=["hybrid", "vgnet"], default="hybrid",
+                        help="hybrid: the photo's own face moved by the landmarks, VG-net inside an opening mouth; "
+                        "vgnet: VG-net's frames where the face changes")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if not (args.output or args.window):
@@ -166,6 +176,10 @@ def main() -> int:
         raise SystemExit(f"demo: error: {error}") from None
     engine.start(avatar["identity_frame"], avatar["identity_landmarks"])
     photo = avatar["photo"]
+    try:
+        render = None if args.crop else photo_renderer(args.renderer, avatar, engine.inference["hybrid_motion_gain"])
+    except ImportError as error:
+        raise SystemExit(f"demo: error: {error}") from None
     size = (128, 128) if args.crop else (photo.shape[1] // 2 * 2, photo.shape[0] // 2 * 2)
     output = Mp4Output(args.output, size, args.audio) if args.output else None
 
@@ -192,10 +206,10 @@ def main() -> int:
     try:
         for inputs in frames():
             tick = time.perf_counter()
-            crop, _ = engine.step(**inputs)
+            crop, landmarks = engine.step(**inputs)
+            frame = crop if args.crop else render(crop, landmarks, engine.attention)
             latencies.append(time.perf_counter() - tick)
             first_frame = first_frame or time.perf_counter() - started
-            frame = crop if args.crop else paste_back(photo, crop, avatar["transform"])
             frame = frame[: size[1], : size[0]]
             if output:
                 output.write(frame)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import os
 
+import cv2
+import numpy as np
+
+from atvg_tf.frontend.face.template import TEMPLATE_68, TEMPLATE_SIZE
+from atvg_tf.rendering.face_points import OUTER_LIPS
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("ATVG_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
 
@@ -33,3 +39,21 @@ def model_folder_with(atnet, folder) -> str:
     with open(os.path.join(folder, "training.json"), "w") as handle:
         json.dump(info, handle)
     return str(folder)
+
+
+# A synthetic photo whose face sits exactly where the template landmarks say (renderer tests):
+# photo pixels = crop pixels * SCALE + SHIFT.
+CROP = 128
+SCALE, SHIFT = 3.0, np.array([40.0, 30.0])  # photo = crop * SCALE + SHIFT
+IDENTITY = (TEMPLATE_68 * (CROP / TEMPLATE_SIZE)).astype(np.float32)
+TRANSFORM = np.array([[1 / SCALE, 0, -SHIFT[0] / SCALE], [0, 1 / SCALE, -SHIFT[1] / SCALE]])
+LIP_RED = (200, 30, 40)
+
+
+def synthetic_photo(height=480, width=460, shift=SHIFT):
+    """Textured skin with red lips drawn on the outer-lip polygon of IDENTITY."""
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(170, 25, (height, width, 3)), 0, 255).astype(np.uint8)
+    points = IDENTITY * SCALE + shift
+    cv2.fillPoly(photo, [np.round(points[list(OUTER_LIPS)]).astype(np.int32)], LIP_RED)
+    return photo

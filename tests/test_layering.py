@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "atvg_tf.utils": 0,
     "atvg_tf._native": 0,
     "atvg_tf.frontend": 1,
+    "atvg_tf.rendering": 1,  # numpy/OpenCV only: mobile_demo imports it without TensorFlow
     "atvg_tf.data": 2,
     "atvg_tf.models": 2,
     "atvg_tf.training": 3,

@@ -15,8 +15,15 @@ Recipes (`--recipe`):
   half the time, the DEV_CLIPS kept aside to choose the model's settings) -> the same VG-net ->
   a model folder with motion_gain 1.6 and rest_on_silence.
 
+- `appearance` (issue 12: the person's colours in VG-net): VG-net alone (`--vgnet-only`), started
+  from the packaged model's generator and trained on, with joint appearance augmentation (the same
+  random colour and scale/shift for the identity and the target frames of an example), GRID s1 plus
+  the four people of `wild_train/` (weighted up); the `wild/` clips are left out (they measure
+  motion strength). Same data and prepare settings as `phones`, so both share a prepared folder.
+
 `--atnet-only` retrains AT-net alone and keeps the VG-net of `--vgnet-from` (default: the packaged model);
-give `--export` a new folder unless the result is meant to replace the packaged model.
+`--vgnet-only` retrains VG-net alone and keeps the AT-net (and PCA basis) of `--atnet-from`.
+Give `--export` a new folder unless the result is meant to replace the packaged model.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class Recipe:
     prepare: PrepareConfig
     atnet: TrainConfig
     inference: dict
+    vgnet: TrainConfig | None = None  # None: VGNET
 
 
 RECIPES = {
@@ -70,6 +78,13 @@ RECIPES = {
 VGNET = TrainConfig(model_preset="small", epochs=20, steps_per_epoch=120, validation_steps=5, batch_size=4,
                     sequence_length=8, backup_every=20, mouth_pixel_weight=10.0)
 DEFAULT_EXPORT = os.path.join(REPO, "atvg_tf", "assets", "default_model")
+WILD_CLIPS = tuple(sorted(f"wild/{os.path.splitext(name)[0]}" for name in os.listdir(os.path.join(SHARED, "wild"))
+                          if name.endswith(".mp4"))) if os.path.isdir(os.path.join(SHARED, "wild")) else ()
+RECIPES["appearance"] = dataclasses.replace(
+    RECIPES["phones"], atnet=ATNET, inference={},
+    vgnet=dataclasses.replace(VGNET, epochs=10, learning_rate=1e-4, appearance_augmentation=0.8, init_from=DEFAULT_EXPORT,
+                              speaker_repeats={"wild_train": 4}, exclude_clips=WILD_CLIPS),
+)
 
 
 class WallClockLimit(keras.callbacks.Callback):
@@ -96,6 +111,9 @@ def main() -> None:
     parser.add_argument("--atnet-only", action="store_true", help="train AT-net only; VG-net comes from --vgnet-from")
     parser.add_argument("--vgnet-from", default=DEFAULT_EXPORT, metavar="MODEL_DIR",
                         help="--atnet-only: the model folder whose VG-net is kept (default: the packaged model)")
+    parser.add_argument("--vgnet-only", action="store_true", help="train VG-net only; AT-net and the PCA basis come from --atnet-from")
+    parser.add_argument("--atnet-from", default=DEFAULT_EXPORT, metavar="MODEL_DIR",
+                        help="with --vgnet-only: the model folder whose AT-net is kept (default: the packaged model)")
     parser.add_argument("--card-only", action="store_true", help="only evaluate the exported model and write its card")
     parser.add_argument("--sync-json", metavar="FILE", help="the card's lip-sync table: `benchmarks/bench_sync.py --json FILE` of the model")
     args = parser.parse_args()
@@ -113,7 +131,10 @@ def main() -> None:
     print(f"prepared: {manifest['counts']}", flush=True)
 
     runs = {}
-    networks = [("atnet", recipe.atnet, 1.0 if args.atnet_only else 0.15)] + ([] if args.atnet_only else [("vgnet", VGNET, 1.0)])
+    if args.atnet_only and args.vgnet_only:
+        parser.error("--atnet-only and --vgnet-only exclude each other.")
+    networks = ([] if args.vgnet_only else [("atnet", recipe.atnet, 1.0 if args.atnet_only else 0.15)]) + (
+        [] if args.atnet_only else [("vgnet", recipe.vgnet or VGNET, 1.0)])
     for network, config, share in networks:
         # AT-net gets at most 15 % of what is left (the phones AT-net trains at ~0.12 s per step); VG-net the rest.
         limit = WallClockLimit(time.time() + share * (deadline - time.time()))
@@ -122,7 +143,8 @@ def main() -> None:
         runs[network] = {"config": dataclasses.asdict(config), "stopped_by_time_limit": limit.stopped, **_history(output)}
         print(network, runs[network], flush=True)
 
-    export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv), recipe.inference, args.vgnet_from)
+    export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv), recipe.inference, args.vgnet_from,
+           args.atnet_from)
     write_model_card(args.work, args.export, grid_dir)
 
 
@@ -281,26 +303,36 @@ def rebuild(model_dir: str) -> None:
 
 
 def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str, inference: dict,
-           vgnet_from: str = DEFAULT_EXPORT) -> None:
+           vgnet_from: str = DEFAULT_EXPORT, atnet_from: str = DEFAULT_EXPORT) -> None:
     """Writes atnet.keras, vgnet.keras (generator only), pca.npz and training.json into `destination`."""
     with atomic_folder(destination, replace=True) as partial:
-        _write_model_folder(work, partial, manifest, runs, seconds, command, vgnet_from, inference)
+        _write_model_folder(work, partial, manifest, runs, seconds, command, vgnet_from, inference, atnet_from)
     print("exported to", destination)
 
 
+def _kept(previous: str, network: str) -> dict:
+    """The training record of `network` in the model folder `previous`, marked as kept from it."""
+    with open(os.path.join(previous, "training.json")) as handle:
+        return {**json.load(handle)["runs"][network], "note": f"kept from {previous}"}
+
+
 def _write_model_folder(work: str, partial: str, manifest: dict, runs: dict, seconds: float, command: str, previous: str,
-                        inference: dict) -> None:
-    atnet = keras.saving.load_model(os.path.join(work, "atnet", "best.keras"))
-    atnet.save(os.path.join(partial, "atnet.keras"))
+                        inference: dict, atnet_from: str = DEFAULT_EXPORT) -> None:
+    if "atnet" in runs:
+        atnet = keras.saving.load_model(os.path.join(work, "atnet", "best.keras"))
+        atnet.save(os.path.join(partial, "atnet.keras"))
+        shutil.copy(os.path.join(work, "prepared", "pca.npz"), os.path.join(partial, "pca.npz"))
+    else:  # --vgnet-only: AT-net and the basis its codes live in come from `atnet_from`
+        for name in ("atnet.keras", "pca.npz"):
+            shutil.copy(os.path.join(atnet_from, name), os.path.join(partial, name))
+        runs = {"atnet": _kept(atnet_from, "atnet"), **runs}
     if "vgnet" in runs:
         gan = keras.saving.load_model(os.path.join(work, "vgnet", "last.keras"))
         gan.generator.save(os.path.join(partial, "vgnet.keras"))
     else:  # --atnet-only: keep the VG-net of `previous` (a model folder), and its record
         shutil.copy(os.path.join(previous, "vgnet.keras"), os.path.join(partial, "vgnet.keras"))
-        with open(os.path.join(previous, "training.json")) as handle:
-            runs["vgnet"] = {**json.load(handle)["runs"]["vgnet"], "note": f"kept from {previous}"}
+        runs["vgnet"] = _kept(previous, "vgnet")
     rebuild(partial)
-    shutil.copy(os.path.join(work, "prepared", "pca.npz"), os.path.join(partial, "pca.npz"))
     with open(os.path.join(partial, "training.json"), "w") as handle:
         json.dump({
             "command": command,

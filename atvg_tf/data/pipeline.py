@@ -16,7 +16,8 @@ Each example (before batching) is a dict:
 Every segment yields `max(1, N // T)` examples per epoch with random start frames (times its
 speaker's repeat factor). With `audio_augmentation` p, an example's audio features come from one of
 the augmented copies `atvg prepare --audio-variants` wrote with probability p (the same copy for
-MFCC and phones), else from the recorded audio.
+MFCC and phones), else from the recorded audio. With `appearance_augmentation` p, an example's
+frames, identity frame and landmarks get one random colour + scale/shift change with probability p.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from atvg_tf.data import records
+from atvg_tf.data.appearance import augment_appearance
 from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.phones import NUM_PHONES
@@ -52,6 +54,9 @@ class PipelineConfig:
         speaker_repeats: (speaker id, factor) pairs: that speaker's segments yield `factor` times
             as many examples (weights up a few clips of other voices beside a large corpus).
         exclude_clips: clip ids left out (kept aside to choose between models, for instance).
+        appearance_augmentation: probability of one random colour + scale/shift change applied to
+            an example's frames, identity frame and landmarks together (`data/appearance.py`; for
+            VG-net: the PCA codes stay as recorded).
     """
 
     sequence_length: int = 16
@@ -65,6 +70,7 @@ class PipelineConfig:
     audio_augmentation: float = 0.0
     speaker_repeats: tuple[tuple[str, int], ...] = ()
     exclude_clips: tuple[str, ...] = ()
+    appearance_augmentation: float = 0.0
 
     @classmethod
     def preset(cls, name: str) -> PipelineConfig:
@@ -197,6 +203,12 @@ def make_dataset(
         )
         windows = tf.gather(segment["mfcc_variants"][variant], picked[:T])
         frames = tf.ensure_shape(frames, [T + 1, crop_size, crop_size, 3])
+        if config.appearance_augmentation > 0:
+            frames, landmarks = tf.cond(
+                tf.random.stateless_uniform([], seed + 4) < config.appearance_augmentation,
+                lambda: augment_appearance(frames, landmarks, seed + 5),
+                lambda: (frames, landmarks),
+            )
         example = {
             "frames": frames[:T],
             "landmarks": landmarks[:T],

@@ -30,14 +30,17 @@ import numpy as np
 
 from atvg_tf.data.clip_preparer import read_grid_alignment
 from atvg_tf.data.segments import fill_gaps, find_segments
-from atvg_tf.errors import AtvgError
-from atvg_tf.evaluation import metrics
+from atvg_tf.errors import AtvgError, InputError
+from atvg_tf.evaluation import metrics, render_scores
+from atvg_tf.evaluation.render_scores import RenderScorer
 from atvg_tf.frontend.audio import AudioConfig, load_audio, shift_audio
 from atvg_tf.frontend.audio_windows import audio_windows
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import LandmarkDetector, create_landmark_detector
 from atvg_tf.frontend.video import VideoError, probe, read_frames
+from atvg_tf.generation.compose import FaceRenderer
 from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.rendering import RENDERERS
 from atvg_tf.utils.files import atomic_write
 
 
@@ -53,6 +56,8 @@ class AlignedClip:
         alignment: the alignment used.
         speech: [N] bool, the frames inside the spoken part (GRID `.align` file beside the clip;
             all frames otherwise).
+        photo: the segment's first frame at the clip's resolution (the renderers' photo).
+        transform: [2, 3] its photo -> crop transform.
     """
 
     crops: np.ndarray
@@ -61,17 +66,20 @@ class AlignedClip:
     start: int
     alignment: AlignmentConfig
     speech: np.ndarray
+    photo: np.ndarray
+    transform: np.ndarray
 
 
 def align_clip(path: str, detector: LandmarkDetector,
                alignment: AlignmentConfig | Callable[[np.ndarray], AlignmentConfig] = AlignmentConfig(),
-               audio_inputs: tuple[str, ...] = ("mfcc_windows",), min_frames: int = 16) -> AlignedClip:
+               audio_inputs: tuple[str, ...] = ("mfcc_windows",), min_frames: int = 16, max_frames: int | None = None) -> AlignedClip:
     """Aligns a short clip in memory, as `atvg prepare` does (gaps up to 5 frames interpolated).
 
     Args:
         audio_inputs: the audio windows to compute (`TalkingFaceModel.audio_inputs`).
         alignment: an alignment, or a function of the segment's first landmarks [68, 2] that
             chooses one (`TalkingFaceModel.alignment`).
+        max_frames: keep at most this many frames from the start of the segment (None: all).
 
     Raises:
         VideoError: unreadable clip, no sound, or no run of `min_frames` frames with a face.
@@ -85,6 +93,7 @@ def align_clip(path: str, detector: LandmarkDetector,
     if not kept:
         raise VideoError(f"{path}: no run of {min_frames} frames with a detected face.")
     start, end = max(kept, key=lambda r: r[1] - r[0])
+    end = min(end, start + max_frames) if max_frames else end
     landmarks, _ = fill_gaps(found[start:end])
     if callable(alignment):
         alignment = alignment(landmarks[0])
@@ -94,7 +103,7 @@ def align_clip(path: str, detector: LandmarkDetector,
     rate = AudioConfig().sample_rate
     waveform = shift_audio(load_audio(path, rate), info.video_start - info.audio_start, rate)
     windows = {name: w[start:end] for name, w in audio_windows(waveform, audio_inputs, len(frames)).items()}
-    return AlignedClip(crops, crop_landmarks, windows, start, alignment, _speech_frames(path, start, end))
+    return AlignedClip(crops, crop_landmarks, windows, start, alignment, _speech_frames(path, start, end), frames[start], transforms[0])
 
 
 def _speech_frames(path: str, start: int, end: int) -> np.ndarray:
@@ -126,19 +135,55 @@ def _sync(generated: np.ndarray, real: np.ndarray, atnet: np.ndarray, speech: np
     }
 
 
-def _add_controls(rows: list[dict], curves: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-    """Each clip's generated curve against the next clip's real curve (cut to the shorter length)."""
+def _add_controls(rows: list[dict], curves: list[dict[str, np.ndarray]]) -> None:
+    """Each clip's generated curves against the next clip's real curve (cut to the shorter length):
+    the model's crops (`sync`) and every renderer's frames (`renderers`)."""
     for index, row in enumerate(rows):
-        if len(rows) < 2:
-            row["sync"]["sync_corr_control"], row["sync"]["control_clip"] = float("nan"), None
-            continue
         partner = (index + 1) % len(rows)
-        generated, _, speech = curves[index]
-        _, real, partner_speech = curves[partner]
-        n = min(len(generated), len(real))
-        keep = speech[:n] & partner_speech[:n]
-        row["sync"]["sync_corr_control"] = metrics.pearson(generated[:n][keep], real[:n][keep])
-        row["sync"]["control_clip"] = rows[partner]["clip"]
+        targets = {"model": row["sync"], **row.get("renderers", {})}
+        for name, target in targets.items():
+            target["sync_corr_control"] = float("nan")
+            if len(rows) < 2:
+                continue
+            generated, speech = curves[index][name], curves[index]["speech"]
+            real, partner_speech = curves[partner]["real"], curves[partner]["speech"]
+            n = min(len(generated), len(real))
+            keep = speech[:n] & partner_speech[:n]
+            target["sync_corr_control"] = metrics.pearson(generated[:n][keep], real[:n][keep])
+        row["sync"]["control_clip"] = rows[partner]["clip"] if len(rows) > 1 else None
+
+
+def _render_scores(clip: AlignedClip, model: TalkingFaceModel, detector: LandmarkDetector, outputs: dict, predicted: np.ndarray,
+                   real_marks: list, real_curve: np.ndarray, renderers: tuple[str, ...]) -> tuple[dict, dict]:
+    """Each renderer's frames of the clip (its first frame as the photo): LMD and lip-sync on the
+    frames aligned as the identity was, and `RenderScorer`'s scores at the photo's resolution.
+
+    Returns:
+        {renderer: scores} and {renderer: aperture curve [N - 1]}.
+    """
+    identity_marks = clip.landmarks[0]
+    chunk = {"frames": outputs["frames"], "landmarks": predicted, "attention": outputs["attention"]}
+    scores, curves = {}, {}
+    speech = clip.speech[1:]
+    for name in renderers:
+        face = FaceRenderer(name, clip.photo, clip.transform, identity_marks, model.crop_size, model.hybrid_motion_gain)
+        scorer = RenderScorer(clip.photo, clip.transform, identity_marks, model.crop_size)
+        crops = []
+        for index in range(1, len(predicted)):
+            frame = face.frame(chunk, index)
+            scorer.add(frame, face.placed_landmarks(predicted[index]))
+            crops.append(warp_to_crop(frame, clip.transform, model.crop_size))
+        marks = _detect_each(detector, np.stack(crops))
+        curves[name] = _apertures(marks)
+        distances = [metrics.landmark_distance(r, f) for r, f in zip(real_marks, marks) if r is not None and f is not None]
+        scores[name] = {
+            "lmd": float(np.mean(distances)) if distances else float("nan"),
+            "lmd_failed_frames": sum(1 for r, f in zip(real_marks, marks) if r is None or f is None),
+            "sync_corr": metrics.pearson(curves[name][speech], real_curve[speech]),
+            "aperture_std_ratio": metrics.std_ratio(curves[name][speech], real_curve[speech]),
+            **scorer.result(),
+        }
+    return scores, curves
 
 
 def _scores(real: np.ndarray, fake: np.ndarray, real_marks: list, fake_marks: list) -> dict:
@@ -161,7 +206,8 @@ def _detect_each(detector: LandmarkDetector, images: np.ndarray) -> list:
     return marks
 
 
-def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = None, progress: bool = True) -> dict:
+def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = None, progress: bool = True,
+             renderers: tuple[str, ...] = (), max_frames: int | None = None) -> dict:
     """Evaluates a model on clips; returns the report (see the module docstring).
 
     Args:
@@ -170,7 +216,13 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         backend: landmark backend for alignment and LMD (`dlib` or `mediapipe`); None takes the
             model's (`TalkingFaceModel.landmark_backend`).
         progress: show a progress bar.
+        renderers: also render each clip into its first frame with these renderers (`hybrid`,
+            `vgnet`) and score what reaches the video (`render_scores`, LMD and lip-sync).
+        max_frames: score at most this many frames of each clip (its first face segment's start).
     """
+    unknown = [name for name in renderers if name not in RENDERERS]
+    if unknown:
+        raise InputError(f"unknown renderer(s) {', '.join(unknown)}; choose from {', '.join(RENDERERS)}.")
     from tqdm import tqdm
 
     rows, skipped, curves = [], [], []
@@ -178,14 +230,15 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         backend = detector.backend
         for path in tqdm(videos, unit="clip", disable=not progress):
             try:
-                clip = align_clip(path, detector, model.alignment, model.audio_inputs)
+                clip = align_clip(path, detector, model.alignment, model.audio_inputs, max_frames=max_frames)
             except AtvgError as error:
                 skipped.append({"clip": path, "reason": str(error)})
                 continue
             identity, identity_marks = clip.crops[0], clip.landmarks[0]
             predicted = model.predict_landmarks(clip.windows, identity_marks)
-            generated = model.render(identity, identity_marks, predicted)["frames"][1:]
-            upper = model.render(identity, identity_marks, clip.landmarks)["frames"][1:]
+            outputs = model.render(identity, identity_marks, predicted, chunk_frames=RENDER_CHUNK)
+            generated = outputs["frames"][1:]
+            upper = model.render(identity, identity_marks, clip.landmarks, chunk_frames=RENDER_CHUNK)["frames"][1:]
             # Frame 0 is the identity itself: score frames 1.. only.
             real = clip.crops[1:]
             static = np.repeat(identity[None], len(real), axis=0)
@@ -194,7 +247,8 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
             # The real video's aperture: the clip's own landmarks (detected on the source frames).
             real_curve, generated_curve = metrics.mouth_aperture(clip.landmarks[1:]), _apertures(generated_marks)
             speech = clip.speech[1:]
-            curves.append((generated_curve, real_curve, speech))
+            rendered, rendered_curves = _render_scores(clip, model, detector, outputs, predicted, real_marks, real_curve, renderers)
+            curves.append({"model": generated_curve, "real": real_curve, "speech": speech, **rendered_curves})
             row = {
                 "clip": os.path.basename(path),
                 "frames": len(real),
@@ -207,6 +261,8 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
                 "static_landmark_lmd": float(np.mean([metrics.landmark_distance(r, identity_marks) for r in clip.landmarks[1:]])),
                 "sync": _sync(generated_curve, real_curve, metrics.mouth_aperture(predicted[1:]), speech),
             }
+            if renderers:
+                row["renderers"] = rendered
             rows.append(row)
     _add_controls(rows, curves)
     return {
@@ -217,6 +273,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         "atnet_landmark_lmd": float(np.mean([row["atnet_landmark_lmd"] for row in rows])) if rows else None,
         "static_landmark_lmd": float(np.mean([row["static_landmark_lmd"] for row in rows])) if rows else None,
         "sync": _mean(rows, "sync", SYNC_NAMES),
+        "renderers": {name: _mean([row["renderers"] for row in rows], name, RENDER_NAMES) for name in renderers},
         "clips": rows,
         "skipped": skipped,
         "notes": "LMD: mean distance per mouth point (pixels at 128 px) after centring each mouth; frames where "
@@ -225,7 +282,10 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
     }
 
 
+# VG-net renders long clips this many frames at a time (one call on a minute of video needs > 20 GB).
+RENDER_CHUNK = 64
 SYNC_NAMES = ("sync_corr", "sync_corr_control", "aperture_std_ratio", "atnet_sync_corr", "atnet_aperture_std_ratio")
+RENDER_NAMES = ("lmd", "sync_corr", "sync_corr_control", "aperture_std_ratio", *render_scores.NAMES)
 
 
 def _mean(rows: list[dict], key: str, names: tuple[str, ...] = ("lmd", "ssim", "psnr", "psnr_legacy")) -> dict:
@@ -236,7 +296,7 @@ def _mean(rows: list[dict], key: str, names: tuple[str, ...] = ("lmd", "ssim", "
     for name in names:
         values = np.array([row[key][name] for row in rows], np.float64)
         summary[name] = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
-    if "lmd" in names:
+    if "lmd" in names and "lmd_failed_frames" in rows[0][key]:
         summary["lmd_failed_frames"] = int(sum(row[key]["lmd_failed_frames"] for row in rows))
     return summary
 
@@ -265,5 +325,12 @@ def format_table(report: dict) -> str:
             f"aperture std ratio {sync['aperture_std_ratio']:.2f}; AT-net landmarks: r {sync['atnet_sync_corr']:.3f}, "
             f"std ratio {sync['atnet_aperture_std_ratio']:.2f}"
         )
+    for name, values in report.get("renderers", {}).items():
+        if values:
+            lines.append(
+                f"renderer {name}: LMD {values['lmd']:.3f}, sync_corr {values['sync_corr']:.3f} (control {values['sync_corr_control']:.3f}), "
+                f"aperture std ratio {values['aperture_std_ratio']:.2f}, sharpness ratio {values['sharpness_ratio']:.2f}, "
+                f"static region error {values['static_region_error']:.2f}, lip colour dE {values['lip_colour_delta_e']:.1f}"
+            )
     lines.append(f"{len(report['clips'])} clips, {len(report['skipped'])} skipped; PSNR* = the release's wrapped PSNR")
     return "\n".join(lines)

@@ -100,10 +100,18 @@ class TalkingFaceModel:
 
     @property
     def inference(self) -> dict:
-        """The inference settings of `training.json` (`motion_gain`, `rest_on_silence`); converted
-        official models describe their convention there in words instead, which sets nothing."""
+        """The inference settings of `training.json` (`motion_gain`, `rest_on_silence`,
+        `hybrid_motion_gain`); converted official models describe their convention there in words
+        instead, which sets nothing."""
         settings = self.info.get("inference")
         return settings if isinstance(settings, dict) else {}
+
+    @property
+    def hybrid_motion_gain(self) -> float:
+        """Factor on the motion the hybrid renderer gives the photo (`training.json`:
+        inference.hybrid_motion_gain, default 1): chosen so that the rendered mouth of unseen people
+        opens as widely as theirs does (README, "Motion strength")."""
+        return float(self.inference.get("hybrid_motion_gain", 1.0))
 
     @property
     def rests_on_silence(self) -> bool:
@@ -124,8 +132,17 @@ class TalkingFaceModel:
         identity_landmarks = np.asarray(identity_landmarks, np.float32)
         if not self.rests_on_silence:
             return np.zeros_like(identity_landmarks)
-        silent = self._atnet_landmarks(self.silence_windows(), identity_landmarks, True)
-        return (silent[SILENCE_SETTLED:] - identity_landmarks[None]).mean(axis=0)
+        return self._silent_pose(identity_landmarks) - identity_landmarks
+
+    def _silent_pose(self, identity_landmarks: np.ndarray) -> np.ndarray:
+        """[68, 2] AT-net's settled landmarks on silence, before any offset (the streaming graph:
+        the same numbers as one call, and no second graph to trace before the first frame)."""
+        networks = self._streaming_networks()
+        audio = {name: tf.constant(value[None]) for name, value in self._audio_dict(self.silence_windows()).items()}
+        states = {k: tf.constant(v) for k, v in initial_states(networks["atnet"].model).items()}
+        code = tf.constant(self.landmark_space.identity_code(identity_landmarks))
+        codes = networks["atnet"]({**audio, "identity_pca_codes": code, **states})["pca_codes"].numpy()[0]
+        return self.landmarks_from_codes(codes[SILENCE_SETTLED:], identity_landmarks, True).mean(axis=0)
 
     def predict_landmarks(self, windows: dict | np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> np.ndarray:
         """AT-net in one call: audio windows + [68, 2] identity landmarks (crop px) -> [T, 68, 2] landmarks (crop px).
@@ -158,8 +175,18 @@ class TalkingFaceModel:
         """[T, K] AT-net codes -> [T, 68, 2] landmarks (crop px); see `predict_landmarks` for `relative`."""
         return self.landmark_space.landmarks(codes, identity_landmarks, relative)
 
-    def render(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, landmarks: np.ndarray) -> dict:
-        """VG-net in one call: identity crop (uint8) + landmarks (crop px) -> uint8 frames, attention and motion maps."""
+    def render(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, landmarks: np.ndarray,
+               chunk_frames: int | None = None) -> dict:
+        """VG-net: identity crop (uint8) + landmarks (crop px) -> uint8 frames, attention and motion maps.
+
+        Args:
+            chunk_frames: None renders in one call; a number renders that many frames at a time with
+                VG-net's state carried (the same frames, memory bounded for long clips).
+        """
+        if chunk_frames:
+            streamer = self.streamer(identity_frame, identity_landmarks)
+            parts = [streamer.render(landmarks[start : start + chunk_frames]) for start in range(0, len(landmarks), chunk_frames)]
+            return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         outputs = self.vgnet.predict_on_batch({
             "identity_frame": to_unit(identity_frame)[None],
             "identity_landmarks": self.landmark_space.vgnet_identity(identity_landmarks),
@@ -169,13 +196,16 @@ class TalkingFaceModel:
 
     def streamer(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray, relative: bool = True) -> FrameStreamer:
         """A `FrameStreamer` for one identity (crop uint8 + its landmarks in crop px)."""
+        return FrameStreamer(self, self._streaming_networks(), identity_frame, identity_landmarks, relative)
+
+    def _streaming_networks(self) -> dict:
         if self._stream is None:
             self._stream = {
                 "atnet": _Compiled(build_atnet_stream(self.atnet)),
                 "identity": _Compiled(build_vgnet_identity_encoder(self.vgnet)),
                 "vgnet": _Compiled(build_vgnet_stream(self.vgnet)),
             }
-        return FrameStreamer(self, self._stream, identity_frame, identity_landmarks, relative)
+        return self._stream
 
 
 class FrameStreamer:
@@ -228,13 +258,18 @@ class FrameStreamer:
         })
         self._atnet_states = next_states(atnet)
         landmarks = self.model.landmarks_from_codes(atnet["pca_codes"].numpy()[0], self.identity_landmarks, self.relative) - self._offset
+        return {"landmarks": landmarks, **self.render(landmarks)}
+
+    def render(self, landmarks: np.ndarray) -> dict:
+        """VG-net alone on the next frames' landmarks [n, 68, 2] (crop px), its state carried:
+        uint8 `frames` and `motion` [n, S, S, 3], `attention` [n, S, S, 1]."""
         vgnet = self.networks["vgnet"]({
             **self._identity,
             "landmarks": tf.constant(self.model.landmark_space.vgnet_landmarks(landmarks, self.identity_landmarks)),
             **self._vgnet_states,
         })
         self._vgnet_states = next_states(vgnet)
-        return {"landmarks": landmarks, **_frames_out(vgnet)}
+        return _frames_out(vgnet)
 
 
 class _Compiled:

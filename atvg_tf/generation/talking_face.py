@@ -3,6 +3,7 @@
     from atvg_tf.generation.talking_face import TalkingFace
     with TalkingFace() as talker:               # the packaged default model, MediaPipe landmarks
         talker.write_video("face.jpg", "talk.mp3", "out.mp4")   # any length, bounded memory
+        talker.write_video("face.jpg", "talk.mp3", "paper.mp4", renderer="vgnet")  # VG-net's own pixels
         result = talker.generate("face.jpg", "speech.wav")       # short clips: frames in memory
         talker.save(result, "crops.mp4", mode="crop")
 """
@@ -23,7 +24,7 @@ from atvg_tf.frontend.face.alignment import AlignedFace, align_face
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.image import load_image
 from atvg_tf.frontend.video_writer import Mp4Writer
-from atvg_tf.generation.compose import composer
+from atvg_tf.generation.compose import FaceRenderer, composer
 from atvg_tf.generation.model import TalkingFaceModel
 
 FPS = 25
@@ -150,14 +151,23 @@ class TalkingFace:
             identity.image, identity.face, joined["frames"], joined["landmarks"], joined["attention"], joined["motion"], audio
         )
 
-    def save(self, generation: Generation, path: str, mode: str = "paste-back") -> None:
+    def renderer(self, identity: Identity, renderer: str = "hybrid") -> FaceRenderer:
+        """The renderer that puts this model's output for `identity` into its photo (`hybrid` or `vgnet`)."""
+        face = identity.face
+        return FaceRenderer(renderer, identity.image, face.transform, face.landmarks, self.model.crop_size, self.model.hybrid_motion_gain)
+
+    def save(self, generation: Generation, path: str, mode: str = "paste-back", renderer: str = "hybrid") -> None:
         """Writes a `Generation` as an H.264 MP4 with its speech as AAC; the file appears only when complete.
 
         Args:
-            mode: `paste-back` (the face back in the full photo), `crop` (128 x 128 crops) or
-                `panels` (frame | attention | motion | landmarks).
+            mode: `paste-back` (the full photo), `crop` (128 x 128 crops) or `panels`
+                (rendered face | frame | attention | motion | landmarks).
+            renderer: `hybrid` (the photo's own face, moved by the landmarks; VG-net paints only an
+                opening mouth) or `vgnet` (VG-net's frames where the face changes, the paper's look).
         """
-        compose = composer(mode, generation.image, generation.face.transform)
+        face = FaceRenderer(renderer, generation.image, generation.face.transform, generation.face.landmarks,
+                            self.model.crop_size, self.model.hybrid_motion_gain)
+        compose = composer(mode, face)
         chunk = {"frames": generation.frames, "landmarks": generation.landmarks,
                  "attention": generation.attention, "motion": generation.motion}
         with Mp4Writer(path, generation.audio_path, FPS) as writer:
@@ -173,6 +183,7 @@ class TalkingFace:
         face_index: int = 0,
         landmarks_out: str | None = None,
         progress: bool = False,
+        renderer: str = "hybrid",
     ) -> VideoSummary:
         """Photo + speech -> MP4, frames encoded as they are generated (any length, bounded memory).
 
@@ -181,6 +192,7 @@ class TalkingFace:
             audio: speech file (wav, flac, mp3, m4a, ... or a video file's sound).
             path: the MP4 to write (it appears only when complete).
             mode: `paste-back`, `crop` or `panels` (see `save`).
+            renderer: `hybrid` or `vgnet` (see `save`).
             face_index: which face when the photo has several (0 = the largest).
             landmarks_out: also save the predicted landmarks [T, 68, 2] (crop px) as .npy.
             progress: show a progress bar.
@@ -190,7 +202,7 @@ class TalkingFace:
         """
         started = time.perf_counter()
         identity = image if isinstance(image, Identity) else self.identity(image, face_index)
-        compose = composer(mode, identity.image, identity.face.transform)
+        compose = composer(mode, self.renderer(identity, renderer))
         landmarks: list[np.ndarray] = []
         first_frame = None
         with Mp4Writer(path, audio, FPS) as writer, _progress_bar(audio, progress) as bar:

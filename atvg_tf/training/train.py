@@ -71,6 +71,11 @@ class TrainConfig:
             (needs `atvg prepare --audio-variants N`).
         speaker_repeats: speaker id -> factor: that speaker's clips are drawn `factor` times as often.
         exclude_clips: clip ids (as in the manifest) not trained on.
+        appearance_augmentation: VG-net: probability of one random colour + scale/shift change of
+            an example's identity frame, target frames and landmarks together (`data/appearance.py`).
+        init_from: start from these weights instead of random ones: a model folder (its
+            `atnet.keras` / `vgnet.keras`) or a `.keras` file of the same network (VG-net: the
+            generator; the discriminator starts fresh). A resumed run continues from its backup.
     """
 
     model_preset: str = "small"
@@ -91,6 +96,8 @@ class TrainConfig:
     audio_augmentation: float = 0.0
     speaker_repeats: dict[str, int] = dataclasses.field(default_factory=dict)
     exclude_clips: tuple[str, ...] = ()
+    appearance_augmentation: float = 0.0
+    init_from: str | None = None
 
     def atnet_config(self) -> ATNetConfig:
         """The AT-net configuration this run builds: the preset, with `audio_features` if given."""
@@ -125,6 +132,7 @@ def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, 
         audio_augmentation=config.audio_augmentation if shuffle else 0.0,
         speaker_repeats=tuple(config.speaker_repeats.items()) if shuffle else (),
         exclude_clips=tuple(config.exclude_clips),
+        appearance_augmentation=config.appearance_augmentation if shuffle and network == "vgnet" else 0.0,
     )
     return make_dataset(prepared_dir, split, pipeline)
 
@@ -176,6 +184,20 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
     raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
 
 
+def initialise_from(model: keras.Model, network: str, source: str) -> None:
+    """Copies the weights of a trained network (model folder or `.keras` file, read in safe mode) into `model`."""
+    path = os.path.join(source, f"{network}.keras") if os.path.isdir(source) else source
+    if not os.path.isfile(path):
+        raise InputError(f"init_from: {path} not found; give a model folder with {network}.keras or a .keras file.")
+    trained = keras.saving.load_model(path, compile=False, safe_mode=True)
+    if isinstance(trained, VGNetGAN):
+        trained = trained.generator
+    try:
+        model.set_weights(trained.get_weights())
+    except ValueError as error:
+        raise InputError(f"init_from: {path} does not fit this run's {network} ({error}); use the same model preset.") from None
+
+
 def train(
     network: str,
     prepared_dir: str,
@@ -206,6 +228,8 @@ def train(
         raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
     with make_strategy(strategy).scope():
         model = build_trainable(network, config)
+        if config.init_from:
+            initialise_from(model.generator if network == "vgnet" else model, network, config.init_from)
     train_data = _pipeline(prepared_dir, "train", network, config, shuffle=True)
     validation = _pipeline(prepared_dir, "val", network, config, shuffle=False) if config.validation_steps else None
     if network == "atnet":

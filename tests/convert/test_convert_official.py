@@ -81,8 +81,10 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
     assert psnr(expected, lite) >= 40.0
     from atvg_tf.evaluation.evaluate import evaluate
 
-    report = evaluate([os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg")], model, progress=False)
+    report = evaluate([os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg")], model, progress=False, renderers=("hybrid", "vgnet"))
     assert np.isfinite(report["model"]["lmd"])
+    # Both renderers draw the converted model's output into the clip's first frame; the eyes stay.
+    assert all(np.isfinite(scores["lmd"]) and scores["static_region_error"] < 2 for scores in report["renderers"].values())
     # Evaluation aligns clips as the model does: the release's templates and its dlib landmarks.
     assert report["landmarks"] == "dlib" and report["clips"][0]["alignment"] in ("release base_68", "release base_68_close")
     from atvg_tf.evaluation.evaluate import align_clip
@@ -95,7 +97,7 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
     output = tmp_path / "out.mp4"
     assert main(["generate", "--image", os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg"), "--audio",
                  os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"), "--model", str(tmp_path / "official"),
-                 "--output", str(output), "--crop", "--quiet"]) == 0
+                 "--output", str(output), "--quiet"]) == 0  # the hybrid renderer, at the photo's size
     assert output.stat().st_size > 0
 
 

@@ -116,3 +116,35 @@ def test_old_shards_without_phones_are_read_and_refused_for_phone_models(tmp_pat
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="no phones features.*rerun `atvg prepare`"):
         make_dataset(str(folder), "train", PipelineConfig(audio_features=("phones",)))
+
+
+def test_appearance_augmentation_changes_identity_and_targets_together(prepared_dir):
+    base = PipelineConfig(batch_size=2, shuffle_buffer=0, deterministic=True, seed=3)
+    plain = next(iter(make_dataset(prepared_dir, None, base)))
+    changed = next(iter(make_dataset(prepared_dir, None, dataclasses.replace(base, appearance_augmentation=1.0))))
+    # Same examples (same windows, codes and audio), other colours and positions.
+    np.testing.assert_array_equal(plain["pca_codes"].numpy(), changed["pca_codes"].numpy())
+    np.testing.assert_array_equal(plain["mfcc_windows"].numpy(), changed["mfcc_windows"].numpy())
+    assert np.abs(plain["frames"].numpy() - changed["frames"].numpy()).mean() > 0.02
+    assert not np.allclose(plain["landmarks"].numpy(), changed["landmarks"].numpy())
+    # One transform per example: the identity frame's colour moves as its target frames' do.
+    shift = lambda key: changed[key].numpy().mean(axis=(-3, -2)) - plain[key].numpy().mean(axis=(-3, -2))  # noqa: E731
+    np.testing.assert_allclose(shift("identity_frame"), shift("frames")[:, 0], atol=0.05)
+
+
+def test_the_landmarks_move_with_the_pixels():
+    from atvg_tf.data.appearance import augment_appearance
+
+    image = np.zeros((128, 128, 3), np.float32) - 1.0
+    landmarks = np.full((68, 2), 0.5, np.float32)
+    landmarks[30] = [0.3, 0.7]
+    image[89:91, 38:40] = 1.0  # a bright dot around (38.5 + 0.5, 89.5 + 0.5) = 128 * (0.3, 0.7)
+    frames = tf.constant(np.stack([image, image]))
+    for seed in range(5):
+        out, moved = augment_appearance(frames, tf.constant(landmarks.reshape(1, 136).repeat(2, 0)), tf.constant([seed, 1]))
+        out = out.numpy()
+        np.testing.assert_array_equal(out[0], out[1])
+        brightness = out[1].mean(axis=2) + 1.0
+        rows, columns = np.nonzero(brightness > 0.5 * brightness.max())
+        expected = moved.numpy()[0].reshape(68, 2)[30] * 128
+        np.testing.assert_allclose([columns.mean() + 0.5, rows.mean() + 0.5], expected, atol=1.0)

@@ -219,10 +219,10 @@ def test_live_windows_equal_the_recording_windows(clip):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("export, variant", [("default", "int8"), ("mfcc", "float32")])
-def test_the_mobile_demo_writes_a_video_with_sound_without_tensorflow(export, variant, request, shared_data, tmp_path):
-    """The default export (the packaged model's: phones, so PocketSphinx runs on the device, and the
-    silence offset) and an MFCC export resting on silence (PCM windows through mfcc.tflite)."""
+@pytest.mark.parametrize("export, variant, renderer", [("default", "int8", "hybrid"), ("mfcc", "float32", "vgnet")])
+def test_the_mobile_demo_writes_a_video_with_sound_without_tensorflow(export, variant, renderer, request, shared_data, tmp_path):
+    """The default export (the packaged model's) with the hybrid renderer, and an MFCC export resting
+    on silence (PCM windows through mfcc.tflite, the silence offset) with the vgnet renderer."""
     import av
     import imageio_ffmpeg
 
@@ -232,7 +232,7 @@ def test_the_mobile_demo_writes_a_video_with_sound_without_tensorflow(export, va
         assert json.load(handle)["rest_on_silence"] == model.rests_on_silence
     output = tmp_path / "demo.mp4"
     demo = os.path.join(REPO, "mobile_demo", "demo.py")
-    argv = [demo, "--models", folder, "--variant", variant, "--audio",
+    argv = [demo, "--models", folder, "--variant", variant, "--renderer", renderer, "--audio",
             os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"), "--output", str(output)]
     # TensorFlow made unimportable: the demo must run on LiteRT, numpy and OpenCV (and PocketSphinx) alone.
     runner = f"import sys, runpy; sys.modules['tensorflow'] = None; sys.argv = {argv!r}; runpy.run_path({demo!r}, run_name='__main__')"

@@ -67,12 +67,13 @@ def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode, size", [("--paste-back", (994, 1736)), ("--crop", (128, 128)), ("--panels", (128, 512))])
+@pytest.mark.parametrize("mode, size", [(("--paste-back",), (994, 1736)), (("--renderer", "vgnet"), (994, 1736)),
+                                        (("--crop",), (128, 128)), (("--panels",), (256, 1280))])
 def test_generate_writes_a_video_with_sound(shared_data, untrained_model, tmp_path, mode, size):
     output = tmp_path / "out.mp4"
     marks = tmp_path / "marks.npy"
     result = _run("--image", _photo(shared_data, "image_sample.jpg"), "--audio", _speech(shared_data),  # 6 s
-                  "--output", str(output), "--model", untrained_model, mode, "--landmarks-out", str(marks))
+                  "--output", str(output), "--model", untrained_model, *mode, "--landmarks-out", str(marks))
     assert result.returncode == 0, result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith(f"wrote {output}: 150 frames (6.00 s of video)") and "frames/s" in summary
@@ -195,6 +196,26 @@ def test_every_audio_format_and_rate(shared_data, talker, tmp_path):
         assert abs(len(frames) - seconds * 25) <= 1, name
         assert summary.frames == len(frames), name
         assert abs(audio_seconds - seconds) < 0.1, name
+
+
+@pytest.mark.slow
+def test_both_renderers_through_the_api_keep_the_upper_face(shared_data, talker, tmp_path):
+    """`save` and `write_video` with each renderer; the rows above the nose stay the photo's (up to H.264)."""
+    from atvg_tf.errors import InputError
+
+    result = talker.generate(_photo(shared_data), _speech(shared_data))
+    nose = int(talker.renderer(talker.identity(_photo(shared_data))).renderer.box[1])  # the hybrid region's top
+    for renderer in ("hybrid", "vgnet"):
+        talker.save(result, str(tmp_path / f"{renderer}.mp4"), renderer=renderer)
+        frames, _ = _decode(tmp_path / f"{renderer}.mp4")
+        assert len(frames) == len(result.frames) and frames[0].shape == result.image.shape
+        upper = np.abs(np.stack(frames)[:, :nose].astype(int) - result.image[:nose]).mean()
+        assert upper < 3, (renderer, upper)
+    summary = talker.write_video(result.image, _speech(shared_data), str(tmp_path / "api.mp4"), renderer="vgnet")
+    assert summary.frames == len(result.frames)
+    with pytest.raises(InputError, match="unknown renderer 'warp'"):
+        talker.save(result, str(tmp_path / "bad.mp4"), renderer="warp")
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 @pytest.mark.slow

@@ -1,0 +1,178 @@
+"""The `hybrid` renderer: the photo's own lower face, warped at full resolution by the predicted
+landmarks, with VG-net painting only the inside of an opening mouth."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from atvg_tf.rendering.face_points import (
+    ANCHOR_POINTS,
+    INNER_LIPS,
+    JAW_MOVING,
+    MOVING_POINTS,
+    OUTER_LIPS,
+    inner_aperture,
+    lower_face_box,
+    mouth_width,
+)
+from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp
+
+# The warped region reaches this fraction of the jaw's width beyond the lower-face landmarks.
+REGION_MARGIN = 0.25
+# Fixed points per side of the warped region (its edge never moves, so no box edge can show).
+BORDER_POINTS = 6
+# The mouth is filled from VG-net once the inner lips open wider than the photo's by OPEN_FROM
+# crop pixels (at 128 px), fully after a further OPEN_RANGE: a closed mouth stays the photo's.
+OPEN_FROM, OPEN_RANGE = 0.5, 2.0
+# VG-net trained on one speaker paints a faint interior; a real opening darkens towards its middle.
+CAVITY_DARKENING = 0.55
+
+
+def crop_to_photo(points: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """[..., 2] crop pixels -> photo pixels with the [2, 3] crop -> photo matrix."""
+    return np.asarray(points, np.float64) @ inverse[:, :2].T + inverse[:, 2]
+
+
+def border_ring(width: int, height: int, per_side: int = BORDER_POINTS) -> np.ndarray:
+    """[4 * (per_side - 1), 2] points along the edge of a (width, height) image, corners included."""
+    xs, ys = np.linspace(0, width - 1, per_side), np.linspace(0, height - 1, per_side)
+    top, bottom = np.stack([xs, np.zeros_like(xs)], 1), np.stack([xs[::-1], np.full_like(xs, height - 1)], 1)
+    right, left = np.stack([np.full_like(ys, width - 1), ys], 1), np.stack([np.zeros_like(ys), ys[::-1]], 1)
+    return np.concatenate([top[:-1], right[:-1], bottom[:-1], left[:-1]])
+
+
+class HybridRenderer:
+    """Renders full-resolution frames of one photo from predicted landmarks and VG-net's crops.
+
+    Everything outside the lower-face region is the photo, pixel for pixel; inside it the photo is
+    warped piecewise-affinely so that the lips and jaw follow the predicted landmarks (only the
+    jaw and mouth points move; the nose, the upper jaw line and the region's edge stay), and the
+    inside of an opening mouth comes from VG-net's frame, colour-matched to the photo's lips.
+
+    Args:
+        photo: RGB uint8 [H, W, 3].
+        transform: [2, 3] photo -> crop similarity of the aligned face.
+        identity_landmarks: [68, 2] the photo's landmarks in crop pixels.
+        crop_size: side of VG-net's crops.
+        motion_gain: factor on the predicted motion (predicted minus the photo's landmarks).
+    """
+
+    def __init__(self, photo: np.ndarray, transform: np.ndarray, identity_landmarks: np.ndarray, crop_size: int = 128,
+                 motion_gain: float = 1.0):
+        self.photo = np.ascontiguousarray(photo)
+        self.inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
+        self.identity_landmarks = np.asarray(identity_landmarks, np.float64)
+        self.motion_gain = float(motion_gain)
+        self.pixels_per_crop_pixel = float(np.sqrt(abs(np.linalg.det(self.inverse[:, :2]))))
+        self.open_scale = crop_size / 128.0
+        self.rest_aperture = float(inner_aperture(self.identity_landmarks))
+        rest = crop_to_photo(self.identity_landmarks, self.inverse)
+        self.box = lower_face_box(rest, self.photo.shape, REGION_MARGIN)
+        x0, y0, x1, y1 = self.box
+        self.origin = np.array([x0, y0], np.float64)
+        self.region = self.photo[y0:y1, x0:x1].copy()
+        self.crop_to_region = self.inverse - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
+        rest = rest - self.origin
+        width, height = x1 - x0, y1 - y0
+        anchors = [i for i in ANCHOR_POINTS if 1 <= rest[i, 0] < width - 1 and 1 <= rest[i, 1] < height - 1]
+        self.moving = [i for i in MOVING_POINTS if 0 <= rest[i, 0] < width and 0 <= rest[i, 1] < height]
+        self.source_points = np.concatenate([rest[self.moving], rest[anchors], border_ring(width, height)])
+        self.warp = PiecewiseAffineWarp(self.source_points, (width, height))
+        self._canvas = self.photo.copy()
+
+    def placed_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
+        """[..., 68, 2] crop px: where the photo's landmarks go for predicted `landmarks`.
+
+        The mouth follows the prediction; the jaw line only moves up and down with it (AT-nets
+        trained on one speaker pull an unseen face's jaw sideways towards that speaker's shape,
+        which a warp would show as a swollen cheek).
+        """
+        motion = self.motion_gain * (np.asarray(landmarks, np.float64) - self.identity_landmarks)
+        motion[..., list(JAW_MOVING), 0] = 0.0
+        return self.identity_landmarks + motion
+
+    def render(self, crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """One full-resolution frame (a reused buffer: encode or copy it before the next call).
+
+        Args:
+            crop: VG-net's frame, RGB uint8 [S, S, 3].
+            landmarks: the predicted [68, 2] landmarks in crop pixels.
+        """
+        landmarks = self.placed_landmarks(landmarks)
+        moved = crop_to_photo(landmarks, self.crop_to_region)
+        destination = self.source_points.copy()
+        destination[: len(self.moving)] = moved[self.moving]
+        face = self.warp(self.region, destination)
+        aperture = float(inner_aperture(landmarks))
+        opening = (aperture - self.rest_aperture) / self.open_scale
+        weight = float(np.clip((opening - OPEN_FROM) / OPEN_RANGE, 0.0, 1.0))
+        if self.rest_aperture > 0 and weight > 0:  # a photo with an open mouth: its own teeth, stretched, keep a share
+            weight *= 1.0 - self.rest_aperture / aperture
+        if weight > 0:
+            self._fill_mouth(face, crop, moved, weight)
+        x0, y0, x1, y1 = self.box
+        self._canvas[y0:y1, x0:x1] = face
+        return self._canvas
+
+    def _fill_mouth(self, face: np.ndarray, crop: np.ndarray, moved: np.ndarray, weight: float) -> None:
+        """Blends VG-net's mouth interior into `face` (region pixels, in place) inside the inner lips."""
+        height, width = face.shape[:2]
+        lips = moved[list(OUTER_LIPS)]
+        pad = 0.15 * mouth_width(moved)
+        left, top = np.maximum(np.floor(lips.min(axis=0) - pad).astype(int), 0)
+        right, bottom = np.minimum(np.ceil(lips.max(axis=0) + pad).astype(int), [width, height])
+        if right - left < 2 or bottom - top < 2:
+            return
+        size = (right - left, bottom - top)
+        offset = np.array([left, top], np.float64)
+        to_box = self.crop_to_region - np.array([[0, 0, left], [0, 0, top]], np.float64)
+        painted = cv2.warpAffine(crop, to_box, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        inner = _polygon_mask(moved[list(INNER_LIPS)] - offset, size)
+        ring = _polygon_mask(lips - offset, size) > 0
+        ring &= inner == 0
+        patch = face[top:bottom, left:right]
+        matched = match_colours(painted, patch, ring) * cavity_shading(inner, CAVITY_DARKENING * weight)[..., None]
+        sigma = max(1.0, 0.03 * mouth_width(moved))
+        alpha = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), sigma)[..., None] * weight
+        patch[:] = np.clip(patch + alpha * (matched - patch.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
+
+
+def cavity_shading(inner: np.ndarray, strength: float) -> np.ndarray:
+    """float32 [H, W] factors: 1 at the inner lips' edge, 1 - strength at the deepest point inside."""
+    depth = cv2.distanceTransform(inner, cv2.DIST_L2, 3)
+    deepest = float(depth.max())
+    if deepest <= 0:
+        return np.ones(inner.shape, np.float32)
+    return 1.0 - strength * np.sqrt(depth / deepest)
+
+
+def _polygon_mask(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [H, W] mask (1 inside) of a polygon given in pixels of a (width, height) image."""
+    mask = np.zeros(size[::-1], np.uint8)
+    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 1, lineType=cv2.LINE_AA, shift=4)
+    return mask
+
+
+def match_colours(source: np.ndarray, reference: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`source` recoloured so that its pixels at `where` match `reference`'s there.
+
+    Lightness is scaled (an interior half as light as VG-net's lips stays half as light as the
+    photo's lips) and the Lab colour axes are shifted by the difference of the means.
+
+    Args:
+        source, reference: RGB uint8 [H, W, 3] of the same size (VG-net's mouth, the photo's).
+        where: bool [H, W], the pixels compared (the lips around the opening).
+
+    Returns:
+        float32 RGB [H, W, 3] in 0..255.
+    """
+    source_lab = cv2.cvtColor(source.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    if where.sum() < 8:
+        return source.astype(np.float32)
+    reference_lab = cv2.cvtColor(reference.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    source_mean, reference_mean = source_lab[where].mean(axis=0), reference_lab[where].mean(axis=0)
+    matched = source_lab + (reference_mean - source_mean)
+    matched[..., 0] = source_lab[..., 0] * np.clip(reference_mean[0] / max(source_mean[0], 1.0), 0.5, 2.0)
+    matched[..., 0] = np.clip(matched[..., 0], 0, 100)
+    return np.clip(cv2.cvtColor(matched.astype(np.float32), cv2.COLOR_LAB2RGB) * 255.0, 0, 255)

@@ -1,0 +1,119 @@
+"""The renderers on a synthetic photo whose face sits where known landmarks say (no TensorFlow, no model)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from atvg_tf.rendering.face_points import OUTER_LIPS, inner_aperture
+from atvg_tf.rendering.hybrid_renderer import HybridRenderer
+from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp
+from atvg_tf.rendering.vgnet_renderer import VGNetRenderer
+from tests.helpers import CROP, IDENTITY, SCALE, SHIFT, TRANSFORM, synthetic_photo
+
+LOWER_LIP_OUTER, LOWER_LIP_INNER = (55, 56, 57, 58, 59), (65, 66, 67)
+
+
+def opened(amount):
+    """IDENTITY with the lower lip (outer and inner contour) and the chin lowered by `amount` crop px."""
+    landmarks = IDENTITY.copy()
+    landmarks[list(LOWER_LIP_OUTER + LOWER_LIP_INNER), 1] += amount
+    landmarks[6:11, 1] += amount / 2
+    return landmarks
+
+
+def red_centroid(image):
+    red = (image[..., 0] > 150) & (image[..., 1] < 90)
+    rows, columns = np.nonzero(red)
+    return np.array([columns.mean(), rows.mean()])
+
+
+def upper_face_rows(shift=SHIFT):
+    """Photo rows above the nose base, where nothing may change."""
+    return slice(0, int((IDENTITY[29, 1]) * SCALE + shift[1]))
+
+
+def test_the_warp_keeps_unmoved_images_exact_and_moves_points_by_their_displacement():
+    points = np.array([[0, 0], [199, 0], [0, 149], [199, 149], [100, 75], [60, 50], [140, 100]], float)
+    warp = PiecewiseAffineWarp(points, (200, 150))
+    image = np.random.default_rng(1).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(warp(image, points), image)
+    moved = points.copy()
+    moved[4] += [6, 4]
+    dx, dy = warp.displacement(moved)
+    np.testing.assert_allclose([dx[79, 106], dy[79, 106]], [-6, -4], atol=0.2)  # output (106, 79) samples source (100, 75)
+    assert dx[0].max() == dx[:, 0].max() == 0  # the image's edge stays
+
+
+def test_silence_renders_the_photo_itself():
+    photo = synthetic_photo()
+    grey = np.full((CROP, CROP, 3), 128, np.uint8)
+    frame = HybridRenderer(photo, TRANSFORM, IDENTITY).render(grey, IDENTITY)
+    np.testing.assert_array_equal(frame, photo)
+    # VG-net pixels leave the photo only where its attention says the face changes.
+    frame = VGNetRenderer(photo, TRANSFORM, IDENTITY).render(grey, IDENTITY, np.zeros((CROP, CROP, 1), np.float32))
+    np.testing.assert_array_equal(frame, photo)
+
+
+@pytest.mark.parametrize("renderer", ["hybrid", "vgnet"])
+def test_an_opening_mouth_leaves_the_upper_face_identical(renderer):
+    photo = synthetic_photo()
+    crop = np.zeros((CROP, CROP, 3), np.uint8)
+    if renderer == "hybrid":
+        frame = HybridRenderer(photo, TRANSFORM, IDENTITY).render(crop, opened(6))
+    else:
+        frame = VGNetRenderer(photo, TRANSFORM, IDENTITY).render(crop, opened(6), np.ones((CROP, CROP, 1), np.float32))
+    rows = upper_face_rows()
+    np.testing.assert_array_equal(frame[rows], photo[rows])
+    assert np.abs(frame.astype(int) - photo).max() > 50  # and the mouth did change
+
+
+def test_the_warp_moves_the_lips_by_the_predicted_displacement():
+    photo = synthetic_photo()
+    renderer = HybridRenderer(photo, TRANSFORM, IDENTITY)
+    moved = IDENTITY.copy()
+    moved[48:68] += [2.0, 3.0]  # the whole mouth, not opening: crop px
+    frame = renderer.render(np.zeros((CROP, CROP, 3), np.uint8), moved)
+    np.testing.assert_allclose(red_centroid(frame) - red_centroid(photo), np.array([2.0, 3.0]) * SCALE, atol=1.0)
+
+
+def vgnet_like_crop(landmarks, interior):
+    """A crop as VG-net paints it: skin, pink lips, the opening in `interior` grey."""
+    crop = np.full((CROP, CROP, 3), 160, np.uint8)
+    cv2.fillPoly(crop, [np.round(landmarks[list(OUTER_LIPS)]).astype(np.int32)], (180, 70, 80))
+    cv2.fillPoly(crop, [np.round(landmarks[60:68]).astype(np.int32)], (interior,) * 3)
+    return crop
+
+
+def test_the_inner_mouth_comes_from_vgnet_only_when_the_mouth_opens():
+    photo = synthetic_photo()
+    black, white = vgnet_like_crop(opened(6), 20), vgnet_like_crop(opened(6), 120)
+    renderer = HybridRenderer(photo, TRANSFORM, IDENTITY)
+    for landmarks in (IDENTITY, opened(0.3)):  # closed, or opening less than OPEN_FROM
+        assert inner_aperture(landmarks) - inner_aperture(IDENTITY) < 0.5
+        np.testing.assert_array_equal(renderer.render(black, landmarks), renderer.render(white, landmarks))
+    landmarks = opened(6)
+    dark, light = renderer.render(black, landmarks).astype(int), renderer.render(white, landmarks).astype(int)
+    inner = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(landmarks[60:68] * SCALE + SHIFT).astype(np.int32)], 1)
+    differs = np.abs(dark - light).max(axis=2) > 0
+    assert differs[inner > 0].mean() > 0.9  # VG-net paints inside the opening ...
+    lips = np.zeros_like(inner)
+    cv2.fillPoly(lips, [np.round(landmarks[list(OUTER_LIPS)] * SCALE + SHIFT).astype(np.int32)], 1)
+    grown = cv2.dilate(lips, np.ones((9, 9), np.uint8))
+    assert not differs[grown == 0].any()  # ... and nowhere outside the mouth
+    assert dark[inner > 0].mean() < photo[inner > 0].mean() - 40  # an opening is darker than the lips were
+
+
+@pytest.mark.parametrize("renderer", ["hybrid", "vgnet"])
+def test_a_face_cut_by_the_photo_border(renderer):
+    shift = np.array([-60.0, 120.0])  # the left cheek and the chin outside a 300 x 320 photo
+    photo = synthetic_photo(300, 320, shift)
+    transform = np.array([[1 / SCALE, 0, -shift[0] / SCALE], [0, 1 / SCALE, -shift[1] / SCALE]])
+    crop = np.zeros((CROP, CROP, 3), np.uint8)
+    if renderer == "hybrid":
+        frame = HybridRenderer(photo, transform, IDENTITY).render(crop, opened(6))
+    else:
+        frame = VGNetRenderer(photo, transform, IDENTITY).render(crop, opened(6), np.ones((CROP, CROP, 1), np.float32))
+    assert frame.shape == photo.shape
+    rows = upper_face_rows(shift)
+    np.testing.assert_array_equal(frame[rows], photo[rows])
