@@ -77,6 +77,7 @@ class LiteTalkingFace:
                 self.inference.update(json.load(handle))
         self._identity: dict[str, np.ndarray] = {}
         self._offset = np.zeros((1, 136), np.float32)
+        self.attention: np.ndarray | None = None
 
     @staticmethod
     def _zero_states(runner) -> dict[str, np.ndarray]:

@@ -110,7 +110,7 @@ class TalkingFaceModel:
     def hybrid_motion_gain(self) -> float:
         """Factor on the motion the hybrid renderer gives the photo (`training.json`:
         inference.hybrid_motion_gain, default 1): chosen so that the rendered mouth of unseen people
-        opens as widely as theirs does (README, "Motion strength")."""
+        opens as widely as theirs does (README, "Renderers: what reaches the video")."""
         return float(self.inference.get("hybrid_motion_gain", 1.0))
 
     @property

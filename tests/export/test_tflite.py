@@ -28,7 +28,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from atvg_lite import LiteTalkingFace, frame_count, pcm_window  # noqa: E402
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
-INFERENCE = {"rest_on_silence": True, "silence_frames": SILENCE_FRAMES, "silence_settled": SILENCE_SETTLED}
+INFERENCE = {"rest_on_silence": True, "silence_frames": SILENCE_FRAMES, "silence_settled": SILENCE_SETTLED, "hybrid_motion_gain": 1.0}
 
 
 @pytest.fixture(scope="module")

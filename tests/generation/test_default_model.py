@@ -97,10 +97,10 @@ def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_pat
             writer.write(load_image(photo))
     compression = np.abs(decode("still.mp4") - original).max(axis=(0, 3))
     changed = np.abs(pasted - original).max(axis=(0, 3)) - compression > 40  # pixels that ever differ from the photo
-    rows, columns = np.nonzero(changed)
-    height, width = original.shape[:2]
-    assert rows.min() > 0.25 * height and columns.min() > 0.25 * width  # only around the mouth and chin
-    assert rows.max() < 0.9 * height and columns.max() < 0.75 * width
+    rows, _ = np.nonzero(changed)
+    height = original.shape[0]
+    # Only the mouth, chin and jaw line, which in this close-up spans the photo's width and bottom edge.
+    assert rows.min() > 0.5 * height  # nothing at or above the eyes
     assert np.abs(pasted[:, :20] - original[:20]).mean() < 3  # the top of the photo is untouched
 
 
