@@ -18,15 +18,12 @@ import numpy as np
 from skimage.color import deltaE_ciede2000
 
 from atvg_tf.rendering.face_points import INNER_LIPS, LOWER_FACE, OUTER_LIPS, inner_aperture
+from atvg_tf.rendering.hybrid_renderer import crop_to_photo
 
 SHARPNESS_GROW = 0.10
 STATIC_GROW = 0.15
 CLOSED_FRACTION = 0.25
 NAMES = ("sharpness_ratio", "static_region_error", "lip_colour_delta_e")
-
-
-def _to_photo(points: np.ndarray, inverse: np.ndarray) -> np.ndarray:
-    return np.asarray(points, np.float64) @ inverse[:, :2].T + inverse[:, 2]
 
 
 def _hull_mask(points: np.ndarray, shape: tuple[int, int], grow: float) -> np.ndarray:
@@ -68,11 +65,11 @@ class RenderScorer:
         self.photo = photo
         self.inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
         shape = photo.shape[:2]
-        points = _to_photo(identity_landmarks, self.inverse)
+        points = crop_to_photo(identity_landmarks, self.inverse)
         width = float(np.linalg.norm(points[14] - points[2]))
         lower = points[list(LOWER_FACE)]
         self.changeable = _hull_mask(lower, shape, SHARPNESS_GROW * width)
-        box = _to_photo(np.array([[0, 0], [crop_size, 0], [crop_size, crop_size], [0, crop_size]], np.float64), self.inverse)
+        box = crop_to_photo(np.array([[0, 0], [crop_size, 0], [crop_size, crop_size], [0, crop_size]], np.float64), self.inverse)
         self.static = _hull_mask(box, shape, 0) & ~_hull_mask(lower, shape, STATIC_GROW * width)
         self.grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
         self.photo_sharpness = _laplacian_variance(self.grey, self.changeable)
@@ -84,7 +81,7 @@ class RenderScorer:
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         self.sharpness.append(_laplacian_variance(grey, self.changeable) / max(self.photo_sharpness, 1e-9))
         self.static_errors.append(float(np.abs(grey[self.static].astype(np.float32) - self.grey[self.static]).mean()))
-        points = _to_photo(placed_landmarks, self.inverse)
+        points = crop_to_photo(placed_landmarks, self.inverse)
         self.lip_colours.append(_mean_lab(frame, _lip_ring(points, frame.shape[:2])))
         self.apertures.append(float(inner_aperture(placed_landmarks)))
 

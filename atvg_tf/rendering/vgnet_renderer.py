@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from atvg_tf.rendering.face_points import LOWER_FACE, lower_face_box
+from atvg_tf.rendering.hybrid_renderer import crop_to_photo
 
 # Attention above this counts fully as "changes" (VG-net's sigmoid rarely reaches 1 away from the mouth).
 ATTENTION_FULL = 0.5
@@ -33,7 +34,7 @@ class VGNetRenderer:
         self.crop_size = crop_size
         self.identity_landmarks = np.asarray(identity_landmarks, np.float64)
         inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
-        photo_points = self.identity_landmarks @ inverse[:, :2].T + inverse[:, 2]
+        photo_points = crop_to_photo(self.identity_landmarks, inverse)
         self.x0, self.y0, self.x1, self.y1 = lower_face_box(photo_points, self.photo.shape, REGION_MARGIN)
         self.inverse = inverse - np.array([[0, 0, self.x0], [0, 0, self.y0]], np.float64)
         self.size = (self.x1 - self.x0, self.y1 - self.y0)
