@@ -10,6 +10,7 @@ from atvg_tf.rendering.face_points import (
     ANCHOR_POINTS,
     INNER_LIPS,
     JAW_MOVING,
+    LOWER_FACE,
     MOVING_POINTS,
     OUTER_LIPS,
     inner_aperture,
@@ -20,6 +21,10 @@ from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp
 
 # The warped region reaches this fraction of the jaw's width beyond the lower-face landmarks.
 REGION_MARGIN = 0.25
+# The motion fades to nothing within this fraction of the jaw's width outside the lower face's hull
+# (fixed points there), so the cheeks, the face's outline and the hair beside it stay the photo's.
+FALLOFF = 0.15
+FALLOFF_POINTS = 32
 # Fixed points per side of the warped region (its edge never moves, so no box edge can show).
 BORDER_POINTS = 6
 # The mouth is filled from VG-net once the inner lips open wider than the photo's by OPEN_FROM
@@ -32,6 +37,18 @@ CAVITY_DARKENING = 0.55
 def crop_to_photo(points: np.ndarray, inverse: np.ndarray) -> np.ndarray:
     """[..., 2] crop pixels -> photo pixels with the [2, 3] crop -> photo matrix."""
     return np.asarray(points, np.float64) @ inverse[:, :2].T + inverse[:, 2]
+
+
+def grown_hull(points: np.ndarray, grow: float, count: int = FALLOFF_POINTS) -> np.ndarray:
+    """[count, 2] points evenly spaced along the convex hull of `points` [K, 2], pushed `grow` pixels outwards."""
+    hull = cv2.convexHull(np.asarray(points, np.float32))[:, 0].astype(np.float64)
+    closed = np.concatenate([hull, hull[:1]])
+    lengths = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+    along = np.concatenate([[0.0], np.cumsum(lengths)])
+    spots = np.linspace(0.0, along[-1], count, endpoint=False)
+    ring = np.stack([np.interp(spots, along, closed[:, axis]) for axis in (0, 1)], axis=1)
+    outwards = ring - hull.mean(axis=0)
+    return ring + grow * outwards / np.maximum(np.linalg.norm(outwards, axis=1, keepdims=True), 1e-9)
 
 
 def border_ring(width: int, height: int, per_side: int = BORDER_POINTS) -> np.ndarray:
@@ -47,8 +64,9 @@ class HybridRenderer:
 
     Everything outside the lower-face region is the photo, pixel for pixel; inside it the photo is
     warped piecewise-affinely so that the lips and jaw follow the predicted landmarks (only the
-    jaw and mouth points move; the nose, the upper jaw line and the region's edge stay), and the
-    inside of an opening mouth comes from VG-net's frame, colour-matched to the photo's lips.
+    jaw and mouth points move; the nose, the upper jaw line, a ring just outside the lower face
+    and the region's edge stay), and the inside of an opening mouth comes from VG-net's frame,
+    colour-matched to the photo's lips.
 
     Args:
         photo: RGB uint8 [H, W, 3].
@@ -75,9 +93,14 @@ class HybridRenderer:
         self.crop_to_region = self.inverse - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
         rest = rest - self.origin
         width, height = x1 - x0, y1 - y0
-        anchors = [i for i in ANCHOR_POINTS if 1 <= rest[i, 0] < width - 1 and 1 <= rest[i, 1] < height - 1]
+        def inside(points: np.ndarray) -> np.ndarray:
+            return points[(points[:, 0] >= 1) & (points[:, 0] < width - 1) & (points[:, 1] >= 1) & (points[:, 1] < height - 1)]
+
+        jaw_width = float(np.linalg.norm(rest[14] - rest[2]))
+        falloff = inside(grown_hull(rest[list(LOWER_FACE)], FALLOFF * jaw_width))
+        anchors = inside(rest[list(ANCHOR_POINTS)])
         self.moving = [i for i in MOVING_POINTS if 0 <= rest[i, 0] < width and 0 <= rest[i, 1] < height]
-        self.source_points = np.concatenate([rest[self.moving], rest[anchors], border_ring(width, height)])
+        self.source_points = np.concatenate([rest[self.moving], anchors, falloff, border_ring(width, height)])
         self.warp = PiecewiseAffineWarp(self.source_points, (width, height))
         self._canvas = self.photo.copy()
 

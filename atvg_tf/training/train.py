@@ -184,18 +184,23 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
     raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
 
 
-def initialise_from(model: keras.Model, network: str, source: str) -> None:
-    """Copies the weights of a trained network (model folder or `.keras` file, read in safe mode) into `model`."""
+def trained_weights(network: str, source: str) -> list:
+    """The weights (numpy arrays) of a trained network (`atnet`, or `vgnet`'s generator) in a model folder
+    or `.keras` file, read in safe mode."""
     path = os.path.join(source, f"{network}.keras") if os.path.isdir(source) else source
     if not os.path.isfile(path):
         raise InputError(f"init_from: {path} not found; give a model folder with {network}.keras or a .keras file.")
     trained = keras.saving.load_model(path, compile=False, safe_mode=True)
-    if isinstance(trained, VGNetGAN):
-        trained = trained.generator
+    return (trained.generator if isinstance(trained, VGNetGAN) else trained).get_weights()
+
+
+def initialise_from(model: keras.Model, network: str, source: str) -> None:
+    """Copies the weights of a trained network (model folder or `.keras` file, read in safe mode) into `model`."""
+    weights = trained_weights(network, source)
     try:
-        model.set_weights(trained.get_weights())
+        model.set_weights(weights)
     except ValueError as error:
-        raise InputError(f"init_from: {path} does not fit this run's {network} ({error}); use the same model preset.") from None
+        raise InputError(f"init_from: {source} does not fit this run's {network} ({error}); use the same model preset.") from None
 
 
 def train(

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from atvg_tf.rendering.face_points import OUTER_LIPS, inner_aperture
-from atvg_tf.rendering.hybrid_renderer import HybridRenderer
+from atvg_tf.rendering.face_points import LOWER_FACE, OUTER_LIPS, inner_aperture
+from atvg_tf.rendering.hybrid_renderer import FALLOFF, HybridRenderer
 from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp
 from atvg_tf.rendering.vgnet_renderer import VGNetRenderer
 from tests.helpers import CROP, IDENTITY, SCALE, SHIFT, TRANSFORM, synthetic_photo
@@ -65,6 +65,21 @@ def test_an_opening_mouth_leaves_the_upper_face_identical(renderer):
     rows = upper_face_rows()
     np.testing.assert_array_equal(frame[rows], photo[rows])
     assert np.abs(frame.astype(int) - photo).max() > 50  # and the mouth did change
+
+
+def test_the_motion_fades_out_next_to_the_lower_face():
+    """With the chin dropped far, the photo outside the lower face's hull grown by FALLOFF stays exact
+    (cheeks, the face's outline and the hair beside it do not wobble)."""
+    photo = synthetic_photo()
+    frame = HybridRenderer(photo, TRANSFORM, IDENTITY).render(np.zeros((CROP, CROP, 3), np.uint8), opened(12))
+    points = (IDENTITY[list(LOWER_FACE)] * SCALE + SHIFT).astype(np.float32)
+    near = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillConvexPoly(near, np.round(cv2.convexHull(points)).astype(np.int32), 1)
+    radius = FALLOFF * np.linalg.norm(points[14 - 2] - points[0]) + 8  # + the resampling kernel and field grid
+    grow = 2 * int(np.ceil(radius)) + 1
+    near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))).astype(bool)
+    changed = np.abs(frame.astype(int) - photo).max(axis=-1) > 0
+    assert changed.sum() > 100 and not (changed & ~near).any()
 
 
 def test_the_warp_moves_the_lips_by_the_predicted_displacement():
