@@ -243,6 +243,7 @@ def _run_generate(args) -> int:
 
     if not args.output.lower().endswith(".mp4"):
         raise InputError(f"--output must end in .mp4, got {args.output}.")
+    _check_generate_outputs(args)
     image = load_image(args.image)
     next(iter_audio(args.audio))  # fail fast on unusable speech, before the models load
     if args.motion_gain is not None and not 0.0 <= args.motion_gain <= 5.0:
@@ -256,6 +257,22 @@ def _run_generate(args) -> int:
         )
     print(summary)
     return 0
+
+
+def _check_generate_outputs(args) -> None:
+    """Refuses, before any work, outputs that would replace an input, land on a folder or in a missing one."""
+    inputs = {"--image": args.image, "--audio": args.audio}
+    for flag, path in (("--output", args.output), ("--landmarks-out", args.landmarks_out)):
+        if path is None:
+            continue
+        if os.path.isdir(path):
+            raise InputError(f"{flag} {path} is a folder; give a file name inside it.")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise InputError(f"cannot write {flag} {path}: {folder} is not a writable folder; create it or choose another path.")
+        for name, source in inputs.items():
+            if os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
+                raise InputError(f"{flag} {path} is the {name} file itself; choose another {flag} (atvg never overwrites its inputs).")
 
 
 def _add_export(subparsers) -> None:

@@ -131,6 +131,32 @@ def test_bad_inputs_fail_with_one_line_and_no_output(shared_data, untrained_mode
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["output is the audio", "output is a folder", "landmarks into a missing folder",
+                                  "landmarks onto the photo"])
+def test_outputs_that_would_replace_an_input_or_miss_their_folder_are_refused_first(shared_data, untrained_model, tmp_path,
+                                                                                     capsys, case):
+    image, audio = tmp_path / "face.jpg", tmp_path / "clip.mp4"
+    image.write_bytes(open(_photo(shared_data), "rb").read())
+    audio.write_bytes(open(os.path.join(shared_data, "wild", "retalking_1.mp4"), "rb").read())  # a video with sound
+    before = {path.name: path.read_bytes() for path in (image, audio)}
+    output, landmarks, expected = tmp_path / "out.mp4", None, "is the --audio file itself"
+    if case == "output is a folder":
+        output, expected = tmp_path / "videos.mp4", "is a folder"
+        output.mkdir()
+    elif case == "landmarks into a missing folder":
+        landmarks, expected = tmp_path / "missing" / "marks.npy", "not a writable folder"
+    elif case == "landmarks onto the photo":
+        landmarks, expected = image, "is the --image file itself"
+    else:
+        output = audio
+    args = ["--image", str(image), "--audio", str(audio), "--output", str(output), "--model", untrained_model, "--crop", "--quiet"]
+    code, last = _main(capsys, *args, *(["--landmarks-out", str(landmarks)] if landmarks else []))
+    assert code == 2 and last.startswith("atvg generate: error:") and expected in last, last
+    assert {path.name: path.read_bytes() for path in (image, audio)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["face.jpg", "clip.mp4"] + (["videos.mp4"] if output.is_dir() else []))
+
+
 def test_several_faces_use_the_largest_with_a_warning_and_face_index_picks(shared_data, untrained_model, tmp_path, capsys, caplog):
     big = cv2.imread(_photo(shared_data))
     small = cv2.resize(cv2.imread(_photo(shared_data, "EzraMiller_00075.jpg")), (180, 180))
