@@ -229,6 +229,13 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--renderer", choices=["hybrid", "vgnet"], default="hybrid",
                         help="hybrid (default): the photo's own face at full resolution, its lips and jaw moved by the predicted "
                         "landmarks, VG-net only inside an opening mouth; vgnet: VG-net's 128 px frames where the face changes (the paper)")
+    parser.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto",
+                        help="what runs the networks: litert (the model's TF-Lite models, built once per model and precision and "
+                        "cached in ~/.cache/atvg_tf/litert or $ATVG_CACHE_DIR/litert), keras, or auto (default: keras where TensorFlow "
+                        "sees a GPU, else litert)")
+    parser.add_argument("--precision", choices=["float32", "float16", "dynamic", "int8"],
+                        help="the TF-Lite variant (implies litert; default: dynamic, int8 weights, within 50 dB PSNR of Keras; "
+                        "int8: int8 activations too, furthest from Keras)")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
     parser.add_argument("--motion-gain", type=float, metavar="G",
                         help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it)")
@@ -237,18 +244,26 @@ def _add_generate(subparsers) -> None:
 
 
 def _run_generate(args) -> int:
+    from atvg_tf.export.litert_runtime import load_model, resolve_runtime
     from atvg_tf.frontend.audio import iter_audio
     from atvg_tf.frontend.image import load_image
     from atvg_tf.generation.talking_face import TalkingFace
 
     if not args.output.lower().endswith(".mp4"):
         raise InputError(f"--output must end in .mp4, got {args.output}.")
+    runtime, precision = resolve_runtime(args.runtime, args.precision)
+    if runtime == "keras":
+        from atvg_tf._native import import_quietly
+
+        import_quietly(args.verbose)
     _check_generate_outputs(args)
     image = load_image(args.image)
     next(iter_audio(args.audio))  # fail fast on unusable speech, before the models load
     if args.motion_gain is not None and not 0.0 <= args.motion_gain <= 5.0:
         raise InputError(f"--motion-gain must be between 0 and 5, got {args.motion_gain}.")
-    with TalkingFace(args.model, args.landmarks) as talker:
+    model = load_model(args.model, runtime, precision,
+                       progress=None if args.quiet else lambda message: print(f"atvg generate: {message}", file=sys.stderr))
+    with TalkingFace(model, args.landmarks) as talker:
         if args.motion_gain is not None:
             talker.model.landmark_space.motion_gain = args.motion_gain
         summary = talker.write_video(
@@ -372,9 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        from atvg_tf._native import import_quietly
+        if args.command != "generate":  # generate imports TensorFlow only for the keras runtime
+            from atvg_tf._native import import_quietly
 
-        import_quietly(args.verbose)
+            import_quietly(args.verbose)
         return args.handler(args)
     except (AtvgError, OSError) as error:
         # The user's input or environment: one line that says what to do (a traceback only when asked).

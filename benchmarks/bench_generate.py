@@ -4,12 +4,18 @@ Each case runs the real command in a fresh process on a photo and speech of the 
 (the shared `test.wav` repeated), and reports:
   - frames/s of the generation (face detection, AT-net, VG-net, rendering into the photo with each
     of --renderers, H.264 + AAC encoding),
-  - the time to the first encoded frame (from the start of the generation, model already loaded),
+  - the time to the first encoded frame from the start of the generation (model loaded, "warm") and
+    from the start of the process ("cold": the process's wall time minus the generation's time after
+    its first frame, so it includes Python's exit and is, if anything, a little long),
   - the process's wall time including Python, TensorFlow and model loading,
   - its peak resident memory (ru_maxrss).
 The paper-size model is freshly initialised (speed does not depend on the weights).
 
     python benchmarks/bench_generate.py --models default paper --seconds 10 600 [--renderers hybrid vgnet]
+        [--runtimes keras litert] [--precisions dynamic int8]
+
+The LiteRT runtime's TF-Lite models are built (and cached) by an untimed run on one second of
+speech first: the figures are for a warm cache, as every run after a model's first.
 """
 
 from __future__ import annotations
@@ -52,6 +58,14 @@ def write_speech(source: str, seconds: float, path: str) -> None:
         container.mux(stream.encode())
 
 
+def speech_file(data: str, seconds: float, scratch: str) -> str:
+    """`seconds` of the shared speech in `scratch` (written once)."""
+    path = os.path.join(scratch, f"speech_{seconds:g}s.wav")
+    if not os.path.exists(path):
+        write_speech(os.path.join(data, "atvgnet", "audio", "test.wav"), seconds, path)
+    return path
+
+
 def paper_model(folder: str) -> str:
     """A model folder with freshly initialised paper-size AT-net and VG-net."""
     import shutil
@@ -68,10 +82,12 @@ def paper_model(folder: str) -> str:
 
 
 def run(model: str, model_dir: str | None, image: str, speech: str, seconds: float, mode: str, scratch: str,
-        renderer: str = "hybrid") -> dict:
+        renderer: str = "hybrid", runtime: str = "keras", precision: str | None = None) -> dict:
     output = os.path.join(scratch, "out.mp4")
     command = [sys.executable, "-m", "atvg_tf.cli", "generate", "--image", image, "--audio", speech,
-               "--output", output, f"--{mode}", "--renderer", renderer, "--quiet"]
+               "--output", output, f"--{mode}", "--renderer", renderer, "--quiet", "--runtime", runtime]
+    if precision:
+        command += ["--precision", precision]
     if model_dir:
         command += ["--model", model_dir]
     log_path = os.path.join(scratch, "log.txt")
@@ -90,10 +106,12 @@ def run(model: str, model_dir: str | None, image: str, speech: str, seconds: flo
         "model": model,
         "mode": mode,
         "renderer": renderer,
+        "runtime": runtime if runtime == "keras" else f"{runtime} {precision}",
         "audio_seconds": seconds,
         "frames": frames,
         "frames_per_second": fps,
         "first_frame_seconds": first,
+        "first_frame_from_process_start_seconds": round(wall - (generation_seconds - first), 2),
         "generation_seconds": generation_seconds,
         "process_seconds": round(wall, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
@@ -108,20 +126,26 @@ def main() -> None:
     parser.add_argument("--image", default="atvgnet/image/image_sample.jpg", help="photo, relative to --data")
     parser.add_argument("--mode", default="paste-back", choices=["paste-back", "crop", "panels"])
     parser.add_argument("--renderers", nargs="+", default=["hybrid"], choices=["hybrid", "vgnet"], help="renderers to time")
+    parser.add_argument("--runtimes", nargs="+", default=["keras", "litert"], choices=["keras", "litert"])
+    parser.add_argument("--precisions", nargs="+", default=["dynamic"], choices=["float32", "float16", "dynamic", "int8"],
+                        help="litert variants to time")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for model in args.models:
             model_dir = None if model == "default" else paper_model(os.path.join(scratch, "paper")) if model == "paper" else model
-            for seconds in args.seconds:
-                speech = os.path.join(scratch, f"speech_{seconds:g}s.wav")
-                if not os.path.exists(speech):
-                    write_speech(os.path.join(args.data, "atvgnet", "audio", "test.wav"), seconds, speech)
-                for renderer in args.renderers:
-                    row = run(model, model_dir, os.path.join(args.data, args.image), speech, seconds, args.mode, scratch, renderer)
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
+            image = os.path.join(args.data, args.image)
+            runtimes = [("keras", None)] * ("keras" in args.runtimes) + [("litert", p) for p in args.precisions] * ("litert" in args.runtimes)
+            for runtime, precision in runtimes:
+                if runtime == "litert":  # build the cached TF-Lite models, untimed
+                    run(model, model_dir, image, speech_file(args.data, 1, scratch), 1, args.mode, scratch, "vgnet", runtime, precision)
+                for seconds in args.seconds:
+                    speech = speech_file(args.data, seconds, scratch)
+                    for renderer in args.renderers:
+                        row = run(model, model_dir, image, speech, seconds, args.mode, scratch, renderer, runtime, precision)
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)

@@ -14,13 +14,12 @@ import time
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from atvg_tf.data import records
 from atvg_tf.data.prepare_config import ClipJob, PrepareConfig, PrepareError
 from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.frontend import phones
-from atvg_tf.frontend.audio import AudioError, MfccWindows, load_audio, shift_audio
+from atvg_tf.frontend.audio import AudioError, load_audio, mfcc_windows, shift_audio
 from atvg_tf.frontend.augment import speech_augmenter
 from atvg_tf.frontend.face.alignment import clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
@@ -64,7 +63,6 @@ class ClipPreparer:
             config.backend, config.face_model, config.allow_download, fallback=config.landmark_fallback
         )
         self.pca = load_pca(config.pca_path)
-        self.windows = MfccWindows(config.audio)
         self.augment = speech_augmenter() if config.audio_variants else None
 
     def __call__(self, job: ClipJob) -> dict:
@@ -154,7 +152,7 @@ class ClipPreparer:
         if self.augment is not None:
             seed = int.from_bytes(hashlib.sha256(clip_id.encode()).digest()[:4], "little")
             waveforms += [self.augment(waveform, seed + variant) for variant in range(self.config.audio_variants)]
-        mfcc = np.stack([self.windows(tf.constant(w), tf.constant(num_frames, tf.int32)).numpy() for w in waveforms])
+        mfcc = np.stack([mfcc_windows(w, num_frames, self.config.audio) for w in waveforms])
         if not self.config.phones:
             return mfcc, None
         return mfcc, np.stack([phones.phone_windows(w, num_frames) for w in waveforms])

@@ -27,7 +27,8 @@ import tensorflow as tf
 
 from atvg_tf.errors import InputError
 from atvg_tf.export.pca_ops import landmark_ops
-from atvg_tf.frontend.audio import AudioConfig, MfccWindows
+from atvg_tf.frontend.audio import AudioConfig
+from atvg_tf.frontend.mfcc_graph import MfccWindows
 from atvg_tf.generation.model import SILENCE_SETTLED, TalkingFaceModel
 from atvg_tf.utils.files import atomic_folder
 

@@ -14,13 +14,15 @@ Four models (three for an AT-net that hears phones only), each with one signatur
     (`atvg_tf.frontend.phones.PhoneWindowStream`, run on the device beside the models: 0.56 s of look-ahead).
   - `vgnet_step.tflite`, per frame: `identity_frame`, `identity_landmarks`, the identity
     encodings, `landmarks` [1, 136] crop pixels and `mmcrnn_h`, `mmcrnn_c` -> `frame` [1, 128, 128, 3] in [-1, 1],
-    `attention` [1, 128, 128, 1], `next_mmcrnn_h`, `next_mmcrnn_c`.
+    `attention` [1, 128, 128, 1], `motion` [1, 128, 128, 3] in [-1, 1] (the motion/colour map, for
+    panels), `next_mmcrnn_h`, `next_mmcrnn_c`.
 States start at zero; feed each `next_*` output back as the `*` input of the next frame.
 `inference.json` says whether the model rests on silence (`TalkingFaceModel.silence_offset`): if
 `rest_on_silence`, run `atnet_step` on `silence_frames` frames of silence from zero states when a
 photo is set, take the mean of `landmarks - identity_landmarks` from frame `silence_settled` on,
 and subtract it from every frame's `landmarks` before `vgnet_step` (mobile_demo/atvg_lite.py does).
-`hybrid_motion_gain` is the factor on the motion the hybrid renderer gives the photo.
+`hybrid_motion_gain` is the factor on the motion the hybrid renderer gives the photo; `motion_gain`
+the factor on AT-net's motion that `atnet_step` already applies.
 
 Variants of the three networks: float32, float16 (weights), dynamic (int8 weights, float
 activations) and int8 (int8 weights and activations calibrated on the real faces and speech shipped
@@ -44,7 +46,7 @@ import tensorflow as tf
 from atvg_tf._native import quiet_stderr
 from atvg_tf.errors import InputError
 from atvg_tf.export.pca_ops import landmark_ops
-from atvg_tf.frontend.audio import AudioConfig, mel_filter_bank
+from atvg_tf.frontend.audio import AudioConfig, cepstra_matrix, mel_filter_bank
 from atvg_tf.frontend.face.alignment import align_face
 from atvg_tf.frontend.image import to_unit
 from atvg_tf.frontend.phones import one_hot
@@ -82,11 +84,7 @@ class MfccFrontEnd(tf.Module):
         self.dft_real = tf.constant(np.cos(angle).astype(np.float32))
         self.dft_imag = tf.constant(np.sin(angle).astype(np.float32))
         self.filter_bank = tf.constant(mel_filter_bank(c))
-        n, k = np.arange(c.num_mel_bins)[:, None], np.arange(c.num_cepstra)[None]
-        dct = np.cos(np.pi * k * (2 * n + 1) / (2 * c.num_mel_bins)) * np.sqrt(2.0 / c.num_mel_bins)
-        dct[:, 0] /= np.sqrt(2.0)
-        lifter = 1.0 + c.cepstral_lifter / 2.0 * np.sin(np.pi * np.arange(c.num_cepstra) / c.cepstral_lifter)
-        self.dct = tf.constant((dct * lifter[None])[:, 1:].astype(np.float32))  # c0 dropped
+        self.dct = tf.constant(cepstra_matrix(c))
 
     def __call__(self, pcm: tf.Tensor) -> tf.Tensor:
         """[1, 4880] PCM -> [1, 1, 28, 12] MFCC window."""
@@ -139,7 +137,7 @@ class StreamingGraphs:
         def vgnet_step(identity_frame, identity_landmarks, landmarks, **inputs):
             vgnet_landmarks = self.pca.vgnet_landmarks(landmarks, identity_landmarks)[:, None]
             out = self.vgnet({"identity_frame": identity_frame, "landmarks": vgnet_landmarks, **inputs})
-            return {"frame": out["frames"][:, 0], "attention": out["attention"][:, 0],
+            return {"frame": out["frames"][:, 0], "attention": out["attention"][:, 0], "motion": out["motion"][:, 0],
                     **{n: v for n, v in out.items() if n.startswith("next_")}}
 
         pcm = tf.TensorSpec([1, pcm_window_samples()], tf.float32, name="pcm")
@@ -329,7 +327,7 @@ def export_tflite(
         written[filename] = path
     with atomic_write(os.path.join(directory, INFERENCE_FILE)) as handle:
         json.dump({"rest_on_silence": model.rests_on_silence, "silence_frames": SILENCE_FRAMES, "silence_settled": SILENCE_SETTLED,
-                   "hybrid_motion_gain": model.hybrid_motion_gain}, handle, indent=1)
+                   "hybrid_motion_gain": model.hybrid_motion_gain, "motion_gain": model.landmark_space.motion_gain}, handle, indent=1)
     written[INFERENCE_FILE] = os.path.join(directory, INFERENCE_FILE)
     with open(os.path.join(directory, "README.md"), "w") as handle:
         handle.write("# atvg-tf streaming TF-Lite models\n\n" + __doc__)

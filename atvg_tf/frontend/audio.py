@@ -1,21 +1,22 @@
 """Audio front end: speech file -> 16 kHz mono waveform -> MFCC -> one 28 x 12 window per video frame.
 
 The MFCC reproduces `python_speech_features.mfcc(signal, 16000, winstep=0.01)` (the features the
-ATVGnet release was trained on) with TensorFlow ops only, so the same function can run inside an
-exported graph. The mel filter bank is the one that library builds (triangles on floored FFT bin
-indices); TensorFlow's own `linear_to_mel_weight_matrix` gives different features.
+ATVGnet release was trained on) with numpy, so generation needs no TensorFlow; `mfcc_graph` has
+the same in TensorFlow ops for exported graphs. The mel filter bank is the one that library builds
+(triangles on floored FFT bin indices); TensorFlow's own `linear_to_mel_weight_matrix` gives
+different features.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Iterator
 
 import av
 import numpy as np
-import tensorflow as tf
 
 from atvg_tf.errors import InputError
 from atvg_tf.utils.presets import Presets
@@ -207,97 +208,53 @@ def mel_filter_bank(config: AudioConfig = AudioConfig()) -> np.ndarray:
     return bank.T.astype(np.float32)
 
 
-def _lifter(config: AudioConfig) -> np.ndarray:
+@functools.lru_cache(maxsize=4)
+def _filter_bank64(config: AudioConfig) -> np.ndarray:
+    return mel_filter_bank(config).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def cepstra_matrix(config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Log mel energies -> the 12 coefficients, [num_mel_bins, 12] float32: the orthonormal DCT-II,
+    liftered, c0 dropped (python_speech_features replaces c0 by the log frame energy; it is not used)."""
+    n, k = np.arange(config.num_mel_bins)[:, None], np.arange(config.num_cepstra)[None]
+    dct = np.cos(np.pi * k * (2 * n + 1) / (2 * config.num_mel_bins)) * np.sqrt(2.0 / config.num_mel_bins)
+    dct[:, 0] /= np.sqrt(2.0)
+    return (dct * cepstral_lifter(config)[None])[:, 1:].astype(np.float32)
+
+
+def cepstral_lifter(config: AudioConfig) -> np.ndarray:
+    """python_speech_features' sinusoidal lifter [num_cepstra]."""
     n = np.arange(config.num_cepstra, dtype=np.float64)
     half = config.cepstral_lifter / 2.0
     return (1.0 + half * np.sin(np.pi * n / config.cepstral_lifter)).astype(np.float32)
 
 
-class Mfcc(tf.Module):
-    """Waveform -> MFCC matrix [rows, 12] with TensorFlow ops (python_speech_features parity).
+def mfcc(waveform: np.ndarray, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Waveform -> MFCC matrix [rows, 12] float32 (python_speech_features parity), with numpy.
 
     Rows are 10 ms apart; the signal tail is zero-padded to `1 + ceil((N - 400) / 160)` rows as
-    python_speech_features does.
+    python_speech_features does. `mfcc_graph.Mfcc` computes the same in TensorFlow ops.
     """
-
-    def __init__(self, config: AudioConfig = AudioConfig(), name: str | None = None):
-        super().__init__(name=name)
-        self.config = config
-        self._filter_bank = tf.constant(mel_filter_bank(config))
-        self._lifter = tf.constant(_lifter(config))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
-    def __call__(self, waveform: tf.Tensor) -> tf.Tensor:
-        """Args: waveform: 1-D float32. Returns: [rows, num_coefficients] float32."""
-        c = self.config
-        waveform = tf.convert_to_tensor(waveform, tf.float32)
-        emphasized = tf.concat([waveform[:1], waveform[1:] - c.preemphasis * waveform[:-1]], axis=0)
-        length = tf.shape(emphasized)[0]
-        extra = tf.maximum(length - c.frame_length, 0)
-        num_rows = 1 + (extra + c.frame_step - 1) // c.frame_step
-        padded_length = (num_rows - 1) * c.frame_step + c.frame_length
-        emphasized = tf.pad(emphasized, [[0, padded_length - length]])
-        frames = tf.signal.frame(emphasized, c.frame_length, c.frame_step)
-        spectrum = tf.signal.rfft(frames, fft_length=[c.fft_length])
-        power = (tf.math.real(spectrum) ** 2 + tf.math.imag(spectrum) ** 2) / c.fft_length
-        mel = tf.matmul(power, self._filter_bank)
-        # python_speech_features replaces exact zeros by float64 machine epsilon before the log.
-        mel = tf.where(mel == 0.0, tf.constant(np.finfo(np.float64).eps, tf.float32), mel)
-        cepstra = tf.signal.dct(tf.math.log(mel), type=2, norm="ortho")[:, : c.num_cepstra]
-        cepstra = cepstra * self._lifter
-        # python_speech_features replaces c0 by the log frame energy; c0 is dropped either way.
-        return cepstra[:, 1:]
+    c = config
+    waveform = np.asarray(waveform, np.float64).reshape(-1)
+    emphasized = np.concatenate([waveform[:1], waveform[1:] - c.preemphasis * waveform[:-1]])
+    rows = 1 + -(-max(emphasized.size - c.frame_length, 0) // c.frame_step)
+    emphasized = np.pad(emphasized, (0, (rows - 1) * c.frame_step + c.frame_length - emphasized.size))
+    frames = np.lib.stride_tricks.sliding_window_view(emphasized, c.frame_length)[:: c.frame_step]
+    power = np.abs(np.fft.rfft(frames, n=c.fft_length)) ** 2 / c.fft_length
+    mel = power @ _filter_bank64(c)
+    # python_speech_features replaces exact zeros by float64 machine epsilon before the log.
+    mel[mel == 0.0] = np.finfo(np.float64).eps
+    return (np.log(mel) @ cepstra_matrix(c).astype(np.float64)).astype(np.float32)
 
 
-class MfccWindows(tf.Module):
+def mfcc_windows(waveform: np.ndarray, num_frames: int | None = None, config: AudioConfig | None = None) -> np.ndarray:
     """Waveform -> one 28 x 12 MFCC window per video frame, centred on that frame.
 
     Frame t gets MFCC rows [(t - 3) * 4, (t + 4) * 4) of the unpadded signal: the waveform is
     padded with 0.12 s of zeros at both ends (and with more zeros at the end when the audio is
     shorter than the requested frames), so every frame has a full window.
-    """
-
-    def __init__(self, config: AudioConfig = AudioConfig(), name: str | None = None):
-        super().__init__(name=name)
-        self.config = config
-        self.mfcc = Mfcc(config)
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.float32, name="waveform"),
-            tf.TensorSpec([], tf.int32, name="num_frames"),
-        ]
-    )
-    def __call__(self, waveform: tf.Tensor, num_frames: tf.Tensor) -> tf.Tensor:
-        """Args: waveform: 1-D float32 at 16 kHz; num_frames: video frames N.
-
-        Returns: [N, 28, 12] float32.
-        """
-        c = self.config
-        rows_per_frame = c.mfcc_rows_per_video_frame
-        pad = c.padding_samples
-        padded = tf.pad(waveform, [[pad, pad]])
-        rows_needed = rows_per_frame * (num_frames - 1) + c.window_mfcc_frames
-        samples_needed = c.frame_length + c.frame_step * (rows_needed - 1)
-        padded = tf.pad(padded, [[0, tf.maximum(samples_needed - tf.shape(padded)[0], 0)]])
-        features = self.mfcc(padded)
-        windows = tf.signal.frame(features, c.window_mfcc_frames, rows_per_frame, axis=0)
-        return windows[:num_frames]
-
-
-_DEFAULT_WINDOWS: MfccWindows | None = None
-
-
-def _default_windows() -> MfccWindows:
-    """One module for the default configuration, so its graphs are traced once per process."""
-    global _DEFAULT_WINDOWS
-    if _DEFAULT_WINDOWS is None:
-        _DEFAULT_WINDOWS = MfccWindows()
-    return _DEFAULT_WINDOWS
-
-
-def mfcc_windows(waveform: np.ndarray, num_frames: int | None = None, config: AudioConfig | None = None) -> np.ndarray:
-    """Numpy convenience wrapper around `MfccWindows`.
 
     Args:
         waveform: 1-D float32 waveform at `config.sample_rate`.
@@ -307,13 +264,22 @@ def mfcc_windows(waveform: np.ndarray, num_frames: int | None = None, config: Au
     Returns:
         [num_frames, 28, 12] float32 array.
     """
-    module = _default_windows() if config is None or config == AudioConfig() else MfccWindows(config)
+    c = config or AudioConfig()
     waveform = np.asarray(waveform, np.float32).reshape(-1)
     if num_frames is None:
-        num_frames = num_video_frames(waveform.size, module.config)
+        num_frames = num_video_frames(waveform.size, c)
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}.")
-    return module(tf.constant(waveform), tf.constant(num_frames, tf.int32)).numpy()
+    padded = np.pad(waveform, (c.padding_samples, c.padding_samples))
+    rows_needed = c.mfcc_rows_per_video_frame * (num_frames - 1) + c.window_mfcc_frames
+    padded = np.pad(padded, (0, max(c.frame_length + c.frame_step * (rows_needed - 1) - padded.size, 0)))
+    return _windows_of(mfcc(padded, c), c)[:num_frames]
+
+
+def _windows_of(rows: np.ndarray, c: AudioConfig) -> np.ndarray:
+    """MFCC rows [R, 12] -> the windows of 28 rows every 4 rows [n, 28, 12]."""
+    windows = np.lib.stride_tricks.sliding_window_view(rows, c.window_mfcc_frames, axis=0)[:: c.mfcc_rows_per_video_frame]
+    return np.ascontiguousarray(windows.transpose(0, 2, 1))
 
 
 class MfccWindowStream:
@@ -329,7 +295,6 @@ class MfccWindowStream:
 
     def __init__(self, config: AudioConfig | None = None):
         self.config = config or AudioConfig()
-        self._mfcc = _default_windows().mfcc if self.config == AudioConfig() else Mfcc(self.config)
         c = self.config
         self._hop = c.samples_per_video_frame
         # Padded samples frame t's window reads: MFCC rows [4t, 4t + 28) of the padded signal,
@@ -370,8 +335,7 @@ class MfccWindowStream:
         if count <= 0:
             return np.zeros((0, c.window_mfcc_frames, c.num_coefficients), np.float32)
         length = self._span + self._hop * (count - 1)
-        rows = self._mfcc(tf.constant(self._pending[:length])).numpy()[1:]  # the extra first row only fed pre-emphasis
-        windows = np.lib.stride_tricks.sliding_window_view(rows, c.window_mfcc_frames, axis=0)[:: c.mfcc_rows_per_video_frame]
+        rows = mfcc(self._pending[:length], c)[1:]  # the extra first row only fed pre-emphasis
         self._pending = self._pending[self._hop * count:]
         self._emitted += count
-        return np.ascontiguousarray(windows.transpose(0, 2, 1))
+        return _windows_of(rows, c)

@@ -6,7 +6,6 @@ The package ships one (`atvg_tf/assets/default_model`), used whenever no folder 
 
 from __future__ import annotations
 
-import json
 import os
 
 import keras
@@ -19,7 +18,8 @@ from atvg_tf.frontend.audio_windows import audio_windows
 from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.image import to_uint8, to_unit
-from atvg_tf.generation.landmark_space import OFFICIAL_FILE, CropLandmarks, OfficialLandmarks
+from atvg_tf.generation.landmark_space import CropLandmarks
+from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, ModelSettings, check_model_folder, read_part, read_pca, read_settings
 from atvg_tf.models import layers as _custom_layers  # noqa: F401  (registers the custom layers for loading)
 from atvg_tf.models.atnet import audio_inputs
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream, initial_states, next_states
@@ -27,8 +27,7 @@ from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_en
 # The silence AT-net is run on to find a face's rest pose (`TalkingFaceModel.silence_offset`): 16
 # frames from zero states, averaged from frame 4 on, once the LSTMs have settled.
 SILENCE_FRAMES, SILENCE_SETTLED = 16, 4
-DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "default_model")
-MODEL_FILES = ("atnet.keras", "vgnet.keras", "pca.npz")
+__all__ = ["DEFAULT_MODEL_DIR", "FrameStreamer", "TalkingFaceModel"]
 
 
 class TalkingFaceModel:
@@ -43,9 +42,11 @@ class TalkingFaceModel:
 
     def __init__(
         self, atnet: keras.Model, vgnet: keras.Model, pca: LandmarkPCA, info: dict | None = None,
-        landmark_space: CropLandmarks | None = None,
+        landmark_space: CropLandmarks | None = None, directory: str | None = None,
     ):
         self.atnet, self.vgnet, self.pca, self.info = atnet, vgnet, pca, info or {}
+        self.settings = ModelSettings(self.info)
+        self.directory = directory  # the folder it was loaded from (None when built in memory)
         self.crop_size = int(vgnet.input["identity_frame"].shape[1])
         self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size, self.inference.get("motion_gain", 1.0))
         self._stream: dict | None = None  # the streaming models, built on first use
@@ -54,27 +55,18 @@ class TalkingFaceModel:
     def load(cls, directory: str | None = None) -> TalkingFaceModel:
         """Loads a model folder (the packaged default model when `directory` is None)."""
         directory = directory or DEFAULT_MODEL_DIR
-        missing = [name for name in MODEL_FILES if not os.path.isfile(os.path.join(directory, name))]
-        if missing:
-            raise InputError(
-                f"{directory} is not a model folder (missing {', '.join(missing)}); pass --model with a folder "
-                f"written by training/train_default_model.py."
-            )
-        info = _read_part(os.path.join(directory, "training.json"), _read_json) if os.path.isfile(os.path.join(directory, "training.json")) else {}
-        vgnet = _read_part(os.path.join(directory, "vgnet.keras"), keras.saving.load_model)
-        atnet = _read_part(os.path.join(directory, "atnet.keras"), keras.saving.load_model)
-        pca = _read_part(os.path.join(directory, "pca.npz"), LandmarkPCA.load)
-        official = os.path.join(directory, OFFICIAL_FILE)
-        space = None
-        if os.path.isfile(official):
-            space = _read_part(official, lambda path: OfficialLandmarks.load(path, pca, int(vgnet.input["identity_frame"].shape[1])))
-        return cls(atnet, vgnet, pca, info, space)
+        check_model_folder(directory)
+        settings = read_settings(directory)
+        vgnet = read_part(os.path.join(directory, "vgnet.keras"), keras.saving.load_model)
+        atnet = read_part(os.path.join(directory, "atnet.keras"), keras.saving.load_model)
+        pca = read_pca(directory)
+        space = settings.landmark_space(directory, pca, int(vgnet.input["identity_frame"].shape[1]))
+        return cls(atnet, vgnet, pca, settings.info, space, directory)
 
     @property
     def landmark_backend(self) -> str:
-        """The landmark detector the model was trained with (`training.json`), so photos and clips
-        are aligned as its training data: dlib for converted official models, else what `atvg prepare` used."""
-        return self.info.get("landmark_backend") or self.info.get("data", {}).get("landmarks") or "mediapipe"
+        """The landmark detector the model was trained with (`ModelSettings.landmark_backend`)."""
+        return self.settings.landmark_backend
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         """How to align a face with these landmarks (the first frame's, for a clip) for this model.
@@ -100,18 +92,13 @@ class TalkingFaceModel:
 
     @property
     def inference(self) -> dict:
-        """The inference settings of `training.json` (`motion_gain`, `rest_on_silence`,
-        `hybrid_motion_gain`); converted official models describe their convention there in words
-        instead, which sets nothing."""
-        settings = self.info.get("inference")
-        return settings if isinstance(settings, dict) else {}
+        """The inference settings of `training.json` (`ModelSettings.inference`)."""
+        return self.settings.inference
 
     @property
     def hybrid_motion_gain(self) -> float:
-        """Factor on the motion the hybrid renderer gives the photo (`training.json`:
-        inference.hybrid_motion_gain, default 1): chosen so that the rendered mouth of unseen people
-        opens as widely as theirs does (README, "Renderers: what reaches the video")."""
-        return float(self.inference.get("hybrid_motion_gain", 1.0))
+        """Factor on the motion the hybrid renderer gives the photo (`ModelSettings.hybrid_motion_gain`)."""
+        return self.settings.hybrid_motion_gain
 
     @property
     def rests_on_silence(self) -> bool:
@@ -120,7 +107,7 @@ class TalkingFaceModel:
         AT-nets trained on real-world speech learn a slightly open mouth for pauses; such models
         subtract `silence_offset`, so silence shows the face as the photo shows it.
         """
-        return bool(self.inference.get("rest_on_silence", False))
+        return self.settings.rests_on_silence
 
     def silence_windows(self) -> dict[str, np.ndarray]:
         """AT-net's audio windows of SILENCE_FRAMES frames of silence."""
@@ -282,25 +269,6 @@ class _Compiled:
 
     def __call__(self, inputs: dict) -> dict:
         return self._call(inputs)
-
-
-def _read_json(path: str) -> dict:
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def _read_part(path: str, read):
-    """Reads one file of a model folder; a damaged or foreign file is an `InputError` naming it.
-
-    Keras reads `.keras` files in safe mode (no code from the file runs) and numpy without pickle.
-    """
-    try:
-        return read(path)
-    except Exception as error:  # each reader raises its own types for a damaged file
-        raise InputError(
-            f"cannot read {path} ({error.__class__.__name__}: {str(error).splitlines()[0][:200] if str(error) else 'no details'}); "
-            f"the model folder is damaged or was not written by atvg: copy it again or give another --model."
-        ) from error
 
 
 def _frames_out(outputs: dict) -> dict:

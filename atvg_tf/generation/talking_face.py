@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,7 +26,10 @@ from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.image import load_image
 from atvg_tf.frontend.video_writer import Mp4Writer
 from atvg_tf.generation.compose import FaceRenderer, composer
-from atvg_tf.generation.model import TalkingFaceModel
+
+if TYPE_CHECKING:
+    from atvg_tf.generation.litert_model import LiteRTModel
+    from atvg_tf.generation.model import TalkingFaceModel
 
 FPS = 25
 
@@ -85,7 +89,8 @@ class TalkingFace:
     """Loads a model once and turns (photo, speech) pairs into talking-face videos.
 
     Args:
-        model: a `TalkingFaceModel`, a model folder, or None for the packaged default model.
+        model: a `TalkingFaceModel` or `LiteRTModel` (`atvg_tf.export.litert_runtime.load_model`: the
+            networks run in LiteRT), a model folder, or None for the packaged default model (Keras).
         landmarks: landmark backend for the photo (`mediapipe` or `dlib`); by default the model's
             (`TalkingFaceModel.landmark_backend`: dlib for converted official models, else the
             backend its training data was prepared with), which falls back to dlib when MediaPipe's
@@ -96,14 +101,18 @@ class TalkingFace:
 
     def __init__(
         self,
-        model: TalkingFaceModel | str | None = None,
+        model: TalkingFaceModel | LiteRTModel | str | None = None,
         landmarks: str | None = None,
         chunk_frames: int = 32,
         first_chunk_frames: int = 4,
     ):
         if min(chunk_frames, first_chunk_frames) < 1:
             raise ValueError(f"chunk sizes must be at least 1, got {chunk_frames} and {first_chunk_frames}.")
-        self.model = model if isinstance(model, TalkingFaceModel) else TalkingFaceModel.load(model)
+        if model is None or isinstance(model, str):
+            from atvg_tf.generation.model import TalkingFaceModel  # TensorFlow: not for a LiteRTModel
+
+            model = TalkingFaceModel.load(model)
+        self.model = model
         # A backend the user named is used or refused; the default may fall back to dlib offline.
         self.detector = create_landmark_detector(landmarks or self.model.landmark_backend, fallback=landmarks is None)
         self.chunk_frames, self.first_chunk_frames = chunk_frames, first_chunk_frames

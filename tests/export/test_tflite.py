@@ -100,10 +100,12 @@ def test_only_builtin_ops(exported, default_model, mfcc_exported):
 
 
 @pytest.mark.slow
-def test_inference_settings_are_written(exported, default_model, mfcc_exported):
-    """inference.json tells the app whether to rest on silence, with the Keras model's silence run."""
-    expected = {**INFERENCE, "rest_on_silence": default_model.rests_on_silence}  # True for the packaged model
-    for folder, settings in ((exported, expected), (mfcc_exported, INFERENCE)):
+def test_inference_settings_are_written(exported, default_model, mfcc_exported, mfcc_model):
+    """inference.json tells the app whether to rest on silence, with the Keras model's silence run,
+    and the motion gain atnet_step applies."""
+    expected = {**INFERENCE, "rest_on_silence": default_model.rests_on_silence, "motion_gain": default_model.landmark_space.motion_gain}
+    mfcc_expected = {**INFERENCE, "motion_gain": mfcc_model.landmark_space.motion_gain}
+    for folder, settings in ((exported, expected), (mfcc_exported, mfcc_expected)):
         with open(os.path.join(folder, "inference.json")) as handle:
             assert json.load(handle) == settings
     with open(os.path.join(exported, "README.md")) as handle:

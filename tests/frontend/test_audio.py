@@ -4,7 +4,8 @@ import av
 import numpy as np
 import pytest
 
-from atvg_tf.frontend.audio import AudioError, Mfcc, load_audio, mfcc_windows, num_video_frames, shift_audio
+from atvg_tf.frontend.audio import AudioError, load_audio, mfcc, mfcc_windows, num_video_frames, shift_audio
+from atvg_tf.frontend.mfcc_graph import Mfcc, MfccWindows
 from tests.helpers import grid_clip
 
 
@@ -18,15 +19,22 @@ def _speech_files(shared):
 
 
 def test_mfcc_matches_python_speech_features_on_real_speech(shared_data):
+    """Both front ends: numpy (generation, prepare) and TensorFlow ops (the SavedModel's graph)."""
     from python_speech_features import mfcc as reference_mfcc
 
-    mfcc = Mfcc()
+    graph = Mfcc()
     for path in _speech_files(shared_data):
         waveform = load_audio(path)
         expected = reference_mfcc(waveform, 16000, winstep=0.01)[:, 1:]
-        ours = mfcc(waveform).numpy()
-        assert ours.shape == expected.shape, path
-        assert np.abs(ours - expected).max() < 1e-3, path
+        for ours in (mfcc(waveform), graph(waveform).numpy()):
+            assert ours.shape == expected.shape, path
+            assert np.abs(ours - expected).max() < 1e-3, path
+
+
+def test_the_numpy_and_graph_windows_agree(shared_data):
+    waveform = load_audio(grid_clip(shared_data))
+    for frames in (1, 75, 90):
+        np.testing.assert_allclose(mfcc_windows(waveform, frames), MfccWindows()(waveform, frames).numpy(), atol=2e-4)
 
 
 def test_each_window_is_the_28_mfcc_rows_centred_on_its_frame(shared_data):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import abc
 import logging
 import os
+import sys
+import types
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -137,7 +139,7 @@ class MediaPipeLandmarker(LandmarkDetector):
 
     def __init__(self, model_path: str | None = None, allow_download: bool = True, max_faces: int = 4):
         self.model_path = assets.find_face_landmarker_model(model_path, allow_download)
-        from mediapipe.tasks.python import BaseOptions, vision
+        BaseOptions, vision = _import_mediapipe_tasks()
 
         self._vision = vision
         self._base_options = BaseOptions
@@ -320,3 +322,36 @@ def describe(detector: LandmarkDetector) -> dict:
         "model_file": os.path.basename(detector.model_path),
         "model_sha256": assets.file_sha256(detector.model_path),
     }
+
+
+def _import_mediapipe_tasks():
+    """`mediapipe.tasks.python`'s BaseOptions and vision, without TensorFlow or matplotlib.
+
+    mediapipe.tasks imports `tensorflow.tools.docs.doc_controls` (only for its API documentation)
+    whenever TensorFlow is installed, and its vision package imports `matplotlib.pyplot` (only for
+    drawing helpers atvg never calls): seconds of start-up for `atvg generate --runtime litert`,
+    which needs neither. Stand-ins for those modules are in place while mediapipe loads and are
+    removed afterwards, so a later `import tensorflow` or `import matplotlib` gets the real package.
+    """
+    stand_ins = {}
+    if "tensorflow" not in sys.modules:
+        stand_ins.update(_stand_ins(("tensorflow", "tensorflow.tools", "tensorflow.tools.docs", "tensorflow.tools.docs.doc_controls")))
+        stand_ins["tensorflow.tools.docs.doc_controls"].do_not_generate_docs = lambda item: item
+    if "matplotlib" not in sys.modules:
+        stand_ins.update(_stand_ins(("matplotlib", "matplotlib.pyplot")))
+    sys.modules.update(stand_ins)
+    try:
+        from mediapipe.tasks.python import BaseOptions, vision
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return BaseOptions, vision
+
+
+def _stand_ins(names: tuple[str, ...]) -> dict[str, types.ModuleType]:
+    """Empty modules for a dotted chain of names, each an attribute of its parent."""
+    modules = {name: types.ModuleType(name) for name in names}
+    for parent, child in zip(names, names[1:]):
+        setattr(modules[parent], child.rsplit(".", 1)[1], modules[child])
+    return modules

@@ -1,0 +1,141 @@
+"""Which runtime runs a model's networks in `atvg generate`: Keras, or LiteRT on its cached TF-Lite export.
+
+    from atvg_tf.export.litert_runtime import load_model
+    from atvg_tf.generation.talking_face import TalkingFace
+    with TalkingFace(load_model(runtime="litert", precision="dynamic")) as talker:
+        talker.write_video("face.jpg", "talk.mp3", "out.mp4")
+
+The TF-Lite models of a model folder are built by `export_tflite` on first use and kept in the user
+cache (`$ATVG_CACHE_DIR`, else `~/.cache/atvg_tf/litert/`), one folder per (model files, precision,
+library versions, export code): a later run finds them and never imports TensorFlow for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from collections.abc import Callable
+
+from atvg_tf import __version__
+from atvg_tf.errors import InputError
+from atvg_tf.frontend.face.assets import cache_dir
+from atvg_tf.generation.landmark_space import OFFICIAL_FILE
+from atvg_tf.generation.litert_model import LiteRTModel
+from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, MODEL_FILES, check_model_folder
+from atvg_tf.utils.files import atomic_folder, sha256_file
+
+RUNTIMES = ("auto", "keras", "litert")
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+# The fastest variant within the parity bound with Keras (>= 50 dB PSNR on the frames, README);
+# int8 is faster still but only on request (it is further from Keras).
+DEFAULT_PRECISION = "dynamic"
+# What the TF-Lite models are made of besides the model files: the code that writes the graphs.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_EXPORT_CODE = ("export", "models", os.path.join("generation", "landmark_space.py"), os.path.join("frontend", "audio.py"))
+_VERSIONED = ("tensorflow", "keras", "ai-edge-litert")
+
+
+def default_runtime() -> str:
+    """`keras` where TensorFlow sees a GPU, else `litert` (TensorFlow is imported only when a GPU driver is present)."""
+    gpus = "/proc/driver/nvidia/gpus"
+    if not (os.path.isdir(gpus) and os.listdir(gpus)):
+        return "litert"
+    import tensorflow as tf
+
+    return "keras" if tf.config.list_physical_devices("GPU") else "litert"
+
+
+def load_model(model_dir: str | None = None, runtime: str = "auto", precision: str | None = None, threads: int | None = None,
+               progress: Callable[[str], None] | None = None):
+    """A model folder (None: the packaged default) ready for `TalkingFace`, on the chosen runtime.
+
+    Args:
+        runtime: `keras`, `litert` or `auto` (`default_runtime`).
+        precision: litert only: float32, float16, dynamic (default) or int8.
+        threads: litert only: threads per network (default: the machine's cores).
+        progress: told, once, when the TF-Lite models are built (the first run of a model and precision).
+
+    Returns:
+        A `TalkingFaceModel` (keras) or `LiteRTModel` (litert).
+    """
+    runtime, precision = resolve_runtime(runtime, precision)
+    if runtime == "keras":
+        from atvg_tf.generation.model import TalkingFaceModel
+
+        return TalkingFaceModel.load(model_dir)
+    return LiteRTModel(cached_export(model_dir, precision, progress), precision, model_dir, threads)
+
+
+def resolve_runtime(runtime: str = "auto", precision: str | None = None) -> tuple[str, str | None]:
+    """Checks a runtime and precision: (`keras`, None) or (`litert`, a precision). A precision
+    alone means litert; `auto` is `default_runtime`."""
+    if runtime not in RUNTIMES:
+        raise InputError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    if runtime == "keras" and precision is not None:
+        raise InputError("--precision applies to the litert runtime only; leave it out or use --runtime litert.")
+    if runtime == "auto":
+        runtime = "litert" if precision is not None else default_runtime()
+    return runtime, (precision or DEFAULT_PRECISION) if runtime == "litert" else None
+
+
+def cached_export(model_dir: str | None, precision: str, progress: Callable[[str], None] | None = None) -> str:
+    """The folder of the model's TF-Lite export at `precision` in the user cache, built if missing."""
+    model_dir = model_dir or DEFAULT_MODEL_DIR
+    check_model_folder(model_dir)
+    folder = os.path.join(litert_cache_dir(), f"{export_key(model_dir, precision)}-{precision}")
+    if os.path.isfile(os.path.join(folder, "inference.json")):
+        return folder
+    try:
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the LiteRT cache {os.path.dirname(folder)} ({error.strerror}); "
+                         f"set ATVG_CACHE_DIR to a writable folder or use --runtime keras.") from error
+    if progress:
+        progress(f"building the {precision} LiteRT models of {model_dir} (once; cached in {folder})")
+    from atvg_tf.export.tflite import export_tflite
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    model = TalkingFaceModel.load(model_dir)
+    try:
+        with atomic_folder(folder) as partial:
+            export_tflite(model, partial, [precision])
+    except (FileExistsError, OSError):
+        if not os.path.isfile(os.path.join(folder, "inference.json")):  # not another run that finished first
+            raise
+    return folder
+
+
+def litert_cache_dir() -> str:
+    """Where the TF-Lite exports are cached: `$ATVG_CACHE_DIR/litert`, else the user cache's `litert/`."""
+    return os.path.join(os.environ.get("ATVG_CACHE_DIR") or cache_dir(), "litert")
+
+
+def export_key(model_dir: str, precision: str) -> str:
+    """20 hex digits that change with the model's files, the precision, the libraries and the export code."""
+    digest = hashlib.sha256(f"{precision} atvg-tf {__version__}".encode())
+    for name in (*MODEL_FILES, "training.json", OFFICIAL_FILE):
+        path = os.path.join(model_dir, name)
+        digest.update(f"{name}:{sha256_file(path) if os.path.isfile(path) else '-'}".encode())
+    for package in _VERSIONED:
+        try:
+            digest.update(f"{package} {importlib.metadata.version(package)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{package} -".encode())
+    for path in _export_sources():
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()[:20]
+
+
+def _export_sources() -> list[str]:
+    paths = []
+    for part in _EXPORT_CODE:
+        path = os.path.join(_PACKAGE_DIR, part)
+        if os.path.isdir(path):
+            paths += sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".py"))
+        else:
+            paths.append(path)
+    return paths

@@ -1,0 +1,160 @@
+"""Runs the streaming TF-Lite models of `atvg export --format tflite`, frame by frame, without TensorFlow.
+
+Needs only numpy and ai-edge-litert (LiteRT), so it runs where TensorFlow does not (a Raspberry Pi,
+an Android Python environment: `mobile_demo/` imports this file from the repository) and starts
+fast (`atvg generate --runtime litert`). Exports whose AT-net hears phones also need pocketsphinx
+(`atvg_tf.frontend.phones`, also TensorFlow-free), but only to turn phone ids into windows.
+
+    engine = LiteTalkingFace("exported/", variant="int8", threads=2)
+    engine.start(identity_frame, identity_landmarks)             # aligned crop uint8, [68, 2] crop px
+    frame, landmarks = engine.step(pcm=pcm_window)               # [1, 4880] PCM (mobile_demo/atvg_lite.py)
+    frame, landmarks = engine.step_audio({"mfcc_window": w})     # or AT-net's window(s) computed elsewhere
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+WINDOW_SAMPLES = 4880  # what mfcc.tflite reads per frame
+NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
+
+
+class LiteTalkingFace:
+    """The TF-Lite models of one export, with the recurrent states kept between frames.
+
+    Args:
+        model_dir: folder written by `atvg export --format tflite`.
+        variant: float32, float16, dynamic or int8.
+        threads: CPU threads per interpreter.
+
+    Attributes:
+        attention: [S, S, 1] the last frame's attention (the `vgnet` renderer's mask).
+        motion: [S, S, 3] in [-1, 1], the last frame's motion/colour map (None for exports that
+            predate it).
+        crop_size: side S of the aligned crops.
+        motion_factor: factor on the landmarks' motion from the identity before VG-net sees them
+            (1: as exported; `--motion-gain` relative to the export's `motion_gain`).
+    """
+
+    def __init__(self, model_dir: str, variant: str = "float32", threads: int = 2):
+        def runner(filename: str):
+            path = os.path.join(model_dir, filename)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path} not found; export it with `atvg export --format tflite --variants {variant}`.")
+            return Interpreter(model_path=path, num_threads=threads).get_signature_runner("serving_default")
+
+        self.atnet = runner(f"atnet_step.{variant}.tflite")
+        audio = self.atnet.get_input_details()
+        self.uses_mfcc, self.uses_phones = "mfcc_window" in audio, "phone_window" in audio
+        self.mfcc = runner("mfcc.tflite") if self.uses_mfcc else None
+        self.phones = phone_front_end() if self.uses_phones else None
+        self.encoder = runner(f"identity_encoder.{variant}.tflite")
+        self.vgnet = runner(f"vgnet_step.{variant}.tflite")
+        self.crop_size = int(self.encoder.get_input_details()["identity_frame"]["shape"][1])
+        settings = os.path.join(model_dir, "inference.json")  # absent in exports of earlier versions
+        self.inference = {"rest_on_silence": False, "silence_frames": 16, "silence_settled": 4, "hybrid_motion_gain": 1.0, "motion_gain": 1.0}
+        if os.path.isfile(settings):
+            with open(settings) as handle:
+                self.inference.update(json.load(handle))
+        self._identity: dict[str, np.ndarray] = {}
+        self._offset = np.zeros((1, 136), np.float32)
+        self.attention: np.ndarray | None = None
+        self.motion: np.ndarray | None = None
+        self.motion_factor = 1.0
+
+    def warm_up(self) -> None:
+        """Runs every network once on zeros: LiteRT prepares its kernels (and prints its delegate
+        notice) on the first call, not on a user's first frame. `start` resets the states after."""
+        crop = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
+        self.start(crop, np.zeros((68, 2), np.float32))
+        details = self.atnet.get_input_details()
+        self.step_audio({name: np.zeros(details[name]["shape"], np.float32) for name in ("mfcc_window", "phone_window") if name in details})
+        self._identity = {}
+
+    @staticmethod
+    def _zero_states(runner) -> dict[str, np.ndarray]:
+        return {
+            name: np.zeros(detail["shape"], np.float32)
+            for name, detail in runner.get_input_details().items()
+            if name.endswith(("_h", "_c"))
+        }
+
+    def start(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray) -> None:
+        """Sets the identity (aligned S x S RGB uint8 crop, [68, 2] landmarks in crop pixels) and
+        resets the states: the next `step` is frame 0 of a new recording."""
+        frame = (identity_frame.astype(np.float32) / 127.5 - 1.0)[None]
+        marks = np.asarray(identity_landmarks, np.float32).reshape(1, 136)
+        self._identity = {"identity_frame": frame, **self.encoder(identity_frame=frame, identity_landmarks=marks)}
+        self._marks = marks
+        self._offset = np.zeros((1, 136), np.float32)
+        if self.inference["rest_on_silence"]:  # the face's rest pose: what AT-net does on silence (inference.json)
+            self._atnet_states = self._zero_states(self.atnet)
+            silence = self.silence_audio()
+            silent = [self._landmarks(silence) for _ in range(self.inference["silence_frames"])]
+            self._offset = np.mean(silent[self.inference["silence_settled"]:], axis=0) - marks
+        self._atnet_states = self._zero_states(self.atnet)
+        self._vgnet_states = self._zero_states(self.vgnet)
+
+    def silence_audio(self) -> dict[str, np.ndarray]:
+        """atnet_step's audio inputs for a frame of silence."""
+        return self.audio(np.zeros((1, WINDOW_SAMPLES), np.float32) if self.uses_mfcc else None,
+                          np.zeros(28, np.int64) if self.uses_phones else None)
+
+    def audio(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """One frame's atnet_step audio inputs from its [1, 4880] PCM window and/or its [28] phone ids."""
+        audio = {}
+        if self.uses_mfcc:
+            if pcm is None:
+                raise ValueError("this export's AT-net hears MFCC: give the frame's [1, 4880] PCM window (pcm=...).")
+            audio["mfcc_window"] = self.mfcc(pcm=pcm)["mfcc_window"]
+        if self.uses_phones:
+            if phone_ids is None:
+                raise ValueError("this export's AT-net hears phones: give the frame's [28] phone ids (phone_ids=...).")
+            audio["phone_window"] = self.phones.one_hot(phone_ids).reshape(1, 1, self.phones.WINDOW_ROWS, self.phones.NUM_PHONES)
+        return audio
+
+    def step(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One frame from raw inputs: RGB uint8 [S, S, 3] and landmarks [68, 2] (crop px).
+
+        Args:
+            pcm: the frame's [1, 4880] PCM window (`mobile_demo/atvg_lite.py: pcm_window`), for exports that hear MFCC.
+            phone_ids: the frame's [28] phone ids (`atvg_tf.frontend.phones.PhoneWindowStream`),
+                for exports that hear phones.
+        """
+        return self.step_audio(self.audio(pcm, phone_ids))
+
+    def step_audio(self, audio: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One frame from atnet_step's audio inputs (`mfcc_window` [1, 1, 28, 12] and/or
+        `phone_window` [1, 1, 28, 40]): RGB uint8 [S, S, 3] and landmarks [68, 2] (crop px)."""
+        if not self._identity:
+            raise ValueError("call start(identity_frame, identity_landmarks) first.")
+        landmarks = self._landmarks(audio) - self._offset
+        if self.motion_factor != 1.0:
+            landmarks = self._marks + self.motion_factor * (landmarks - self._marks)
+        rendered = self.vgnet(landmarks=landmarks, identity_landmarks=self._marks, **self._identity, **self._vgnet_states)
+        self._vgnet_states = {name[5:]: value for name, value in rendered.items() if name.startswith("next_")}
+        frame = np.clip(np.round((rendered["frame"][0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        self.attention = rendered["attention"][0]
+        self.motion = rendered["motion"][0] if "motion" in rendered else None
+        return frame, landmarks.reshape(68, 2)
+
+    def _landmarks(self, audio: dict[str, np.ndarray]) -> np.ndarray:
+        """atnet_step on one frame's audio, carrying its states: [1, 136] landmarks (crop px)."""
+        out = self.atnet(**audio, identity_landmarks=self._marks, **self._atnet_states)
+        self._atnet_states = {name[5:]: value for name, value in out.items() if name.startswith("next_")}
+        return out["landmarks"]
+
+
+def phone_front_end():
+    """The TensorFlow-free module `atvg_tf.frontend.phones`; checks that pocketsphinx is installed."""
+    import importlib.util
+
+    from atvg_tf.frontend import phones
+
+    if importlib.util.find_spec("pocketsphinx") is None:
+        raise ImportError("this export's AT-net hears phones, which need pocketsphinx: pip install pocketsphinx==5.1.1")
+    return phones

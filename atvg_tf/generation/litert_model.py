@@ -1,0 +1,114 @@
+"""A model folder run by LiteRT: its streaming TF-Lite models in place of the Keras networks.
+
+`TalkingFace` drives a `LiteRTModel` exactly as a `TalkingFaceModel` (same alignment, audio
+windows, chunked streaming and renderers); only the networks run in LiteRT, frame by frame, with
+no graph tracing. Nothing here imports TensorFlow. `atvg_tf.export.litert_runtime` builds the
+TF-Lite models of a folder once and caches them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from atvg_tf._native import quiet_stderr
+from atvg_tf.frontend.face.alignment import AlignmentConfig
+from atvg_tf.frontend.image import to_uint8
+from atvg_tf.generation.landmark_space import OfficialLandmarks
+from atvg_tf.generation.litert_engine import LiteTalkingFace
+from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, check_model_folder, read_pca, read_settings
+
+# AT-net's audio inputs (a run of frames, as `audio_windows` gives them) -> atnet_step's (one frame).
+STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window"}
+
+
+class LiteRTModel:
+    """A model folder's TF-Lite export, run through LiteRT.
+
+    Args:
+        export_dir: folder of `atvg export --format tflite` made from `model_dir` (with `precision`).
+        precision: the variant to run: float32, float16, dynamic or int8.
+        model_dir: the model folder (None: the packaged default model): its `training.json` and
+            landmark space decide the alignment and landmark backend, as for the Keras runtime.
+        threads: LiteRT threads per network (None: the machine's cores).
+    """
+
+    def __init__(self, export_dir: str, precision: str = "dynamic", model_dir: str | None = None, threads: int | None = None):
+        self.directory = model_dir or DEFAULT_MODEL_DIR
+        check_model_folder(self.directory)
+        self.export_dir, self.precision = export_dir, precision
+        self.threads = threads or os.cpu_count() or 1
+        self.settings = read_settings(self.directory)
+        with quiet_stderr(not logging.getLogger().isEnabledFor(logging.INFO)):  # LiteRT's delegate notices
+            self._engine = LiteTalkingFace(export_dir, precision, self.threads)
+            self._engine.warm_up()
+        self.crop_size = self._engine.crop_size
+        self.landmark_space = self.settings.landmark_space(self.directory, read_pca(self.directory), self.crop_size)
+
+    @property
+    def landmark_backend(self) -> str:
+        return self.settings.landmark_backend
+
+    @property
+    def hybrid_motion_gain(self) -> float:
+        return self.settings.hybrid_motion_gain
+
+    @property
+    def audio_inputs(self) -> tuple[str, ...]:
+        """What AT-net hears: `mfcc_windows` and/or `phone_windows` (see `frontend.audio_windows`)."""
+        return tuple(name for name, used in (("mfcc_windows", self._engine.uses_mfcc), ("phone_windows", self._engine.uses_phones)) if used)
+
+    def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
+        """How to align a face with these landmarks (`TalkingFaceModel.alignment`)."""
+        return self.landmark_space.alignment(source_landmarks)
+
+    def describe_alignment(self, alignment: AlignmentConfig) -> str:
+        return self.landmark_space.describe_alignment(alignment)
+
+    def streamer(self, identity_frame: np.ndarray, identity_landmarks: np.ndarray) -> LiteRTStreamer:
+        """A `LiteRTStreamer` for one identity (crop uint8 + its landmarks in crop px); one at a time
+        per model, since the networks keep their states."""
+        self._engine.start(identity_frame, identity_landmarks)
+        self._engine.motion_factor = self._motion_factor()
+        return LiteRTStreamer(self._engine)
+
+    def _motion_factor(self) -> float:
+        """The user's motion gain (`landmark_space.motion_gain`, e.g. `--motion-gain`) relative to the
+        one atnet_step was exported with; the release's convention has none."""
+        if isinstance(self.landmark_space, OfficialLandmarks):
+            return 1.0
+        return self.landmark_space.motion_gain / float(self._engine.inference["motion_gain"])
+
+
+class LiteRTStreamer:
+    """Generates a talking face chunk by chunk through LiteRT (`FrameStreamer`'s contract).
+
+    Args:
+        engine: a started `LiteTalkingFace`.
+    """
+
+    def __init__(self, engine: LiteTalkingFace):
+        self.engine = engine
+
+    def __call__(self, windows: dict[str, np.ndarray]) -> dict:
+        """Renders the next frames.
+
+        Args:
+            windows: AT-net's audio windows of the next n frames, as `audio_windows` gives them
+                (`mfcc_windows` [n, 28, 12], `phone_windows` [n, 28, 40]).
+
+        Returns:
+            `landmarks` [n, 68, 2] (crop px), `frames` and `motion` uint8 [n, S, S, 3], `attention`
+            float [n, S, S, 1].
+        """
+        count = len(next(iter(windows.values())))
+        frames, landmarks, attention, motion = [], [], [], []
+        for t in range(count):
+            frame, marks = self.engine.step_audio({STEP_INPUTS[name]: w[t][None, None].astype(np.float32, copy=False) for name, w in windows.items()})
+            frames.append(frame)
+            landmarks.append(marks)
+            attention.append(self.engine.attention)
+            motion.append(self.engine.motion)
+        return {"landmarks": np.stack(landmarks), "frames": np.stack(frames), "attention": np.stack(attention), "motion": to_uint8(np.stack(motion))}
