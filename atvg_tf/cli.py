@@ -399,16 +399,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"atvg {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        resumable = args.command in ("prepare", "train")
-        outcome = "finished work is kept, rerun the command to continue" if resumable else "no output was written"
-        print(f"atvg {args.command}: interrupted; {outcome}.", file=sys.stderr)
-        return 130
-    except Exception:
+        return _interrupted(args.command)
+    except Exception as error:
+        if _caused_by_interrupt(error):  # Ctrl-C inside a native module's import: "ImportError: initialization failed"
+            return _interrupted(args.command)
         # Anything else is a bug: show where it happened so it can be reported.
         traceback.print_exc()
         print(f"atvg {args.command}: internal error (a bug in atvg, not in your input); please report it with the traceback above.",
               file=sys.stderr)
         return 1
+
+
+def _interrupted(command: str) -> int:
+    resumable = command in ("prepare", "train")
+    outcome = "finished work is kept, rerun the command to continue" if resumable else "no output was written"
+    print(f"atvg {command}: interrupted; {outcome}.", file=sys.stderr)
+    return 130
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in the exception's chain of causes."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _one_line(error: BaseException) -> str:

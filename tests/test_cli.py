@@ -75,6 +75,20 @@ def test_bugs_show_a_traceback(monkeypatch, capsys):
     assert code == 1 and "Traceback (most recent call last)" in err and "internal error" in err.splitlines()[-1]
 
 
+def test_ctrl_c_while_a_native_module_loads_is_an_interruption_not_a_bug(monkeypatch, capsys):
+    """Ctrl-C inside a C extension's import surfaces as `ImportError: initialization failed` chained
+    to the KeyboardInterrupt (seen with LiteRT's wrapper): one line and exit 130, as any Ctrl-C."""
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+    except ImportError as error:
+        chained = error
+    code, err = _run_with_handler(monkeypatch, capsys, chained)
+    assert code == 130 and err.strip() == "atvg generate: interrupted; no output was written."
+
+
 def test_verbose_shows_the_traceback_of_user_errors(monkeypatch, capsys):
     code, err = _run_with_handler(monkeypatch, capsys, InputError("bad option"), "--verbose")
     assert code == 2 and "Traceback (most recent call last)" in err and err.strip().endswith("atvg generate: error: bad option")
