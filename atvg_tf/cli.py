@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import traceback
 
@@ -202,6 +203,10 @@ def _run_evaluate(args) -> int:
             raise InputError(f"video not found: {video}; check the path.")
     report = evaluate(args.videos, TalkingFaceModel.load(args.model), args.landmarks, progress=not args.quiet,
                       renderers=tuple(dict.fromkeys(args.renderers)))
+    if not report["clips"]:  # a report of nothing is not a result
+        first = report["skipped"][0]
+        raise InputError(f"none of the {len(args.videos)} clip(s) could be evaluated ({first['clip']}: {first['reason']}); "
+                         f"give clips with sound and a visible face for at least 16 frames.")
     write_report(report, args.output)
     print(format_table(report))
     return 0
@@ -239,6 +244,9 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
     parser.add_argument("--motion-gain", type=float, metavar="G",
                         help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it)")
+    parser.add_argument("--raw-mfcc", action="store_true",
+                        help="AT-net hears the raw MFCC, as in the paper, without the model's voice normalisation "
+                        "(which maps the speech's cepstral statistics onto its training voices'; README, \"Lip-sync\")")
     _add_quiet(parser)
     parser.set_defaults(handler=_run_generate, mode="paste-back")
 
@@ -251,6 +259,8 @@ def _run_generate(args) -> int:
 
     if not args.output.lower().endswith(".mp4"):
         raise InputError(f"--output must end in .mp4, got {args.output}.")
+    if args.face_index < 0:
+        raise InputError(f"--face-index must be 0 (the largest face) or more, got {args.face_index}.")
     runtime, precision = resolve_runtime(args.runtime, args.precision)
     if runtime == "keras":
         from atvg_tf._native import import_quietly
@@ -266,6 +276,8 @@ def _run_generate(args) -> int:
     with TalkingFace(model, args.landmarks) as talker:
         if args.motion_gain is not None:
             talker.model.landmark_space.motion_gain = args.motion_gain
+        if args.raw_mfcc:
+            talker.model.mfcc_normalization = None
         summary = talker.write_video(
             image, args.audio, args.output, args.mode, args.face_index, args.landmarks_out, progress=not args.quiet,
             renderer=args.renderer,
@@ -386,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    previous_sigterm = _handle_sigterm()
     try:
         if args.command != "generate":  # generate imports TensorFlow only for the keras runtime
             from atvg_tf._native import import_quietly
@@ -398,34 +411,55 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"atvg {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return _interrupted(args.command)
+    except KeyboardInterrupt as interrupt:
+        return _interrupted(args.command, interrupt)
     except Exception as error:
-        if _caused_by_interrupt(error):  # Ctrl-C inside a native module's import: "ImportError: initialization failed"
-            return _interrupted(args.command)
+        interrupt = _caused_by_interrupt(error)
+        if interrupt:  # Ctrl-C inside a native module's import: "ImportError: initialization failed"
+            return _interrupted(args.command, interrupt)
         # Anything else is a bug: show where it happened so it can be reported.
         traceback.print_exc()
         print(f"atvg {args.command}: internal error (a bug in atvg, not in your input); please report it with the traceback above.",
               file=sys.stderr)
         return 1
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
-def _interrupted(command: str) -> int:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, docker stop, systemd), stopped as Ctrl-C is: outputs cleaned up, one line."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _handle_sigterm():
+    """Makes SIGTERM raise `Terminated`; returns the previous handler (None off the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # signals can only be set from the main thread
+        return None
+
+
+def _interrupted(command: str, interrupt: KeyboardInterrupt) -> int:
     resumable = command in ("prepare", "train")
     outcome = "finished work is kept, rerun the command to continue" if resumable else "no output was written"
-    print(f"atvg {command}: interrupted; {outcome}.", file=sys.stderr)
-    return 130
+    terminated = isinstance(interrupt, Terminated)
+    print(f"atvg {command}: {'stopped by SIGTERM' if terminated else 'interrupted'}; {outcome}.", file=sys.stderr)
+    return 143 if terminated else 130
 
 
-def _caused_by_interrupt(error: BaseException) -> bool:
-    """Whether a KeyboardInterrupt is in the exception's chain of causes."""
+def _caused_by_interrupt(error: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt in the exception's chain of causes, if any."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, KeyboardInterrupt):
-            return True
+            return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return False
+    return None
 
 
 def _one_line(error: BaseException) -> str:

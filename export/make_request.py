@@ -39,9 +39,9 @@ def request_inputs(image: str, audio: str, model_dir: str | None = None, landmar
 
     with TalkingFace(model_dir, landmarks) as talker:
         face = talker.identity(image).face
-        inputs = talker.model.audio_inputs
+        inputs, normalization = talker.model.audio_inputs, talker.model.mfcc_normalization
     waveform = load_audio(audio)
-    sound = {"waveform": waveform} if inputs == ("mfcc_windows",) else audio_windows(waveform, inputs)
+    sound = {"waveform": waveform} if inputs == ("mfcc_windows",) else audio_windows(waveform, inputs, None, normalization)
     return {
         **sound,
         "identity_frame": face.image,

@@ -99,3 +99,23 @@ def test_argument_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("index", ["-1", "-5"])
+def test_a_negative_face_index_is_refused_before_any_work(index, shared_data, tmp_path, capsys):
+    """-5 was an IndexError traceback and -1 silently picked the smallest face (issue 11 item 13)."""
+    import os
+
+    import numpy as np
+
+    from atvg_tf.frontend.face.landmarks import create_landmark_detector
+
+    output = tmp_path / "out.mp4"
+    code = cli.main(["generate", "--image", os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg"),
+                     "--audio", os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"), "-o", str(output),
+                     "--face-index", index])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error == f"atvg generate: error: --face-index must be 0 (the largest face) or more, got {index}."
+    assert not os.listdir(tmp_path)
+    with create_landmark_detector("mediapipe") as detector, pytest.raises(InputError, match="face index must be 0"):
+        detector.largest_face(np.zeros((64, 64, 3), np.uint8), face_index=int(index))

@@ -45,7 +45,7 @@ import keras  # noqa: E402
 
 from atvg_tf.data.prepare import PrepareConfig, prepare  # noqa: E402
 from atvg_tf.training.train import TrainConfig, train, trained_weights  # noqa: E402
-from atvg_tf.utils.files import atomic_folder  # noqa: E402
+from atvg_tf.utils.files import atomic_folder, atomic_write  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 # Real-world clips kept out of the phones AT-net's training: where its settings were chosen
@@ -124,11 +124,17 @@ def main() -> None:
     parser.add_argument("--atnet-from", default=DEFAULT_EXPORT, metavar="MODEL_DIR",
                         help="with --vgnet-only: the model folder whose AT-net is kept (default: the packaged model)")
     parser.add_argument("--card-only", action="store_true", help="only evaluate the exported model and write its card")
+    parser.add_argument("--voice-normalization-only", action="store_true",
+                        help="only fit the voice normalisation (docs/METHOD.md; no recipe sets it: measured in the README) on "
+                        "the recipe's prepared training speech (--work) and add it to the training.json of --export (give a copy)")
     parser.add_argument("--sync-json", metavar="FILE", help="the card's lip-sync table: `benchmarks/bench_sync.py --json FILE` of the model")
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
     data = args.data or list(recipe.data)
     grid_dir = os.path.dirname(data[0])
+    if args.voice_normalization_only:
+        set_voice_normalization(args.export, os.path.join(args.work, "prepared"), data, recipe.atnet)
+        return
     if args.card_only:
         rebuild(args.export)
         write_model_card(args.work, args.export, grid_dir, args.sync_json)
@@ -294,6 +300,22 @@ def _history(run_dir: str) -> dict:
     rows = list(csv.DictReader(open(path))) if os.path.isfile(path) else []
     final = {k: round(float(v), 5) for k, v in rows[-1].items() if k != "epoch"} if rows else {}
     return {"epochs_run": len(rows), "final": final}
+
+
+def set_voice_normalization(model_dir: str, prepared: str, data: list[str], atnet: TrainConfig) -> None:
+    """Writes the statistics of AT-net's training speech (the train clips of the `data` folders in
+    `prepared`) into `model_dir`'s training.json as inference.mfcc_normalization."""
+    from atvg_tf.data.voice_statistics import voice_normalization
+
+    speakers = [os.path.basename(os.path.normpath(folder)) for folder in data]
+    normalization = voice_normalization(prepared, speakers, atnet.exclude_clips)
+    path = os.path.join(model_dir, "training.json")
+    with open(path) as handle:
+        training = json.load(handle)
+    training["inference"] = {**training.get("inference", {}), "mfcc_normalization": normalization}
+    with atomic_write(path) as handle:
+        json.dump(training, handle, indent=1)
+    print(f"voice normalisation fitted on {normalization['fitted_on']['clips']} clips -> {path}")
 
 
 def rebuild(model_dir: str) -> None:

@@ -16,6 +16,7 @@ def init(config_fields: dict) -> None:
 
     # Ctrl-C is the parent's to handle: it closes the shards and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(signal.SIGKILL)
     from atvg_tf._native import import_quietly, quiet_stderr
 
     import_quietly()
@@ -31,6 +32,23 @@ def init(config_fields: dict) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         cv2.setNumThreads(1)
         _PREPARER = ClipPreparer(PrepareConfig.from_fields(config_fields))
+
+
+def _die_with_parent(signal_number: int) -> None:
+    """Linux: the kernel sends `signal_number` to this worker when the parent dies in any way
+    (SIGKILL, out of memory), so no worker is left running or blocked without it."""
+    import ctypes
+    import multiprocessing
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere the pool's own shutdown is all there is
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal_number, 0, 0, 0)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the parent died before the line above
+        os._exit(1)
 
 
 def run(job: tuple) -> dict:

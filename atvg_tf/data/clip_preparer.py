@@ -106,6 +106,9 @@ class ClipPreparer:
         if len(waveform) / config.audio.sample_rate < total / config.fps - 0.2:
             notes.append(f"audio ({entry['audio_seconds']} s) shorter than the video ({total / config.fps:.2f} s); silence fills the rest")
         entry["notes"] = notes
+        if total < config.min_segment_frames:  # not a face problem: too little video (short, or cut off)
+            raise PrepareError(f"only {total} frames ({total / config.fps:.2f} s) decode; clips need at least "
+                               f"{config.min_segment_frames}: the file is too short or truncated")
         if not kept:
             raise PrepareError(
                 f"face found in {sum(found)}/{total} frames; no run of {config.min_segment_frames} frames to keep"

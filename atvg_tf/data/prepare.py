@@ -60,25 +60,30 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
     settings = shards.run_settings(config, landmark_model, pca)
     if os.path.exists(output) and not os.path.isdir(output):
         raise PrepareError(f"--output {output} exists and is not a folder.")
+    previous, events = shards.read_progress(output) if os.path.isdir(output) else (None, [])
+    if previous is None and shards.foreign_files(output):
+        # Only a new or empty folder, or one an earlier `atvg prepare` started (its journal), is written into.
+        raise PrepareError(f"--output {output} holds files atvg did not write ({', '.join(shards.foreign_files(output)[:3])}); "
+                           f"give a new or empty folder.")
     os.makedirs(output, exist_ok=True)
     if not os.access(output, os.W_OK):
         raise PrepareError(f"cannot write to {output}; choose a writable --output.")
-    previous, events = shards.read_progress(output)
     if previous is not None and previous != settings:
         raise PrepareError(
             f"{output} was prepared with other settings ({shards.first_difference(previous, settings)}); "
             f"rerun with the same options or choose a new --output."
         )
-    if previous is None:
-        pca.save(os.path.join(output, shards.PCA_FILE))
+    if previous is None:  # the journal first: from here on the folder is recognisably atvg's
         shards.append_event(output, {"type": "settings", "settings": settings})
+    if not os.path.exists(os.path.join(output, shards.PCA_FILE)):
+        pca.save(os.path.join(output, shards.PCA_FILE))
     shards.remove_stale_temps(output)
 
     done = shards.logged_clips(events)
     jobs = [
         ClipJob(path, clip_id, speaker, assign_split(clip_id, speaker, config))
         for path, clip_id, speaker in clips
-        if clip_id not in done
+        if clip_id not in done or (done[clip_id] is not None and done[clip_id] != _sha256_or_none(path))
     ]
 
     def log(event: dict) -> None:
@@ -119,6 +124,13 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
         manifest = shards.build_manifest(output, settings, events, len(clips))
         shards.write_manifest(output, manifest)
     return manifest
+
+
+def _sha256_or_none(path: str) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 def _check_landmark_model(config: PrepareConfig) -> tuple[PrepareConfig, dict]:

@@ -36,7 +36,7 @@ _SHARD_NAME = rf"(?:{'|'.join(SPLITS)})-\d{{5}}\.tfrecord"
 # atvg's own temporary files in an output folder: the current `atomic_path` names, and the names
 # written by earlier versions (`<shard>.tmp`, `manifest.json.tmp`, `pca.npz.partial.npz`).
 _STALE_TEMP = re.compile(
-    rf"{re.escape(TEMP_PREFIX)}[a-z0-9_]+-(?:{_SHARD_NAME}|{re.escape(MANIFEST)}|{re.escape(PCA_FILE)})"
+    rf"{re.escape(TEMP_PREFIX)}[a-z0-9_-]+-(?:{_SHARD_NAME}|{re.escape(MANIFEST)}|{re.escape(PCA_FILE)})"
     rf"|{_SHARD_NAME}\.tmp|{re.escape(MANIFEST)}\.tmp|{re.escape(PCA_FILE)}\.partial\.npz"
 )
 
@@ -143,11 +143,20 @@ def read_progress(output: str) -> tuple[dict | None, list[dict]]:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash
+            if not isinstance(event, dict) or "type" not in event:
+                continue  # not an atvg event
             if event.get("type") == "settings":
                 header = event["settings"]
             else:
                 events.append(event)
     return header, events
+
+
+def foreign_files(output: str) -> list[str]:
+    """Names in `output` that are not atvg's own temporaries (an empty list for a missing folder)."""
+    if not os.path.isdir(output):
+        return []
+    return sorted(name for name in os.listdir(output) if not _STALE_TEMP.fullmatch(name))
 
 
 def append_event(output: str, event: dict) -> None:
@@ -164,14 +173,15 @@ def append_event(output: str, event: dict) -> None:
         os.fsync(handle.fileno())
 
 
-def logged_clips(events: list[dict]) -> set[str]:
-    """Ids of the clips a rerun skips: those in a closed shard and those skipped (failed ones are retried)."""
-    done = set()
+def logged_clips(events: list[dict]) -> dict[str, str | None]:
+    """The clips a rerun need not prepare again: {id: None} for those in a closed shard, {id: the
+    file's sha256 then} for those skipped (a changed file is tried again); failed ones are retried."""
+    done = {}
     for event in events:
         if event["type"] == "shard":
-            done.update(c["id"] for c in event["clips"])
+            done.update((c["id"], None) for c in event["clips"])
         elif event["type"] == "skipped":
-            done.add(event["clip"]["id"])
+            done[event["clip"]["id"]] = event["clip"].get("sha256") or ""
     return done
 
 
@@ -181,17 +191,18 @@ def logged_clips(events: list[dict]) -> set[str]:
 
 def build_manifest(output: str, settings: dict, events: list[dict], clips_found: int) -> dict:
     """Assembles the manifest from the progress log."""
-    shards, clips, skipped, failed = [], [], [], {}
+    shards, clips, skipped, failed = [], [], {}, {}
     for event in events:
         if event["type"] == "shard":
             shards.append(event["shard"])
             clips.extend(event["clips"])
-        elif event["type"] == "skipped":
-            skipped.append({k: event["clip"].get(k) for k in ("id", "source", "sha256", "reason")})
+        elif event["type"] == "skipped":  # the latest verdict on a clip counts (a fixed file is tried again)
+            skipped[event["clip"]["id"]] = {k: event["clip"].get(k) for k in ("id", "source", "sha256", "reason")}
         elif event["type"] == "failed":
             failed[event["clip"]["id"]] = {k: event["clip"].get(k) for k in ("id", "source", "reason")}
     prepared_ids = {c["id"] for c in clips}
     failed = [entry for clip_id, entry in sorted(failed.items()) if clip_id not in prepared_ids]
+    skipped = [entry for clip_id, entry in sorted(skipped.items()) if clip_id not in prepared_ids]
     frames = {split: sum(s["frames"] for s in shards if s["split"] == split) for split in SPLITS}
     clip_counts = {split: sum(1 for c in clips if c["split"] == split) for split in SPLITS}
     return {

@@ -72,7 +72,8 @@ class AlignedClip:
 
 def align_clip(path: str, detector: LandmarkDetector,
                alignment: AlignmentConfig | Callable[[np.ndarray], AlignmentConfig] = AlignmentConfig(),
-               audio_inputs: tuple[str, ...] = ("mfcc_windows",), min_frames: int = 16, max_frames: int | None = None) -> AlignedClip:
+               audio_inputs: tuple[str, ...] = ("mfcc_windows",), min_frames: int = 16, max_frames: int | None = None,
+               mfcc_normalization: dict | None = None) -> AlignedClip:
     """Aligns a short clip in memory, as `atvg prepare` does (gaps up to 5 frames interpolated).
 
     Args:
@@ -80,6 +81,7 @@ def align_clip(path: str, detector: LandmarkDetector,
         alignment: an alignment, or a function of the segment's first landmarks [68, 2] that
             chooses one (`TalkingFaceModel.alignment`).
         max_frames: keep at most this many frames from the start of the segment (None: all).
+        mfcc_normalization: the model's voice normalisation (`TalkingFaceModel.mfcc_normalization`).
 
     Raises:
         VideoError: unreadable clip, no sound, or no run of `min_frames` frames with a face.
@@ -102,7 +104,7 @@ def align_clip(path: str, detector: LandmarkDetector,
     crop_landmarks = np.stack([transform_points(p, m) for p, m in zip(landmarks, transforms)])
     rate = AudioConfig().sample_rate
     waveform = shift_audio(load_audio(path, rate), info.video_start - info.audio_start, rate)
-    windows = {name: w[start:end] for name, w in audio_windows(waveform, audio_inputs, len(frames)).items()}
+    windows = {name: w[start:end] for name, w in audio_windows(waveform, audio_inputs, len(frames), mfcc_normalization).items()}
     return AlignedClip(crops, crop_landmarks, windows, start, alignment, _speech_frames(path, start, end), frames[start], transforms[0])
 
 
@@ -230,7 +232,8 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         backend = detector.backend
         for path in tqdm(videos, unit="clip", disable=not progress):
             try:
-                clip = align_clip(path, detector, model.alignment, model.audio_inputs, max_frames=max_frames)
+                clip = align_clip(path, detector, model.alignment, model.audio_inputs, max_frames=max_frames,
+                                  mfcc_normalization=model.mfcc_normalization)
             except AtvgError as error:
                 skipped.append({"clip": path, "reason": str(error)})
                 continue

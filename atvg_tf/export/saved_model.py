@@ -5,7 +5,10 @@ MFCC only (the paper; the packaged and converted official models), with the audi
   - `serving_default`: `waveform` [N] float32 (16 kHz mono, [-1, 1]), `identity_frame`
     [128, 128, 3] uint8 (the aligned crop), `identity_landmarks` [68, 2] float32 (crop pixels)
     -> `frames` [T, 128, 128, 3] float32 in [-1, 1], `attention` [T, 128, 128, 1], `landmarks` [T, 68, 2].
-  - `generate_from_mfcc`: the same with `mfcc_windows` [T, 28, 12] instead of `waveform`.
+  - `generate_from_mfcc`: the same with `mfcc_windows` [T, 28, 12] (raw, as `audio.mfcc_windows`
+    gives them) instead of `waveform`.
+A model with voice normalisation (`training.json` inference.mfcc_normalization) applies it inside
+these graphs (`mfcc_graph.normalize_mfcc_windows`).
   - `landmarks`: `waveform` + `identity_landmarks` -> `landmarks` (AT-net only).
 T = round(N / 640): one frame per 40 ms of audio.
 
@@ -28,7 +31,7 @@ import tensorflow as tf
 from atvg_tf.errors import InputError
 from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig
-from atvg_tf.frontend.mfcc_graph import MfccWindows
+from atvg_tf.frontend.mfcc_graph import MfccWindows, normalize_mfcc_windows
 from atvg_tf.generation.model import SILENCE_SETTLED, TalkingFaceModel
 from atvg_tf.utils.files import atomic_folder
 
@@ -56,9 +59,14 @@ class CascadeGraph:
         self.silence = {name: tf.constant(w) for name, w in model.silence_windows().items()} if model.rests_on_silence else None
 
     def mfcc_windows(self, waveform: tf.Tensor) -> tf.Tensor:
-        """[N] waveform -> [T, 28, 12] windows, T = max(1, round(N / 640))."""
+        """[N] waveform -> [T, 28, 12] windows (voice-normalised as the model asks), T = max(1, round(N / 640))."""
         frames = tf.maximum(1, tf.cast(tf.floor(tf.cast(tf.size(waveform), tf.float32) / self.samples_per_frame + 0.5), tf.int32))
-        return self.windows(waveform, frames)
+        return self.normalized(self.windows(waveform, frames))
+
+    def normalized(self, mfcc_windows: tf.Tensor) -> tf.Tensor:
+        """Raw [T, 28, 12] MFCC windows -> what AT-net hears (`TalkingFaceModel.mfcc_normalization`)."""
+        normalization = self.model.mfcc_normalization
+        return normalize_mfcc_windows(mfcc_windows, normalization) if normalization else mfcc_windows
 
     def audio_specs(self) -> list[tf.TensorSpec]:
         """One [T, 28, F] float32 spec per audio input of AT-net, named after it."""
@@ -127,7 +135,7 @@ def export_saved_model(model: TalkingFaceModel, directory: str, version: int = 1
         archive.add_endpoint(
             "generate_from_mfcc",
             lambda mfcc_windows, identity_frame, identity_landmarks: graph.generate(
-                {"mfcc_windows": mfcc_windows}, identity_frame, identity_landmarks),
+                {"mfcc_windows": graph.normalized(mfcc_windows)}, identity_frame, identity_landmarks),
             input_signature=[windows, frame, marks],
         )
         archive.add_endpoint(

@@ -22,7 +22,9 @@ States start at zero; feed each `next_*` output back as the `*` input of the nex
 photo is set, take the mean of `landmarks - identity_landmarks` from frame `silence_settled` on,
 and subtract it from every frame's `landmarks` before `vgnet_step` (mobile_demo/atvg_lite.py does).
 `hybrid_motion_gain` is the factor on the motion the hybrid renderer gives the photo; `motion_gain`
-the factor on AT-net's motion that `atnet_step` already applies.
+the factor on AT-net's motion that `atnet_step` already applies. `mfcc_normalization`, when present,
+is the voice normalisation of the MFCC windows before `atnet_step`
+(`atvg_tf.frontend.mfcc_normalization.MfccNormalizer`; the engine applies it with no lead for live audio).
 
 Variants of the three networks: float32, float16 (weights), dynamic (int8 weights, float
 activations) and int8 (int8 weights and activations calibrated on the real faces and speech shipped
@@ -327,7 +329,8 @@ def export_tflite(
         written[filename] = path
     with atomic_write(os.path.join(directory, INFERENCE_FILE)) as handle:
         json.dump({"rest_on_silence": model.rests_on_silence, "silence_frames": SILENCE_FRAMES, "silence_settled": SILENCE_SETTLED,
-                   "hybrid_motion_gain": model.hybrid_motion_gain, "motion_gain": model.landmark_space.motion_gain}, handle, indent=1)
+                   "hybrid_motion_gain": model.hybrid_motion_gain, "motion_gain": model.landmark_space.motion_gain,
+                   "mfcc_normalization": model.mfcc_normalization}, handle, indent=1)
     written[INFERENCE_FILE] = os.path.join(directory, INFERENCE_FILE)
     with open(os.path.join(directory, "README.md"), "w") as handle:
         handle.write("# atvg-tf streaming TF-Lite models\n\n" + __doc__)

@@ -122,7 +122,7 @@ def iter_audio(path: str | os.PathLike, sample_rate: int = 16000) -> Iterator[np
 
     Raises:
         AudioError: the file is missing, unreadable or has no audio stream (at the call); it
-            cannot be decoded at all, or decodes to nothing (while iterating).
+            cannot be decoded at all, decodes to nothing, or holds NaN/Inf samples (while iterating).
     """
     path = os.fspath(path)
     return _decode_blocks(_open_audio(path), path, sample_rate)
@@ -138,16 +138,24 @@ def _decode_blocks(container, path: str, sample_rate: int) -> Iterator[np.ndarra
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
                     decoded += out.samples
-                    yield out.to_ndarray().mean(axis=0).astype(np.float32, copy=False)
+                    yield _full_scale(out.to_ndarray().mean(axis=0), path)
         except av.error.FFmpegError as error:
             if not decoded:
                 raise AudioError(f"cannot decode the audio of {path} ({error}); the file looks corrupt.") from None
             # A damaged tail: keep what decoded.
         for out in resampler.resample(None):
             decoded += out.samples
-            yield out.to_ndarray().mean(axis=0).astype(np.float32, copy=False)
+            yield _full_scale(out.to_ndarray().mean(axis=0), path)
     if not decoded:
         raise AudioError(f"{path} contains no audio samples; give a non-empty recording.")
+
+
+def _full_scale(block: np.ndarray, path: str) -> np.ndarray:
+    """A decoded block as float32 in [-1, 1]: float files can hold NaN/Inf (refused: no encoder or
+    feature can use them) or samples beyond full scale (clipped, as any player would)."""
+    if not np.isfinite(block).all():
+        raise AudioError(f"{path} contains NaN or infinite samples; the recording is damaged: export it again (e.g. as 16-bit WAV).")
+    return np.clip(block, -1.0, 1.0).astype(np.float32, copy=False)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:

@@ -4,6 +4,9 @@
 |---|---|---|
 | mfcc_windows | [28, 12] float32 | `audio.MfccWindows` |
 | phone_windows | [28, 40] float32 one-hot | `phones.PhoneWindowStream` |
+
+With `mfcc_normalization` (a model's `MfccNormalizer` config) the MFCC windows are voice-normalised
+(`frontend.mfcc_normalization`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import MfccWindowStream, mfcc_windows, num_video_frames
+from atvg_tf.frontend.mfcc_normalization import MfccNormalizer, normalize_mfcc_windows
 
 AUDIO_INPUTS = ("mfcc_windows", "phone_windows")
 
@@ -25,7 +29,8 @@ def _check(inputs: Sequence[str]) -> tuple[str, ...]:
     return tuple(inputs)
 
 
-def audio_windows(waveform: np.ndarray, inputs: Sequence[str], num_frames: int | None = None) -> dict[str, np.ndarray]:
+def audio_windows(waveform: np.ndarray, inputs: Sequence[str], num_frames: int | None = None,
+                  mfcc_normalization: dict | None = None) -> dict[str, np.ndarray]:
     """One-shot windows of a 16 kHz recording: {input name: [N, 28, F] float32}."""
     inputs = _check(inputs)
     waveform = np.asarray(waveform, np.float32).reshape(-1)
@@ -33,6 +38,8 @@ def audio_windows(waveform: np.ndarray, inputs: Sequence[str], num_frames: int |
     out = {}
     if "mfcc_windows" in inputs:
         out["mfcc_windows"] = mfcc_windows(waveform, num_frames)
+        if mfcc_normalization:
+            out["mfcc_windows"] = normalize_mfcc_windows(out["mfcc_windows"], mfcc_normalization)
     if "phone_windows" in inputs:
         out["phone_windows"] = phones.one_hot(phones.phone_windows(waveform, num_frames))
     return out
@@ -45,11 +52,11 @@ class AudioWindowStream:
     (the phone windows have the longer look-ahead, see `frontend.phones`).
     """
 
-    def __init__(self, inputs: Sequence[str]):
+    def __init__(self, inputs: Sequence[str], mfcc_normalization: dict | None = None):
         self.inputs = _check(inputs)
         self._streams = {}
         if "mfcc_windows" in self.inputs:
-            self._streams["mfcc_windows"] = MfccWindowStream()
+            self._streams["mfcc_windows"] = _NormalizedMfccStream(mfcc_normalization) if mfcc_normalization else MfccWindowStream()
         if "phone_windows" in self.inputs:
             self._streams["phone_windows"] = phones.PhoneWindowStream()
         self._ready = {name: [] for name in self.inputs}
@@ -72,3 +79,17 @@ class AudioWindowStream:
         if "phone_windows" in out:
             out["phone_windows"] = phones.one_hot(out["phone_windows"]).reshape(count, phones.WINDOW_ROWS, phones.NUM_PHONES)
         return out
+
+
+class _NormalizedMfccStream:
+    """`MfccWindowStream` followed by an `MfccNormalizer` (which holds back the first frames)."""
+
+    def __init__(self, mfcc_normalization: dict):
+        self._windows = MfccWindowStream()
+        self._normalizer = MfccNormalizer.from_config(mfcc_normalization)
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        return self._normalizer.push(self._windows.push(block))
+
+    def finish(self) -> np.ndarray:
+        return np.concatenate([self._normalizer.push(self._windows.finish()), self._normalizer.finish()])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import cv2
 import numpy as np
@@ -10,6 +11,18 @@ import numpy as np
 from atvg_tf.errors import InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Photos above this many pixels are refused before they are decoded (a 20000 x 20000 photo takes
+# 1.2 GB decoded and several GB on the way to a video no H.264 encoder accepts).
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+
+
+def max_image_pixels() -> int:
+    """The photo size limit: `ATVG_MAX_IMAGE_PIXELS` from the environment, else 50 megapixels."""
+    value = os.environ.get("ATVG_MAX_IMAGE_PIXELS", "")
+    try:
+        return int(value) if value else DEFAULT_MAX_IMAGE_PIXELS
+    except ValueError:
+        raise InputError(f"ATVG_MAX_IMAGE_PIXELS must be a whole number of pixels, got {value!r}.") from None
 
 
 class ImageError(InputError):
@@ -22,10 +35,40 @@ def load_image(path: str) -> np.ndarray:
         raise ImageError(f"image not found: {path}; check the path.")
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         raise ImageError(f"{path}: unsupported image type; give a {', '.join(e[1:] for e in IMAGE_EXTENSIONS)} file.")
+    _check_size(path)
+    if path.lower().endswith((".jpg", ".jpeg")) and not _has_jpeg_end(path):
+        # libjpeg would decode it anyway, grey below the cut, with only a notice on stderr.
+        raise ImageError(f"{path} is truncated (the JPEG data stops before its end marker); copy or download it again.")
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"cannot decode {path} as an image; the file is corrupt or not an image.")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _check_size(path: str) -> None:
+    """Refuses a photo above `max_image_pixels()` from its header, before any pixel is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    limit = max_image_pixels()
+    advice = "scale it down, or raise ATVG_MAX_IMAGE_PIXELS if this machine has the memory"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+            with Image.open(path) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:  # Pillow's hard stop, at twice its own limit
+        raise ImageError(f"{path} is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP, above the limit of {limit / 1e6:g} MP; {advice}.") from None
+    except (UnidentifiedImageError, OSError):
+        return  # not for Pillow to judge: OpenCV decodes it or reports it
+    if width * height > limit:
+        raise ImageError(f"{path} is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above the limit of {limit / 1e6:g} MP; {advice}.")
+
+
+def _has_jpeg_end(path: str) -> bool:
+    """Whether the JPEG's end-of-image marker is there (within the last KB: some writers append padding)."""
+    with open(path, "rb") as handle:
+        handle.seek(max(os.path.getsize(path) - 1024, 0))
+        return b"\xff\xd9" in handle.read()
 
 
 def to_unit(images) -> np.ndarray:

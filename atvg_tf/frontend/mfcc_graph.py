@@ -80,3 +80,29 @@ class MfccWindows(tf.Module):
         features = self.mfcc(padded)
         windows = tf.signal.frame(features, c.window_mfcc_frames, rows_per_frame, axis=0)
         return windows[:num_frames]
+
+
+
+def normalize_mfcc_windows(windows: tf.Tensor, config: dict) -> tf.Tensor:
+    """`mfcc_normalization.normalize_mfcc_windows` in TensorFlow ops: [T, 28, C] -> [T, 28, C]."""
+    from atvg_tf.frontend.mfcc_normalization import ROWS_PER_FRAME, SILENT_ROW_NORM
+
+    original = tf.cast(windows, tf.float64)
+    target_mean = tf.constant(np.asarray(config["mean"], np.float64))
+    target_std = tf.constant(np.asarray(config["std"], np.float64))
+    prior, lead = float(config.get("prior_rows", 20.0)), max(int(config.get("lead_frames", 50)), 1)
+    speech = tf.cast(tf.norm(original, axis=-1, keepdims=True) > SILENT_ROW_NORM, tf.float64)  # [T, 28, 1]
+    # The rows each frame adds to the statistics: its last 4; frame 0 adds all 28.
+    added = tf.concat([tf.ones([1, 28 - ROWS_PER_FRAME, 1], tf.float64),
+                       tf.zeros([tf.shape(original)[0] - 1, 28 - ROWS_PER_FRAME, 1], tf.float64)], axis=0)
+    added = tf.concat([added, tf.ones_like(original[:, -ROWS_PER_FRAME:, :1])], axis=1) * speech
+    count = prior + tf.cumsum(tf.reduce_sum(added, axis=1), axis=0)
+    total = prior * target_mean + tf.cumsum(tf.reduce_sum(original * added, axis=1), axis=0)
+    squares = prior * (target_std**2 + target_mean**2) + tf.cumsum(tf.reduce_sum(original**2 * added, axis=1), axis=0)
+    # Frames before the lead use the statistics at the lead (or at the last frame of a shorter input).
+    frames = tf.shape(original)[0]
+    at = tf.maximum(tf.range(frames), tf.minimum(lead, frames) - 1)
+    mean = tf.gather(total / count, at)
+    std = tf.sqrt(tf.maximum(tf.gather(squares / count, at) - mean**2, 1e-6))
+    normalized = (original - mean[:, None]) / std[:, None] * target_std + target_mean
+    return tf.cast(tf.where(speech > 0, normalized, original), tf.float32)

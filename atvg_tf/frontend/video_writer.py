@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from atvg_tf.frontend.audio import iter_audio
-from atvg_tf.utils.files import publish, temp_path_beside
+from atvg_tf.utils.files import publish, remove_stale_temps, temp_path_beside
 
 AUDIO_RATE = 48000
 
@@ -91,6 +91,7 @@ class Mp4Writer:
             os.remove(self._partial)
 
     def _open(self, width: int, height: int) -> None:
+        remove_stale_temps(os.path.dirname(os.path.abspath(self.path)))  # what killed runs left
         self._partial = temp_path_beside(self.path)
         self._container = av.open(self._partial, "w")
         self._video = self._container.add_stream("libx264", rate=self.fps, options={"preset": self.preset})

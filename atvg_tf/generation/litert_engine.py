@@ -19,6 +19,8 @@ import os
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from atvg_tf.frontend.mfcc_normalization import MfccNormalizer
+
 WINDOW_SAMPLES = 4880  # what mfcc.tflite reads per frame
 NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
 
@@ -60,6 +62,7 @@ class LiteTalkingFace:
         if os.path.isfile(settings):
             with open(settings) as handle:
                 self.inference.update(json.load(handle))
+        self._normalizer = self._live_normalizer()
         self._identity: dict[str, np.ndarray] = {}
         self._offset = np.zeros((1, 136), np.float32)
         self.attention: np.ndarray | None = None
@@ -98,6 +101,13 @@ class LiteTalkingFace:
             self._offset = np.mean(silent[self.inference["silence_settled"]:], axis=0) - marks
         self._atnet_states = self._zero_states(self.atnet)
         self._vgnet_states = self._zero_states(self.vgnet)
+        self._normalizer = self._live_normalizer()
+
+    def _live_normalizer(self) -> MfccNormalizer | None:
+        """The voice normalisation of `step`'s MFCC windows (inference.json `mfcc_normalization`),
+        without a lead: live audio cannot wait 2 s, so the first frames lean on the training statistics."""
+        normalization = self.inference.get("mfcc_normalization")
+        return MfccNormalizer.from_config({**normalization, "lead_frames": 1}) if normalization else None
 
     def silence_audio(self) -> dict[str, np.ndarray]:
         """atnet_step's audio inputs for a frame of silence."""
@@ -111,6 +121,8 @@ class LiteTalkingFace:
             if pcm is None:
                 raise ValueError("this export's AT-net hears MFCC: give the frame's [1, 4880] PCM window (pcm=...).")
             audio["mfcc_window"] = self.mfcc(pcm=pcm)["mfcc_window"]
+            if self._normalizer:
+                audio["mfcc_window"] = self._normalizer.push(audio["mfcc_window"][0]).reshape(audio["mfcc_window"].shape)
         if self.uses_phones:
             if phone_ids is None:
                 raise ValueError("this export's AT-net hears phones: give the frame's [28] phone ids (phone_ids=...).")

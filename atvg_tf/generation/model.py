@@ -49,6 +49,9 @@ class TalkingFaceModel:
         self.directory = directory  # the folder it was loaded from (None when built in memory)
         self.crop_size = int(vgnet.input["identity_frame"].shape[1])
         self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size, self.inference.get("motion_gain", 1.0))
+        # The voice normalisation AT-net's MFCC windows get (`ModelSettings.mfcc_normalization`);
+        # set it to None to hear raw MFCC as the paper does.
+        self.mfcc_normalization = self.settings.mfcc_normalization
         self._stream: dict | None = None  # the streaming models, built on first use
 
     @classmethod
@@ -88,7 +91,7 @@ class TalkingFaceModel:
 
     def audio_windows(self, waveform: np.ndarray, num_frames: int | None = None) -> dict[str, np.ndarray]:
         """AT-net's audio inputs for a whole 16 kHz recording: {input: [N, 28, F]}."""
-        return audio_windows(waveform, self.audio_inputs, num_frames)
+        return audio_windows(waveform, self.audio_inputs, num_frames, self.mfcc_normalization)
 
     @property
     def inference(self) -> dict:

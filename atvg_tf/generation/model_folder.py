@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 from atvg_tf.errors import InputError
 from atvg_tf.frontend.face.pca import LandmarkPCA
@@ -36,7 +37,8 @@ class ModelSettings:
 
     @property
     def inference(self) -> dict:
-        """`inference` settings (`motion_gain`, `rest_on_silence`, `hybrid_motion_gain`); converted
+        """`inference` settings (`motion_gain`, `rest_on_silence`, `hybrid_motion_gain`,
+        `mfcc_normalization`); converted
         official models describe their convention there in words instead, which sets nothing."""
         settings = self.info.get("inference")
         return settings if isinstance(settings, dict) else {}
@@ -46,6 +48,12 @@ class ModelSettings:
         """Factor on the motion the hybrid renderer gives the photo (default 1): chosen so that the
         rendered mouth of unseen people opens as widely as theirs does (README, "Renderers")."""
         return float(self.inference.get("hybrid_motion_gain", 1.0))
+
+    @property
+    def mfcc_normalization(self) -> dict | None:
+        """The voice normalisation of the MFCC windows (`frontend.mfcc_normalization.MfccNormalizer`
+        config: the training speech's statistics), or None: AT-net hears raw MFCC, as in the paper."""
+        return self.inference.get("mfcc_normalization") or None
 
     @property
     def rests_on_silence(self) -> bool:
@@ -86,12 +94,22 @@ def read_part(path: str, read):
     Keras reads `.keras` files in safe mode (no code from the file runs) and numpy without pickle.
     """
     try:
+        if path.endswith(".keras") and os.path.isfile(path) and not zipfile.is_zipfile(path):
+            raise ValueError("not a .keras archive (a zip file)")  # Keras itself says "File not found"
         return read(path)
     except Exception as error:  # each reader raises its own types for a damaged file
         raise InputError(
-            f"cannot read {path} ({error.__class__.__name__}: {str(error).splitlines()[0][:200] if str(error) else 'no details'}); "
+            f"cannot read {path} ({_why(error)}); "
             f"the model folder is damaged or was not written by atvg: copy it again or give another --model."
         ) from error
+
+
+def _why(error: Exception) -> str:
+    """The reader's complaint, without advice that would mislead here."""
+    message = str(error).splitlines()[0][:200] if str(error) else "no details"
+    if "allow_pickle" in message:  # numpy suggests allowing pickles: never for a file from a user
+        message = "it holds pickled Python objects, which atvg never loads"
+    return f"{error.__class__.__name__}: {message}"
 
 
 def _read_json(path: str) -> dict:

@@ -145,7 +145,7 @@ class TalkingFace:
         """
         render = self.model.streamer(identity.face.image, identity.face.landmarks)
         chunker = _Chunker(self.first_chunk_frames, self.chunk_frames)
-        for windows in _audio_windows(audio, self.model.audio_inputs, self.chunk_frames):
+        for windows in _audio_windows(audio, self.model.audio_inputs, self.chunk_frames, self.model.mfcc_normalization):
             for chunk in chunker.add(windows):
                 yield render(chunk)
         for chunk in chunker.rest():
@@ -269,9 +269,10 @@ def in_background(items: Iterator, depth: int) -> Iterator:
         worker.join()
 
 
-def _audio_windows(audio: str, inputs: tuple[str, ...], frames_per_batch: int) -> Iterator[dict[str, np.ndarray]]:
+def _audio_windows(audio: str, inputs: tuple[str, ...], frames_per_batch: int,
+                   mfcc_normalization: dict | None) -> Iterator[dict[str, np.ndarray]]:
     """Decodes a speech file block by block and yields AT-net's audio windows about `frames_per_batch` at a time."""
-    windows = AudioWindowStream(inputs)
+    windows = AudioWindowStream(inputs, mfcc_normalization)
     batch_samples = frames_per_batch * AudioConfig().samples_per_video_frame
     pending: list[np.ndarray] = []
     buffered = 0

@@ -13,6 +13,7 @@ Each run writes into its output folder:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
 from atvg_tf.models.discriminator import build_discriminator
 from atvg_tf.models.vgnet import build_vgnet
+from atvg_tf.training.epoch_backup import EpochBackupAndRestore
 from atvg_tf.training.gan import VGNetGAN
 from atvg_tf.training.samples import VGNetSamples
 from atvg_tf.utils.files import atomic_write
@@ -148,11 +150,12 @@ def _atnet_pairs(audio_inputs: tuple[str, ...]):
 def _callbacks(output_dir: str, config: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:
     return [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(os.path.join(output_dir, "backup"), save_freq=config.backup_every, delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "best.keras"), monitor=monitor, mode="min", save_best_only=True),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "last.keras")),
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), update_freq=config.backup_every),
         keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
+        # Last: an epoch counts as done for a resumed run only once its checkpoints and history row are written.
+        EpochBackupAndRestore(os.path.join(output_dir, "backup"), save_freq=config.backup_every, delete_checkpoint=False),
     ]
 
 
@@ -226,11 +229,13 @@ def train(
     Returns:
         The Keras History of this call.
     """
-    os.makedirs(output_dir, exist_ok=True)
-    with atomic_write(os.path.join(output_dir, "train_config.json")) as handle:
-        json.dump({"network": network, **dataclasses.asdict(config)}, handle, indent=1)
     if network not in NETWORKS:
         raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
+    settings = json.loads(json.dumps({"network": network, **dataclasses.asdict(config)}))  # as the file holds them
+    _check_resumable(output_dir, settings)
+    os.makedirs(output_dir, exist_ok=True)
+    with atomic_write(os.path.join(output_dir, "train_config.json")) as handle:
+        json.dump(settings, handle, indent=1)
     with make_strategy(strategy).scope():
         model = build_trainable(network, config)
         if config.init_from:
@@ -245,12 +250,46 @@ def train(
     callbacks = _callbacks(output_dir, config, monitor) + list(extra_callbacks)
     if network == "vgnet":
         callbacks.append(VGNetSamples(next(iter(validation or train_data)), output_dir))
-    return model.fit(
-        train_data,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        validation_data=validation,
-        validation_steps=config.validation_steps or None,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    try:
+        return model.fit(
+            train_data,
+            epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            validation_data=validation,
+            validation_steps=config.validation_steps or None,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    except tf.errors.DataLossError as error:  # a damaged shard: name it instead of a 40-line traceback
+        raise InputError(f"{_damaged_shards(prepared_dir) or prepared_dir} cannot be read ({error.message.splitlines()[0][:160]}); "
+                         f"the prepared data is damaged: run `atvg prepare` again into a new folder. Finished epochs "
+                         f"are kept in {output_dir}.") from None
+
+
+def _check_resumable(output_dir: str, settings: dict) -> None:
+    """A run folder is resumed only with the settings it was started with (`epochs` may grow)."""
+    path = os.path.join(output_dir, "train_config.json")
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path) as handle:
+            previous = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read {path} ({error.__class__.__name__}); give a new --output.") from None
+    changed = sorted(key for key in set(previous) | set(settings) if key != "epochs" and previous.get(key) != settings.get(key))
+    if changed:
+        shown = ", ".join(f"{key} {previous.get(key)!r} -> {settings.get(key)!r}" for key in changed[:4])
+        raise InputError(f"{output_dir} holds a run with other settings ({shown}); give a new --output, or the "
+                         f"same settings to resume it.")
+
+
+def _damaged_shards(prepared_dir: str) -> str:
+    """The shards of a prepared folder whose records fail their checksums, comma-separated."""
+    damaged = []
+    for path in sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord"))):
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.DataLossError:
+            damaged.append(path)
+    return ", ".join(damaged)

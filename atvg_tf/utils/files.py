@@ -1,6 +1,7 @@
 """Writing files and folders so that they appear only when complete, and hashing files.
 
-Temporary names start with `.atvg-` (hidden, and recognisable as atvg's own) and end with the
+Temporary names start with `.atvg-<pid>-` (hidden, recognisable as atvg's own, and naming the
+process that writes them, so `remove_stale_temps` can clean what a killed run left) and end with the
 destination's name, so libraries that pick a format from the extension (`np.savez`, Keras, PyAV)
 write the right one.
 """
@@ -10,11 +11,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 
 TEMP_PREFIX = ".atvg-"
+_OWNED_TEMP = re.compile(rf"{re.escape(TEMP_PREFIX)}(\d+)-")
+
+
+def _own_prefix() -> str:
+    return f"{TEMP_PREFIX}{os.getpid()}-"
 
 
 def _umask() -> int:
@@ -24,9 +31,9 @@ def _umask() -> int:
 
 
 def temp_path_beside(path: str | os.PathLike) -> str:
-    """Creates an empty, private temporary file in `path`'s folder, named `.atvg-XXXX-<basename>`."""
+    """Creates an empty, private temporary file in `path`'s folder, named `.atvg-<pid>-XXXX-<basename>`."""
     path = os.fspath(path)
-    handle, partial = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix="-" + os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
+    handle, partial = tempfile.mkstemp(prefix=_own_prefix(), suffix="-" + os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
     os.close(handle)
     return partial
 
@@ -76,12 +83,12 @@ def atomic_folder(path: str | os.PathLike, replace: bool = False) -> Iterator[st
     if os.path.exists(path) and not replace:
         raise FileExistsError(f"{path} exists; give a new output folder.")
     parent = os.path.dirname(os.path.abspath(path))
-    partial = tempfile.mkdtemp(prefix=TEMP_PREFIX, suffix="-" + os.path.basename(path), dir=parent)
+    partial = tempfile.mkdtemp(prefix=_own_prefix(), suffix="-" + os.path.basename(path), dir=parent)
     try:
         yield partial
         os.chmod(partial, 0o777 & ~_umask())
         if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=TEMP_PREFIX + "old-", dir=parent)
+            old = tempfile.mkdtemp(prefix=_own_prefix() + "old-", dir=parent)
             os.rename(path, os.path.join(old, "folder"))
             os.rename(partial, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -89,6 +96,38 @@ def atomic_folder(path: str | os.PathLike, replace: bool = False) -> Iterator[st
             os.rename(partial, path)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[str]:
+    """Deletes the temporary files and folders in `folder` that atvg processes no longer running
+    left behind (killed with SIGKILL, or the machine stopped); returns their paths.
+
+    Only `.atvg-<pid>-*` names count, and only when no process with that id exists: anything
+    else, including a live process's temporaries, is left alone.
+    """
+    removed = []
+    for name in os.listdir(folder):
+        match = _OWNED_TEMP.match(name)
+        if not match or _process_exists(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; or not a process id at all
+        return True
+    return True
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

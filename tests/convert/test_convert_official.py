@@ -36,6 +36,12 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
 
     folder, modules = checkpoints
     basics = os.path.join(shared_data, "atvgnet", "basics")
+    # Folders of the user's beside the outputs, named as the temporary folders of earlier versions
+    # were: both were deleted (issue 11 item 7); atvg now touches only its own `.atvg-*` temporaries.
+    theirs = [tmp_path / "official.partial" / "notes.txt", tmp_path / "serving" / "1.partial" / "notes.txt"]
+    for note in theirs:
+        note.parent.mkdir(parents=True)
+        note.write_text("the user's")
     code, _ = _convert(capsys, folder, tmp_path / "official", basics)
     assert code == 0
     model = TalkingFaceModel.load(str(tmp_path / "official"))
@@ -53,6 +59,7 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
     got = model.atnet.predict_on_batch({"mfcc_windows": audio, "identity_pca_codes": codes})["pca_codes"]
     assert np.abs(got - expected).max() < 1e-4
     assert main(["export", "--format", "saved_model", "--model", str(tmp_path / "official"), "--output", str(tmp_path / "serving")]) == 0
+    assert all(note.read_text() == "the user's" for note in theirs)
     import tensorflow as tf
 
     serving = tf.saved_model.load(str(tmp_path / "serving" / "1")).signatures["landmarks"]

@@ -1,6 +1,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -168,6 +169,42 @@ def test_other_settings_on_the_same_output_are_refused(prepared_inputs, prepared
 
 
 @pytest.mark.slow
+def test_a_folder_atvg_did_not_make_is_refused_untouched(prepared_inputs, tmp_path):
+    """It overwrote manifest.json and pca.npz, appended to a progress.jsonl and deleted *.tfrecord.tmp
+    files; a progress.jsonl of another format crashed after pca.npz was written (issue 11 item 1)."""
+    theirs = {"manifest.json": '{"mine": true}', "pca.npz": "my basis", "progress.jsonl": '{"step": 1}\n[2]\n',
+              "train-00000.tfrecord.tmp": "half a download"}
+    output = tmp_path / "theirs"
+    output.mkdir()
+    for name, text in theirs.items():
+        (output / name).write_text(text)
+    with pytest.raises(PrepareError, match=r"holds files atvg did not write \(manifest.json, pca.npz, progress.jsonl\); give a new or empty folder"):
+        prepare(prepared_inputs, str(output), PrepareConfig(workers=1), progress=False)
+    assert {path.name: path.read_text() for path in output.iterdir()} == theirs
+
+
+def test_a_skipped_clip_is_tried_again_once_its_file_changed(shared_data, tmp_path):
+    """Done-ness was keyed by clip id only: a clip skipped once stayed skipped after the file was
+    fixed (issue 11 item 16)."""
+    inputs = tmp_path / "s9"
+    inputs.mkdir()
+    clip = inputs / "clip.mp4"
+    shutil.copy(os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4"), clip)  # no sound: skipped
+    config = PrepareConfig(workers=1, audio_variants=0)
+    first = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)
+    assert first["counts"]["clips_skipped"] == 1 and first["counts"]["clips_prepared"] == 0
+    assert prepare([str(inputs)], str(tmp_path / "out"), config, progress=False) == first  # unchanged: not retried
+    shutil.copy(os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg"), clip)  # fixed: a clip with sound
+    fixed = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)
+    assert fixed["counts"]["clips_prepared"] == 1 and fixed["counts"]["clips_skipped"] == 0 and fixed["skipped"] == []
+    # A truncated clip is reported as one, not as a face problem.
+    whole = open(os.path.join(shared_data, "grid", "s1", "bbal7s.mpg"), "rb").read()
+    (inputs / "cut.mpg").write_bytes(whole[:30000])
+    cut = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)
+    assert [entry["reason"] for entry in cut["skipped"]] == [
+        "only 6 frames (0.24 s) decode; clips need at least 16: the file is too short or truncated"]
+
+
 def test_dlib_backend_prepares_a_clip(prepared_inputs, tmp_path):
     manifest = prepare(
         [os.path.join(prepared_inputs[0], "bbal7s.mpg")], str(tmp_path / "out"), PrepareConfig(backend="dlib", workers=1), progress=False
@@ -207,3 +244,53 @@ def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path):
     assert not os.path.exists(tmp_path / "out")
     result = subprocess.run([sys.executable, "-m", "atvg_tf.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "prepare" in result.stdout and "fit-pca" in result.stdout
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Live (not zombie) processes whose parent is `pid`: {pid: command line}."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found[int(entry)] = open(f"/proc/{entry}/cmdline").read().replace("\0", " ")
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal and /proc are Linux's")
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_killing_prepare_leaves_no_worker_behind(prepared_inputs, tmp_path, signal_name):
+    """SIGKILL (or an out-of-memory kill) or SIGTERM of `atvg prepare` left its spawn workers (~800 MB
+    each) and the resource tracker running forever (issue 11 item 2): workers now die with their
+    parent; SIGTERM stops it as Ctrl-C does, with one line."""
+    import signal
+    import time
+
+    run = subprocess.Popen([sys.executable, "-m", "atvg_tf.cli", "prepare", prepared_inputs[0], "--output", str(tmp_path / "out"),
+                            "--workers", "2", "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len([c for c in _children(run.pid).values() if "spawn_main" in c]) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    descendants = _children(run.pid)
+    assert len([c for c in descendants.values() if "spawn_main" in c]) == 2, (descendants, run.poll())
+    run.send_signal(getattr(signal, signal_name))
+    _, stderr = run.communicate(timeout=120)
+    if signal_name == "SIGTERM":
+        assert run.returncode == 143, stderr[-2000:]
+        assert stderr.strip().splitlines()[-1] == "atvg prepare: stopped by SIGTERM; finished work is kept, rerun the command to continue."
+    deadline = time.time() + 30
+    while any(_alive(pid) for pid in descendants) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in descendants if _alive(pid)], descendants

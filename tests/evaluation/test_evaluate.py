@@ -57,3 +57,15 @@ def test_evaluate_rejects_a_missing_model_folder(shared_data, tmp_path):
     assert result.returncode == 2
     assert "is not a model folder" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_fails_when_no_clip_can_be_evaluated(shared_data, tmp_path, capsys):
+    """It exited 0 with "0 clips, 1 skipped" (issue 11 item 15); now one line, exit 2, no report."""
+    from atvg_tf.cli import main
+
+    silent = os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")  # a video without a sound track
+    code = main(["evaluate", silent, "--output", str(tmp_path / "r.json"), "--renderers", "--quiet"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in error, error
+    assert error.startswith("atvg evaluate: error: none of the 1 clip(s) could be evaluated") and "no audio stream" in error
+    assert not (tmp_path / "r.json").exists()

@@ -19,6 +19,7 @@ import pytest
 from atvg_tf.evaluation.metrics import psnr, ssim
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import load_audio, mfcc_windows
+from atvg_tf.frontend.audio_windows import audio_windows
 from atvg_tf.generation.model import SILENCE_FRAMES, SILENCE_SETTLED, TalkingFaceModel
 from tests.helpers import REPO
 
@@ -65,9 +66,15 @@ def clip(shared_data, exported, default_model):
     """Real speech and the avatar's face, with the Keras models' landmarks (silence offset included) and frames."""
     avatar = np.load(os.path.join(exported, "avatar.npz"))
     waveform = load_audio(os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"))[: 16000 * 3]
-    landmarks = default_model.predict_landmarks(default_model.audio_windows(waveform), avatar["identity_landmarks"])
+    landmarks = default_model.predict_landmarks(_live_windows(default_model, waveform), avatar["identity_landmarks"])
     keras_frames = default_model.render(avatar["identity_frame"], avatar["identity_landmarks"], landmarks)["frames"]
     return {"waveform": waveform, "avatar": avatar, "landmarks": landmarks, "keras_frames": keras_frames}
+
+
+def _live_windows(model, waveform: np.ndarray) -> dict:
+    """The model's windows as the engine's `step` sees them: voice normalisation without a lead."""
+    normalization = model.mfcc_normalization and {**model.mfcc_normalization, "lead_frames": 1}
+    return audio_windows(waveform, model.audio_inputs, None, normalization)
 
 
 def _step_inputs(engine: LiteTalkingFace, waveform: np.ndarray) -> list[dict]:
@@ -102,9 +109,10 @@ def test_only_builtin_ops(exported, default_model, mfcc_exported):
 @pytest.mark.slow
 def test_inference_settings_are_written(exported, default_model, mfcc_exported, mfcc_model):
     """inference.json tells the app whether to rest on silence, with the Keras model's silence run,
-    and the motion gain atnet_step applies."""
-    expected = {**INFERENCE, "rest_on_silence": default_model.rests_on_silence, "motion_gain": default_model.landmark_space.motion_gain}
-    mfcc_expected = {**INFERENCE, "motion_gain": mfcc_model.landmark_space.motion_gain}
+    the motion gain atnet_step applies and the voice normalisation."""
+    expected = {**INFERENCE, "rest_on_silence": default_model.rests_on_silence, "motion_gain": default_model.landmark_space.motion_gain,
+                "mfcc_normalization": default_model.mfcc_normalization}
+    mfcc_expected = {**INFERENCE, "motion_gain": mfcc_model.landmark_space.motion_gain, "mfcc_normalization": mfcc_model.mfcc_normalization}
     for folder, settings in ((exported, expected), (mfcc_exported, mfcc_expected)):
         with open(os.path.join(folder, "inference.json")) as handle:
             assert json.load(handle) == settings
@@ -136,7 +144,7 @@ def test_float32_streaming_equals_keras(exported, clip, default_model, shared_da
     assert psnr(clip["keras_frames"], frames) >= 40.0
     # A GRID clip's own sound (MPEG audio at 44.1 kHz) as well.
     waveform = load_audio(os.path.join(shared_data, "grid", "s1", "bbaf4p.mpg"))
-    expected_marks = default_model.predict_landmarks(default_model.audio_windows(waveform), avatar["identity_landmarks"])
+    expected_marks = default_model.predict_landmarks(_live_windows(default_model, waveform), avatar["identity_landmarks"])
     expected = default_model.render(avatar["identity_frame"], avatar["identity_landmarks"], expected_marks)["frames"]
     frames, landmarks = _run(exported, avatar, waveform, "float32")
     np.testing.assert_allclose(landmarks, expected_marks, atol=1e-2)

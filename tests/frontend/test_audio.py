@@ -112,6 +112,31 @@ def test_bad_audio_inputs_raise_actionable_errors(shared_data, tmp_path):
         load_audio(empty)
 
 
+def test_float_wavs_with_nan_inf_or_huge_samples(tmp_path):
+    """They ended as `avcodec_send_frame() returned 22` after the whole generation (issue 11 item 12):
+    NaN/Inf is refused with one line, samples beyond full scale are clipped and the video is written."""
+    import scipy.io.wavfile
+
+    from atvg_tf.frontend.video_writer import Mp4Writer
+
+    speech = (0.3 * np.sin(np.arange(16000) * 0.05)).astype(np.float32)
+    for bad in (np.nan, np.inf):
+        damaged = speech.copy()
+        damaged[8000] = bad
+        scipy.io.wavfile.write(tmp_path / "damaged.wav", 16000, damaged)
+        with pytest.raises(AudioError, match="NaN or infinite samples; the recording is damaged"):
+            load_audio(tmp_path / "damaged.wav")
+    loud = speech * np.float32(1e30)
+    scipy.io.wavfile.write(tmp_path / "loud.wav", 16000, loud)
+    decoded = load_audio(tmp_path / "loud.wav")
+    assert np.abs(decoded).max() == 1.0 and np.isfinite(decoded).all()
+    with Mp4Writer(str(tmp_path / "loud.mp4"), str(tmp_path / "loud.wav")) as writer:
+        for _ in range(25):
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+    with av.open(str(tmp_path / "loud.mp4")) as container:
+        assert container.streams.audio[0].duration and len(container.streams.video) == 1
+
+
 def test_shift_audio_moves_the_time_origin():
     waveform = np.arange(10, dtype=np.float32)
     np.testing.assert_array_equal(shift_audio(waveform, 2 / 16000), waveform[2:])

@@ -273,3 +273,32 @@ def test_memory_does_not_grow_with_the_length_of_the_audio(shared_data, tmp_path
         assert row["frames"] == seconds * 25
         peaks[seconds] = row["peak_rss_mb"]
     assert peaks[90] < 1.15 * peaks[8], peaks
+
+
+@pytest.mark.slow
+def test_sigterm_mid_generation_leaves_nothing_and_stale_temporaries_are_cleaned(shared_data, untrained_model, tmp_path):
+    """SIGTERM (kill, timeout, docker stop) left a hidden `.atvg-*.mp4`, exit 143 and no message, and
+    temporaries of killed runs stayed forever (issue 11 item 5)."""
+    import signal
+    import time
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs: what a SIGKILLed run leaves in its temporaries' names
+    stale = [tmp_path / f".atvg-{gone.pid}-k1ll3d-old.mp4", tmp_path / f".atvg-{gone.pid}-k1ll3d-old.npy"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    alive = tmp_path / f".atvg-{os.getpid()}-running-other.mp4"  # a live process's file is not touched
+    alive.write_bytes(b"in use")
+    command = [sys.executable, "-m", "atvg_tf.cli", "generate", "--image", _photo(shared_data), "--audio",
+               os.path.join(shared_data, "wild", "edtalk_pose_source2_60s.mp4"), "--output", str(tmp_path / "out.mp4"),
+               "--model", untrained_model, "--runtime", "keras", "--quiet"]
+    run = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not [p for p in os.listdir(tmp_path) if p.startswith(f".atvg-{run.pid}-")] and time.time() < deadline:
+        time.sleep(0.1)  # until the video is being written
+    assert run.poll() is None, run.stderr.read()
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 143, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "atvg generate: stopped by SIGTERM; no output was written."
+    assert sorted(os.listdir(tmp_path)) == [alive.name]

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -158,3 +159,45 @@ def test_gan_keras_file_round_trips_with_its_optimizers(batch, tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(inputs)["frames"]), np.asarray(gan(inputs)["frames"]))
     assert loaded.g_optimizer.built and loaded.d_optimizer.built
     assert int(loaded.g_optimizer.iterations) == 1
+
+
+def test_a_damaged_shard_is_named_in_one_line(prepared_dir, tmp_path):
+    """A corrupt shard crashed `atvg train` with a 41-line DataLossError that did not name it (issue 11 item 6)."""
+    import glob
+    import shutil
+
+    from atvg_tf.errors import InputError
+
+    copy = str(tmp_path / "prepared")
+    shutil.copytree(prepared_dir, copy)
+    shard = sorted(glob.glob(os.path.join(copy, "train-*.tfrecord")))[0]
+    with open(shard, "r+b") as handle:
+        handle.seek(200)  # inside the first record's data: its checksum no longer matches
+        handle.write(b"\xff" * 64)
+    config = TrainConfig(epochs=1, steps_per_epoch=2, validation_steps=0, batch_size=2, sequence_length=8)
+    with pytest.raises(InputError) as raised:
+        train("atnet", copy, str(tmp_path / "run"), config, verbose=0)
+    message = str(raised.value)
+    assert "\n" not in message and shard in message and "run `atvg prepare` again" in message, message
+
+
+def test_a_run_folder_is_resumed_only_with_its_own_settings(prepared_dir, tmp_path):
+    """Other settings overwrote train_config.json and ended in 8 KB of Keras warnings (issue 11 item 11)."""
+    from atvg_tf.errors import InputError
+
+    output = str(tmp_path / "run")
+    config = TrainConfig(epochs=1, steps_per_epoch=1, validation_steps=0, batch_size=2, sequence_length=8)
+    train("atnet", prepared_dir, output, config, verbose=0)
+    written = open(os.path.join(output, "train_config.json")).read()
+    with pytest.raises(InputError, match=r"holds a run with other settings \(batch_size 2 -> 4, sequence_length 8 -> 12\); give a new --output"):
+        train("atnet", prepared_dir, output, dataclasses.replace(config, batch_size=4, sequence_length=12), verbose=0)
+    with pytest.raises(InputError, match=r"network 'atnet' -> 'vgnet'"):
+        train("vgnet", prepared_dir, output, config, verbose=0)
+    assert open(os.path.join(output, "train_config.json")).read() == written
+    # More epochs resume it: epoch 2 only, although its epochs (1 batch) are shorter than backup_every
+    # (the backup at the epoch's end; before, there was none and training restarted from random weights).
+    assert config.steps_per_epoch < config.backup_every
+    history = train("atnet", prepared_dir, output, dataclasses.replace(config, epochs=2), verbose=0)
+    assert len(history.history["loss"]) == 1
+    rows = open(os.path.join(output, "history.csv")).read().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"]  # one history row per epoch, none repeated

@@ -107,6 +107,8 @@ class LandmarkDetector(abc.ABC):
         Raises:
             NoFaceError: no face, or fewer faces than `face_index + 1`.
         """
+        if face_index < 0:  # -1 would silently pick the smallest face
+            raise InputError(f"the face index must be 0 (the largest face) or more, got {face_index}.")
         faces = self.image_landmarks(image)
         if not faces:
             raise NoFaceError("no face found in the image; use a photo with a clearly visible frontal face.")
