@@ -246,7 +246,7 @@ def _add_generate(subparsers) -> None:
                         help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it)")
     parser.add_argument("--raw-mfcc", action="store_true",
                         help="AT-net hears the raw MFCC, as in the paper, without the model's voice normalisation "
-                        "(which maps the speech's cepstral statistics onto its training voices'; README, \"Lip-sync\")")
+                        "(which maps the speech's cepstral statistics onto its training voices'; docs/METHOD.md), for models that have one")
     _add_quiet(parser)
     parser.set_defaults(handler=_run_generate, mode="paste-back")
 

@@ -102,7 +102,7 @@ def cached_export(model_dir: str | None, precision: str, progress: Callable[[str
     try:
         with atomic_folder(folder) as partial:
             export_tflite(model, partial, [precision])
-    except (FileExistsError, OSError):
+    except OSError:
         if not os.path.isfile(os.path.join(folder, "inference.json")):  # not another run that finished first
             raise
     return folder

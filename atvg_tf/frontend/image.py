@@ -36,7 +36,7 @@ def load_image(path: str) -> np.ndarray:
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         raise ImageError(f"{path}: unsupported image type; give a {', '.join(e[1:] for e in IMAGE_EXTENSIONS)} file.")
     _check_size(path)
-    if path.lower().endswith((".jpg", ".jpeg")) and not _has_jpeg_end(path):
+    if path.lower().endswith((".jpg", ".jpeg")) and _is_truncated_jpeg(path):
         # libjpeg would decode it anyway, grey below the cut, with only a notice on stderr.
         raise ImageError(f"{path} is truncated (the JPEG data stops before its end marker); copy or download it again.")
     image = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -64,11 +64,14 @@ def _check_size(path: str) -> None:
         raise ImageError(f"{path} is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above the limit of {limit / 1e6:g} MP; {advice}.")
 
 
-def _has_jpeg_end(path: str) -> bool:
-    """Whether the JPEG's end-of-image marker is there (within the last KB: some writers append padding)."""
+def _is_truncated_jpeg(path: str) -> bool:
+    """A JPEG that starts as one but lacks its end-of-image marker (looked for in the last KB: some
+    writers append padding). Files that are not JPEG data at all are left to the decoder's error."""
     with open(path, "rb") as handle:
+        if handle.read(2) != b"\xff\xd8":
+            return False
         handle.seek(max(os.path.getsize(path) - 1024, 0))
-        return b"\xff\xd9" in handle.read()
+        return b"\xff\xd9" not in handle.read()
 
 
 def to_unit(images) -> np.ndarray:
