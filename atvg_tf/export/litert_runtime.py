@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import re
+import shutil
+import time
 from collections.abc import Callable
 
 from atvg_tf import __version__
@@ -34,6 +37,8 @@ DEFAULT_PRECISION = "dynamic"
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EXPORT_CODE = ("export", "models", os.path.join("generation", "landmark_space.py"), os.path.join("frontend", "audio.py"))
 _VERSIONED = ("tensorflow", "keras", "ai-edge-litert")
+UNUSED_DAYS = 30.0
+_CACHE_ENTRY = re.compile(rf"[0-9a-f]{{20}}-(?:{'|'.join(PRECISIONS)})")
 
 
 def default_runtime() -> str:
@@ -87,6 +92,7 @@ def cached_export(model_dir: str | None, precision: str, progress: Callable[[str
     check_model_folder(model_dir)
     folder = os.path.join(litert_cache_dir(), f"{export_key(model_dir, precision)}-{precision}")
     if os.path.isfile(os.path.join(folder, "inference.json")):
+        _mark_used(folder)
         return folder
     try:
         os.makedirs(os.path.dirname(folder), exist_ok=True)
@@ -105,7 +111,30 @@ def cached_export(model_dir: str | None, precision: str, progress: Callable[[str
     except OSError:
         if not os.path.isfile(os.path.join(folder, "inference.json")):  # not another run that finished first
             raise
+    prune_litert_cache(os.path.dirname(folder))
     return folder
+
+
+def prune_litert_cache(cache: str, unused_days: float = UNUSED_DAYS) -> list[str]:
+    """Deletes the cached exports (`<key>-<precision>` folders) not used for `unused_days`: those of
+    earlier versions, retrained models and models no longer used. Runs when a new export is built;
+    returns the folders it deleted. Other names in the cache are left alone."""
+    deadline = time.time() - unused_days * 86400
+    removed = []
+    for name in os.listdir(cache):
+        path = os.path.join(cache, name)
+        if _CACHE_ENTRY.fullmatch(name) and os.path.isdir(path) and os.path.getmtime(path) < deadline:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _mark_used(folder: str) -> None:
+    """The folder's time stamp records its last use (`prune_litert_cache` reads it)."""
+    try:
+        os.utime(folder)
+    except OSError:  # a read-only cache still serves
+        pass
 
 
 def litert_cache_dir() -> str:

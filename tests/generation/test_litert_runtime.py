@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -75,7 +76,10 @@ def test_the_export_is_built_once_and_keyed_by_the_model_files(tmp_path, monkeyp
     shutil.copytree(DEFAULT_MODEL_DIR, model)
     built = []
     first = litert_runtime.cached_export(str(model), "float32", progress=built.append)
+    month_ago = time.time() - 40 * 86400
+    os.utime(first, (month_ago, month_ago))
     again = litert_runtime.cached_export(str(model), "float32", progress=built.append)
+    assert os.path.getmtime(first) > time.time() - 60  # its use is recorded
     assert first == again and len(built) == 1 and first.startswith(str(tmp_path / "cache" / "litert"))
     assert sorted(os.listdir(tmp_path / "cache" / "litert")) == [os.path.basename(first)]  # no partial folder left
     with open(os.path.join(first, "inference.json")) as handle:
@@ -86,6 +90,13 @@ def test_the_export_is_built_once_and_keyed_by_the_model_files(tmp_path, monkeyp
     info.setdefault("inference", {})["motion_gain"] = 1.25
     (model / "training.json").write_text(json.dumps(info))
     assert litert_runtime.export_key(str(model), "float32") != os.path.basename(first).rsplit("-", 1)[0]
+    # Exports unused for 30 days (earlier versions, retrained models) are pruned; other names are not.
+    cache = tmp_path / "cache" / "litert"
+    for name, age_days in (("a" * 20 + "-int8", 40), ("b" * 20 + "-dynamic", 1), ("my-notes", 40)):
+        (cache / name).mkdir()
+        os.utime(cache / name, (time.time() - age_days * 86400,) * 2)
+    assert litert_runtime.prune_litert_cache(str(cache)) == [str(cache / ("a" * 20 + "-int8"))]
+    assert sorted(os.listdir(cache)) == sorted([os.path.basename(first), "b" * 20 + "-dynamic", "my-notes"])
 
 
 def test_generate_on_litert_runs_without_tensorflow(shared_data, tmp_path):
