@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 from atvg_tf import __version__  # noqa: E402
-from atvg_tf.errors import AtvgError, InputError  # noqa: E402
+from atvg_tf.errors import AtvgError, InputError, one_line  # noqa: E402
 
 
 def _add_model(parser) -> None:
@@ -373,6 +373,56 @@ def _run_convert_official(args) -> int:
     return 0
 
 
+def _add_app(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "app",
+        help="a web page where anyone makes a photo talk (Gradio; pip install '.[app]')",
+        description="Serves a page on this machine (by default only to itself: 127.0.0.1) where a photo and speech, "
+        "uploaded or taken with the webcam and microphone, become a talking-face video to watch and download. "
+        "The same generation is an API endpoint, /generate, for gradio_client. Nothing is shared publicly and no "
+        "usage data is sent; each request's files go to a folder of their own, deleted after an hour.",
+    )
+    _add_model(parser)
+    parser.add_argument("--models-dir", metavar="DIR", help="also offer every model folder directly under DIR (e.g. converted official weights)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only; 0.0.0.0: every network)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    parser.add_argument("--share-nothing", action="store_true", help="the page only: no API endpoint and no API page")
+    parser.add_argument("--max-audio-seconds", type=float, default=60.0, metavar="S", help="longest speech accepted (default: 60)")
+    parser.add_argument("--max-image-pixels", type=float, default=20e6, metavar="N", help="largest photo accepted (default: 20e6)")
+    parser.add_argument("--max-upload-mb", type=float, default=50.0, metavar="MB", help="largest uploaded file (default: 50)")
+    parser.add_argument("--concurrency", type=int, default=1, metavar="N", help="videos generated at once; others wait in a queue (default: 1)")
+    parser.add_argument("--outputs", metavar="DIR", help="where results are written (default: a new temporary folder)")
+    parser.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto", help="as atvg generate (default: auto)")
+    parser.set_defaults(handler=_run_app)
+
+
+def _run_app(args) -> int:
+    import tempfile
+
+    from atvg_tf.app.service import AppLimits, TalkingFaceService, find_models
+
+    try:
+        from atvg_tf.app.page import serve
+    except ImportError as error:
+        raise InputError(f"atvg app needs Gradio ({error.name} is missing); install it with pip install '.[app]'.") from None
+    for name, value in (("--max-audio-seconds", args.max_audio_seconds), ("--max-image-pixels", args.max_image_pixels),
+                        ("--max-upload-mb", args.max_upload_mb)):
+        if not value > 0:
+            raise InputError(f"{name} must be above 0, got {value:g}.")
+    limits = AppLimits(args.max_audio_seconds, int(args.max_image_pixels), args.max_upload_mb, args.concurrency)
+    models = find_models(args.models_dir)
+    if args.model:
+        models = {"default": args.model, **{k: v for k, v in models.items() if k != "default"}}
+    outputs = os.path.abspath(args.outputs or tempfile.mkdtemp(prefix="atvg-app-"))
+    service = TalkingFaceService(models, outputs, limits, args.runtime)
+    print(f"atvg app: loading the {next(iter(models))} model", file=sys.stderr, flush=True)
+    service.preload(next(iter(models)))
+    examples = os.path.join(outputs, "examples")
+    os.makedirs(examples, exist_ok=True)
+    serve(service, examples, args.host, args.port, api=not args.share_nothing)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atvg",
@@ -388,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(subparsers)
     _add_export(subparsers)
     _add_convert_official(subparsers)
+    _add_app(subparsers)
     return parser
 
 
@@ -400,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     previous_sigterm = _handle_sigterm()
     try:
-        if args.command != "generate":  # generate imports TensorFlow only for the keras runtime
+        if args.command not in ("generate", "app"):  # these import TensorFlow only for the keras runtime
             from atvg_tf._native import import_quietly
 
             import_quietly(args.verbose)
@@ -409,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         # The user's input or environment: one line that says what to do (a traceback only when asked).
         if args.verbose:
             traceback.print_exc()
-        print(f"atvg {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        print(f"atvg {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         return _interrupted(args.command, interrupt)
@@ -460,11 +511,6 @@ def _caused_by_interrupt(error: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or error.__class__.__name__
 
 
 if __name__ == "__main__":

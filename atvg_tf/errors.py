@@ -15,3 +15,9 @@ class AtvgError(Exception):
 
 class InputError(AtvgError, ValueError):
     """A bad option or input value (a wrong file type, an out-of-range setting, ...)."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (what the command line and the web page show)."""
+    text = " ".join(str(error).split())
+    return text or error.__class__.__name__

@@ -14,6 +14,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Photos above this many pixels are refused before they are decoded (a 20000 x 20000 photo takes
 # 1.2 GB decoded and several GB on the way to a video no H.264 encoder accepts).
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+RAISE_LIMIT = "raise ATVG_MAX_IMAGE_PIXELS if this machine has the memory"
 
 
 def max_image_pixels() -> int:
@@ -29,13 +30,18 @@ class ImageError(InputError):
     """An identity image that cannot be used."""
 
 
-def load_image(path: str) -> np.ndarray:
-    """Reads a photo as RGB uint8 (EXIF rotation applied; grayscale, RGBA and 16-bit converted)."""
+def load_image(path: str, max_pixels: int | None = None, raise_limit: str = RAISE_LIMIT) -> np.ndarray:
+    """Reads a photo as RGB uint8 (EXIF rotation applied; grayscale, RGBA and 16-bit converted).
+
+    Args:
+        max_pixels: refuse photos above this size (default: `max_image_pixels()`).
+        raise_limit: how a user may raise the limit, for the message that refuses a photo.
+    """
     if not os.path.isfile(path):
         raise ImageError(f"image not found: {path}; check the path.")
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         raise ImageError(f"{path}: unsupported image type; give a {', '.join(e[1:] for e in IMAGE_EXTENSIONS)} file.")
-    _check_size(path)
+    _check_size(path, max_pixels or max_image_pixels(), raise_limit)
     if path.lower().endswith((".jpg", ".jpeg")) and _is_truncated_jpeg(path):
         # libjpeg would decode it anyway, grey below the cut, with only a notice on stderr.
         raise ImageError(f"{path} is truncated (the JPEG data stops before its end marker); copy or download it again.")
@@ -45,12 +51,11 @@ def load_image(path: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _check_size(path: str) -> None:
-    """Refuses a photo above `max_image_pixels()` from its header, before any pixel is decoded."""
+def _check_size(path: str, limit: int, raise_limit: str) -> None:
+    """Refuses a photo above `limit` pixels from its header, before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
-    limit = max_image_pixels()
-    advice = "scale it down, or raise ATVG_MAX_IMAGE_PIXELS if this machine has the memory"
+    advice = f"scale it down, or {raise_limit}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides

@@ -14,7 +14,7 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -193,6 +193,7 @@ class TalkingFace:
         landmarks_out: str | None = None,
         progress: bool = False,
         renderer: str = "hybrid",
+        on_frames: Callable[[int, int | None], None] | None = None,
     ) -> VideoSummary:
         """Photo + speech -> MP4, frames encoded as they are generated (any length, bounded memory).
 
@@ -205,6 +206,8 @@ class TalkingFace:
             face_index: which face when the photo has several (0 = the largest).
             landmarks_out: also save the predicted landmarks [T, 68, 2] (crop px) as .npy.
             progress: show a progress bar.
+            on_frames: called after every encoded chunk with (frames written, frames expected from
+                the audio's header, or None when it does not say).
 
         Returns:
             A `VideoSummary` (frames, wall time, time to the first frame).
@@ -214,7 +217,8 @@ class TalkingFace:
         compose = composer(mode, self.renderer(identity, renderer))
         landmarks: list[np.ndarray] = []
         first_frame = None
-        with Mp4Writer(path, audio, FPS) as writer, _progress_bar(audio, progress) as bar:
+        expected = _expected_frames(audio)
+        with Mp4Writer(path, audio, FPS) as writer, _progress_bar(expected, progress) as bar:
             # The networks run in a background thread while this one composes and encodes.
             for chunk in in_background(self.stream(identity, audio), depth=2):
                 for frame in compose(chunk):
@@ -222,6 +226,8 @@ class TalkingFace:
                     first_frame = first_frame or time.perf_counter() - started
                 landmarks.append(chunk["landmarks"])
                 bar.update(len(chunk["frames"]))
+                if on_frames:
+                    on_frames(writer.frames_written, expected)
         if landmarks_out:
             np.save(landmarks_out, np.concatenate(landmarks))
         return VideoSummary(path, writer.frames_written, time.perf_counter() - started, first_frame)
@@ -314,9 +320,12 @@ class _Chunker:
         return [rest] if rest and len(next(iter(rest.values()))) else []
 
 
-def _progress_bar(audio: str, enabled: bool):
+def _expected_frames(audio: str) -> int | None:
+    seconds = audio_duration(audio)
+    return round(seconds * FPS) if seconds else None
+
+
+def _progress_bar(total: int | None, enabled: bool):
     from tqdm import tqdm
 
-    seconds = audio_duration(audio)
-    total = round(seconds * FPS) if seconds else None
     return tqdm(total=total, unit="frame", desc="generating", disable=not enabled, dynamic_ncols=True)

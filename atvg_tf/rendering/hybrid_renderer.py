@@ -17,7 +17,7 @@ from atvg_tf.rendering.face_points import (
     lower_face_box,
     mouth_width,
 )
-from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp
+from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp, split_detail
 
 # The warped region reaches this fraction of the jaw's width beyond the lower-face landmarks.
 REGION_MARGIN = 0.25
@@ -102,6 +102,7 @@ class HybridRenderer:
         self.moving = [i for i in MOVING_POINTS if 0 <= rest[i, 0] < width and 0 <= rest[i, 1] < height]
         self.source_points = np.concatenate([rest[self.moving], anchors, falloff, border_ring(width, height)])
         self.warp = PiecewiseAffineWarp(self.source_points, (width, height))
+        self._layers = split_detail(self.region)
         self._canvas = self.photo.copy()
 
     def placed_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
@@ -126,7 +127,7 @@ class HybridRenderer:
         moved = crop_to_photo(landmarks, self.crop_to_region)
         destination = self.source_points.copy()
         destination[: len(self.moving)] = moved[self.moving]
-        face = self.warp(self.region, destination)
+        face = self.warp(self.region, destination, self._layers)
         aperture = float(inner_aperture(landmarks))
         opening = (aperture - self.rest_aperture) / self.open_scale
         weight = float(np.clip((opening - OPEN_FROM) / OPEN_RANGE, 0.0, 1.0))

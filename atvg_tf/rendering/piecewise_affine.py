@@ -10,9 +10,23 @@ import numpy as np
 FIELD_SIDE = 192
 # Pixels that would move less than this (in pixels) keep their exact values.
 STILL_BELOW = 0.2
-# Moving rectangles up to this many pixels are resampled with Lanczos (sharper, ~3x bicubic's cost),
-# larger ones bicubically: on small photos every pixel of detail counts, on large ones the time does.
-LANCZOS_UP_TO = 256 * 256
+# Moving rectangles up to this many pixels are resampled with detail layers (or Lanczos), larger ones
+# bicubically: on small photos every pixel of detail counts, on large ones the time does (the layers
+# cost ~1 ms a frame on a 1737 x 994 photo, where bicubic keeps the detail well: ratio ~0.9-1).
+SMALL_UP_TO = 256 * 256
+# Width (px) of the Gaussian that splits an image into a smooth base and its detail (see `split_detail`).
+DETAIL_SIGMA = 1.0
+
+
+def split_detail(image: np.ndarray, sigma: float = DETAIL_SIGMA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 [H, W, C] -> (base, lighter, darker), all uint8, with base + lighter - darker == image.
+
+    The base is the image blurred by a Gaussian of `sigma` px; the detail (skin grain, stubble,
+    the fine edges of a small photo) is the rest, split by sign so that it stays uint8 (OpenCV's
+    saturating uint8 arithmetic is the fast path).
+    """
+    base = cv2.GaussianBlur(image, (0, 0), sigma)
+    return base, cv2.subtract(image, base), cv2.subtract(base, image)
 
 
 class PiecewiseAffineWarp:
@@ -72,11 +86,20 @@ class PiecewiseAffineWarp:
             return field[0], field[1]
         return tuple(cv2.resize(part, self.size, interpolation=cv2.INTER_LINEAR) for part in field)
 
-    def __call__(self, image: np.ndarray, destination_points: np.ndarray) -> np.ndarray:
-        """Warps `image` [H, W, C] so that its source points land on `destination_points` [K, 2].
+    def __call__(self, image: np.ndarray, destination_points: np.ndarray,
+                 layers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Warps `image` [H, W, C] uint8 so that its source points land on `destination_points` [K, 2].
 
-        Only the rectangle of pixels that move is resampled (Lanczos or bicubic: a bilinear
-        resampling visibly softens skin texture); every other pixel is copied exactly.
+        Only the rectangle of pixels that move is resampled (a bilinear resampling visibly softens
+        skin texture); every other pixel is copied exactly.
+
+        Args:
+            layers: `split_detail(image)`, for an image warped many times. A small moving rectangle
+                then has its base resampled bicubically and its detail moved to the nearest pixel
+                (without layers: Lanczos): every interpolating kernel
+                attenuates detail at sub-pixel shifts (a small photo's lower face loses a quarter of
+                its Laplacian energy under Lanczos), while a detail layer off by under half a pixel
+                on a smoothly moving base cannot be seen.
         """
         dx, dy = self.displacement(destination_points)
         warped = image.copy()
@@ -88,7 +111,16 @@ class PiecewiseAffineWarp:
         map_x = self._grid_x[top:bottom, left:right] + dx[top:bottom, left:right]
         map_y = self._grid_y[top:bottom, left:right] + dy[top:bottom, left:right]
         fixed, fraction = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)  # fixed point (1/32 px): a faster remap
-        interpolation = cv2.INTER_LANCZOS4 if (bottom - top) * (right - left) <= LANCZOS_UP_TO else cv2.INTER_CUBIC
+        small = (bottom - top) * (right - left) <= SMALL_UP_TO
+        if small and layers is not None:
+            base, lighter, darker = layers
+            nearest, _ = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2, nninterpolation=True)
+            moved = cv2.remap(base, fixed, fraction, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            moved = cv2.add(moved, cv2.remap(lighter, nearest, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE))
+            warped[top:bottom, left:right] = cv2.subtract(
+                moved, cv2.remap(darker, nearest, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE))
+            return warped
+        interpolation = cv2.INTER_LANCZOS4 if small else cv2.INTER_CUBIC
         warped[top:bottom, left:right] = cv2.remap(image, fixed, fraction, interpolation, borderMode=cv2.BORDER_REPLICATE)
         return warped
 
