@@ -400,7 +400,12 @@ def _run_app(args) -> int:
     import tempfile
 
     from atvg_tf.app.service import AppLimits, TalkingFaceService, find_models
+    from atvg_tf.export.litert_runtime import resolve_runtime
 
+    if resolve_runtime(args.runtime)[0] == "keras":
+        from atvg_tf._native import import_quietly
+
+        import_quietly(args.verbose)
     try:
         from atvg_tf.app.page import serve
     except ImportError as error:

@@ -96,10 +96,10 @@ class PiecewiseAffineWarp:
         Args:
             layers: `split_detail(image)`, for an image warped many times. A small moving rectangle
                 then has its base resampled bicubically and its detail moved to the nearest pixel
-                (without layers: Lanczos): every interpolating kernel
-                attenuates detail at sub-pixel shifts (a small photo's lower face loses a quarter of
-                its Laplacian energy under Lanczos), while a detail layer off by under half a pixel
-                on a smoothly moving base cannot be seen.
+                (without layers: Lanczos). Every interpolating kernel attenuates detail at sub-pixel
+                shifts (a small photo's lower face loses a quarter of its Laplacian energy under
+                Lanczos); a detail layer off by under half a pixel on a smoothly moving base cannot
+                be seen.
         """
         dx, dy = self.displacement(destination_points)
         warped = image.copy()
