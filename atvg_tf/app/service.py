@@ -21,12 +21,12 @@ from atvg_tf.errors import InputError
 from atvg_tf.export.litert_runtime import load_model
 from atvg_tf.frontend.audio import audio_duration, iter_audio
 from atvg_tf.frontend.image import load_image
+from atvg_tf.generation.compose import OUTPUT_MODES as MODES
 from atvg_tf.generation.model_folder import check_model_folder
 from atvg_tf.generation.talking_face import FPS, TalkingFace
+from atvg_tf.rendering import RENDERERS
 
 DEFAULT_MODEL = "default"
-RENDERERS = ("hybrid", "vgnet")
-MODES = ("paste-back", "crop", "panels")
 
 
 @dataclasses.dataclass(frozen=True)
