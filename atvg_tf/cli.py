@@ -167,6 +167,72 @@ def _run_train(args) -> int:
     history = train(args.network, args.prepared, args.output, config, strategy=args.strategy, verbose=2 if args.quiet else "auto")
     last = {name: f"{values[-1]:.4g}" for name, values in history.history.items()}
     print(f"trained {args.network} ({config.model_preset}); last epoch: {last}; checkpoints in {args.output}")
+    other = "--vgnet RUN_OR_MODEL_DIR" if args.network == "atnet" else "--atnet RUN_OR_MODEL_DIR"
+    print(f"make a model folder for --model: atvg bundle --{args.network} {args.output} {other} --output MODEL_DIR")
+    return 0
+
+
+def _add_bundle(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bundle",
+        help="training runs -> a model folder that generate, evaluate, export and finetune accept",
+        description="Takes AT-net from --atnet (a run folder of `atvg train atnet`: its best.keras, with the PCA basis of "
+        "its prepared data; or a model folder) and VG-net from --vgnet (a run folder of `atvg train vgnet`: the generator "
+        "of its last.keras; or a model folder), and writes a model folder with their configurations in training.json.",
+    )
+    parser.add_argument("--atnet", metavar="RUN_OR_MODEL_DIR", help="where AT-net comes from (default: the packaged model)")
+    parser.add_argument("--vgnet", metavar="RUN_OR_MODEL_DIR", help="where VG-net comes from (default: the packaged model)")
+    parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="the model folder to write (must not exist)")
+    parser.set_defaults(handler=_run_bundle)
+
+
+def _run_bundle(args) -> int:
+    from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
+    from atvg_tf.training.bundle import bundle
+
+    if not args.atnet and not args.vgnet:
+        raise InputError("give --atnet RUN_DIR and/or --vgnet RUN_DIR (the other network comes from the packaged model).")
+    for flag, path in (("--atnet", args.atnet), ("--vgnet", args.vgnet)):
+        if path and not os.path.isdir(path):
+            raise InputError(f"{flag} {path} is not a folder; give a run folder of `atvg train` or a model folder.")
+    model = bundle(args.atnet or DEFAULT_MODEL_DIR, args.vgnet or DEFAULT_MODEL_DIR, args.output, command=" ".join(["atvg", *sys.argv[1:]]))
+    features = model.audio_inputs
+    print(f"wrote {args.output} (AT-net hears {', '.join(features)}); use it with --model {args.output}")
+    return 0
+
+
+def _add_finetune(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="your own avatar: fine-tune a model on a short video of one person (with their speech)",
+        description="Checks that the videos show one person, holds out the last 15%% of each, prepares the rest and "
+        "fine-tunes AT-net and the VG-net GAN from the packaged model (or --from) within --minutes of training. Writes "
+        "a model folder for `atvg generate --model` with finetune_report.json (held-out LMD, SSIM, sharpness before and "
+        "after) and finetune_contact_sheet.png (real | before | after). Progress is kept in OUTPUT.work/: rerun the "
+        "same command after an interruption to continue.",
+    )
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="videos of the person talking, with sound (a minute is plenty)")
+    parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="the model folder to write (must not exist)")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training budget in minutes (default: 15)")
+    parser.add_argument("--from", dest="base", metavar="MODEL_DIR", help="the model to start from (default: the packaged model)")
+    _add_quiet(parser, "no progress bars")
+    parser.set_defaults(handler=_run_finetune)
+
+
+def _run_finetune(args) -> int:
+    from atvg_tf.avatar.finetune import FinetuneConfig, finetune
+    from atvg_tf.avatar.report import format_summary
+
+    for video in args.videos:
+        if not os.path.isfile(video):
+            raise InputError(f"video not found: {video}; check the path.")
+    if args.base and not os.path.isdir(args.base):
+        raise InputError(f"--from {args.base} is not a folder; give a model folder.")
+    report = finetune(args.videos, args.output, args.base, FinetuneConfig(minutes=args.minutes), progress=not args.quiet,
+                      log=lambda line: print(line, flush=True))
+    print(format_summary(report))
+    print(f"wrote {args.output} (report: finetune_report.json, contact sheet: finetune_contact_sheet.png); "
+          f"use it with --model {args.output}")
     return 0
 
 
@@ -439,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(subparsers)
     _add_fit_pca(subparsers)
     _add_train(subparsers)
+    _add_bundle(subparsers)
+    _add_finetune(subparsers)
     _add_evaluate(subparsers)
     _add_generate(subparsers)
     _add_export(subparsers)

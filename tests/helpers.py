@@ -57,3 +57,15 @@ def synthetic_photo(height=480, width=460, shift=SHIFT):
     points = IDENTITY * SCALE + shift
     cv2.fillPoly(photo, [np.round(points[list(OUTER_LIPS)]).astype(np.int32)], LIP_RED)
     return photo
+
+
+def assert_same_outputs(model, other, frames: int = 3) -> None:
+    """Two `TalkingFaceModel`s give the same landmarks and frames for the same random speech and face."""
+    rng = np.random.default_rng(0)
+    windows = {name: rng.normal(size=(frames, 28, 12 if name == "mfcc_windows" else model.atnet.input[name].shape[-1]))
+               .astype(np.float32) for name in model.audio_inputs}
+    identity = IDENTITY
+    predicted = model.predict_landmarks(windows, identity)
+    np.testing.assert_array_equal(predicted, other.predict_landmarks(windows, identity))
+    face = rng.integers(0, 256, (model.crop_size, model.crop_size, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(model.render(face, identity, predicted)["frames"], other.render(face, identity, predicted)["frames"])

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "atvg_tf.evaluation": 4,
     "atvg_tf.export": 4,
     "atvg_tf.convert": 4,
+    "atvg_tf.avatar": 4,  # atvg finetune: prepare, train and evaluate on one person's footage
     "atvg_tf.app": 5,  # the web page: Gradio over generation and the LiteRT runtime
     "atvg_tf.cli": 5,
 }

@@ -34,18 +34,19 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import keras  # noqa: E402
 
 from atvg_tf.data.prepare import PrepareConfig, prepare  # noqa: E402
-from atvg_tf.training.train import TrainConfig, train, trained_weights  # noqa: E402
-from atvg_tf.utils.files import atomic_folder, atomic_write  # noqa: E402
+from atvg_tf.generation.model import TalkingFaceModel  # noqa: E402
+from atvg_tf.training.bundle import bundle, rebuilt, run_history  # noqa: E402
+from atvg_tf.training.time_budget import TimeBudget  # noqa: E402
+from atvg_tf.training.train import TrainConfig, train  # noqa: E402
+from atvg_tf.utils.files import atomic_write  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 # Real-world clips kept out of the phones AT-net's training: where its settings were chosen
@@ -96,20 +97,6 @@ RECIPES["appearance"] = dataclasses.replace(
 )
 
 
-class WallClockLimit(keras.callbacks.Callback):
-    """Stops training at the end of the batch where `deadline` (epoch seconds) has passed."""
-
-    def __init__(self, deadline: float):
-        super().__init__()
-        self.deadline = deadline
-        self.stopped = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.time() > self.deadline:
-            self.model.stop_training = True
-            self.stopped = True
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="paper", help="what to train (default: paper, the packaged model)")
@@ -152,16 +139,14 @@ def main() -> None:
         [] if args.atnet_only else [("vgnet", recipe.vgnet or VGNET, 1.0)])
     for network, config, share in networks:
         # AT-net gets at most 15 % of what is left (the phones AT-net trains at ~0.12 s per step); VG-net the rest.
-        limit = WallClockLimit(time.time() + share * (deadline - time.time()))
+        limit = TimeBudget(share * (deadline - time.time()))
         output = os.path.join(args.work, network)
         train(network, prepared, output, config, verbose=2, extra_callbacks=[limit])
-        runs[network] = {"config": dataclasses.asdict(config), "stopped_by_time_limit": limit.stopped, **_history(output)}
-        if network == "vgnet" and recipe.vgnet_blend < 1.0:
-            runs[network]["blend"] = recipe.vgnet_blend
-        print(network, runs[network], flush=True)
+        runs[network] = {"stopped_by_time_limit": limit.stopped}
+        print(network, {**runs[network], **run_history(output)}, flush=True)
 
-    export(args.work, args.export, manifest, runs, time.time() - started, " ".join(sys.argv), recipe.inference, args.vgnet_from,
-           args.atnet_from)
+    export(args.work, args.export, runs, time.time() - started, " ".join(sys.argv), recipe.inference, recipe.vgnet_blend,
+           args.vgnet_from, args.atnet_from)
     write_model_card(args.work, args.export, grid_dir)
 
 
@@ -292,16 +277,6 @@ def photo_mouth_motion(model, atvgnet_dir: str) -> dict:
     return results
 
 
-def _history(run_dir: str) -> dict:
-    """Epochs trained (over every resumed session) and the last epoch's losses, from history.csv."""
-    import csv
-
-    path = os.path.join(run_dir, "history.csv")
-    rows = list(csv.DictReader(open(path))) if os.path.isfile(path) else []
-    final = {k: round(float(v), 5) for k, v in rows[-1].items() if k != "epoch"} if rows else {}
-    return {"epochs_run": len(rows), "final": final}
-
-
 def set_voice_normalization(model_dir: str, prepared: str, data: list[str], atnet: TrainConfig) -> None:
     """Writes the statistics of AT-net's training speech (the train clips of the `data` folders in
     `prepared`) into `model_dir`'s training.json as inference.mfcc_normalization."""
@@ -320,65 +295,17 @@ def set_voice_normalization(model_dir: str, prepared: str, data: list[str], atne
 
 def rebuild(model_dir: str) -> None:
     """Re-saves the networks of a model folder with this version's layer code (same weights)."""
-    from atvg_tf.models.atnet import audio_inputs, build_atnet
-    from atvg_tf.models.config import AUDIO_FEATURES, ATNetConfig, VGNetConfig
-    from atvg_tf.models.vgnet import build_vgnet
-
-    for name, builder, config in (("atnet", build_atnet, ATNetConfig.preset("small")), ("vgnet", build_vgnet, VGNetConfig.preset("small"))):
-        path = os.path.join(model_dir, f"{name}.keras")
-        trained = keras.saving.load_model(path)
-        if name == "atnet":
-            features = next(key for key, inputs in AUDIO_FEATURES.items() if inputs == audio_inputs(trained))
-            config = dataclasses.replace(config, audio_features=features)
-        fresh = builder(config)
-        fresh.set_weights(trained.get_weights())
-        fresh.save(path)
+    rebuilt(TalkingFaceModel.load(model_dir)).save(model_dir, replace=True)
 
 
-def export(work: str, destination: str, manifest: dict, runs: dict, seconds: float, command: str, inference: dict,
+def export(work: str, destination: str, runs: dict, seconds: float, command: str, inference: dict, vgnet_blend: float = 1.0,
            vgnet_from: str = DEFAULT_EXPORT, atnet_from: str = DEFAULT_EXPORT) -> None:
-    """Writes atnet.keras, vgnet.keras (generator only), pca.npz and training.json into `destination`."""
-    with atomic_folder(destination, replace=True) as partial:
-        _write_model_folder(work, partial, manifest, runs, seconds, command, vgnet_from, inference, atnet_from)
+    """Writes the model folder `destination` from the runs trained in `work` and the kept networks' folders."""
+    bundle(os.path.join(work, "atnet") if "atnet" in runs else atnet_from,
+           os.path.join(work, "vgnet") if "vgnet" in runs else vgnet_from,
+           destination, command=command, vgnet_blend=vgnet_blend, inference=inference,
+           extra_info={"wall_seconds": round(seconds)}, run_notes=runs, replace=True)
     print("exported to", destination)
-
-
-def _kept(previous: str, network: str) -> dict:
-    """The training record of `network` in the model folder `previous`, marked as kept from it."""
-    with open(os.path.join(previous, "training.json")) as handle:
-        return {**json.load(handle)["runs"][network], "note": f"kept from {previous}"}
-
-
-def _write_model_folder(work: str, partial: str, manifest: dict, runs: dict, seconds: float, command: str, previous: str,
-                        inference: dict, atnet_from: str = DEFAULT_EXPORT) -> None:
-    if "atnet" in runs:
-        atnet = keras.saving.load_model(os.path.join(work, "atnet", "best.keras"))
-        atnet.save(os.path.join(partial, "atnet.keras"))
-        shutil.copy(os.path.join(work, "prepared", "pca.npz"), os.path.join(partial, "pca.npz"))
-    else:  # --vgnet-only: AT-net and the basis its codes live in come from `atnet_from`
-        for name in ("atnet.keras", "pca.npz"):
-            shutil.copy(os.path.join(atnet_from, name), os.path.join(partial, name))
-        runs = {"atnet": _kept(atnet_from, "atnet"), **runs}
-    if "vgnet" in runs:
-        generator = keras.saving.load_model(os.path.join(work, "vgnet", "last.keras")).generator
-        start, blend = runs["vgnet"]["config"].get("init_from"), runs["vgnet"].get("blend", 1.0)
-        if start and blend < 1.0:
-            generator.set_weights([(1.0 - blend) * old + blend * new
-                                   for old, new in zip(trained_weights("vgnet", start), generator.get_weights())])
-        generator.save(os.path.join(partial, "vgnet.keras"))
-    else:  # --atnet-only: keep the VG-net of `previous` (a model folder), and its record
-        shutil.copy(os.path.join(previous, "vgnet.keras"), os.path.join(partial, "vgnet.keras"))
-        runs["vgnet"] = _kept(previous, "vgnet")
-    rebuild(partial)
-    with open(os.path.join(partial, "training.json"), "w") as handle:
-        json.dump({
-            "command": command,
-            "wall_seconds": round(seconds),
-            "data": {"clips": manifest["counts"]["clips"], "frames": manifest["counts"]["frames"],
-                     "landmarks": manifest["settings"]["landmarks"]["backend"]},
-            "runs": runs,
-            "inference": inference,
-        }, handle, indent=1)
 
 
 if __name__ == "__main__":

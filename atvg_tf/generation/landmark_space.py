@@ -12,6 +12,8 @@ similarity that maps the mean shape onto the photo's landmarks.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from atvg_tf.frontend.face.alignment import (
@@ -43,6 +45,9 @@ class CropLandmarks:
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         return AlignmentConfig(crop_size=self.crop_size)
+
+    def save(self, directory: str) -> None:
+        """Writes what a model folder needs besides the basis (nothing: `motion_gain` lives in training.json)."""
 
     def describe_alignment(self, alignment: AlignmentConfig) -> str:
         """A short name of an alignment this space chose (for reports)."""
@@ -89,6 +94,11 @@ class OfficialLandmarks(CropLandmarks):
     def load(cls, path: str, pca: LandmarkPCA, crop_size: int) -> OfficialLandmarks:
         with np.load(path) as data:
             return cls(pca, crop_size, data["identity_shape"], data["code_boost"], data["template_open"], data["template_closed"])
+
+    def save(self, directory: str) -> None:
+        """Writes `official.npz` into a model folder (what `load` reads)."""
+        np.savez(os.path.join(directory, OFFICIAL_FILE), identity_shape=self.identity_shape.ravel(), code_boost=self.code_boost,
+                 template_open=np.asarray(self.templates[0]), template_closed=np.asarray(self.templates[1]))
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         opened = AlignmentConfig(crop_size=self.crop_size, alignment_points=OFFICIAL_POINTS, template_points=self.templates[0])

@@ -6,6 +6,8 @@ The package ships one (`atvg_tf/assets/default_model`), used whenever no folder 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 
 import keras
@@ -19,15 +21,50 @@ from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.image import to_uint8, to_unit
 from atvg_tf.generation.landmark_space import CropLandmarks
-from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, ModelSettings, check_model_folder, read_part, read_pca, read_settings
+from atvg_tf.generation.model_folder import (
+    DEFAULT_MODEL_DIR,
+    INFO_FILE,
+    ModelSettings,
+    check_model_folder,
+    read_part,
+    read_pca,
+    read_settings,
+)
 from atvg_tf.models import layers as _custom_layers  # noqa: F401  (registers the custom layers for loading)
 from atvg_tf.models.atnet import audio_inputs
+from atvg_tf.models.config import AUDIO_FEATURES, ATNetConfig, VGNetConfig
 from atvg_tf.models.streaming import build_atnet_stream, build_vgnet_identity_encoder, build_vgnet_stream, initial_states, next_states
+from atvg_tf.utils.files import atomic_folder
 
 # The silence AT-net is run on to find a face's rest pose (`TalkingFaceModel.silence_offset`): 16
 # frames from zero states, averaged from frame 4 on, once the LSTMs have settled.
 SILENCE_FRAMES, SILENCE_SETTLED = 16, 4
-__all__ = ["DEFAULT_MODEL_DIR", "FrameStreamer", "TalkingFaceModel"]
+__all__ = ["DEFAULT_MODEL_DIR", "FrameStreamer", "TalkingFaceModel", "network_configs"]
+
+
+def network_configs(info: dict, atnet: keras.Model | None = None) -> tuple[ATNetConfig, VGNetConfig]:
+    """The configurations a model folder's networks were built with.
+
+    From `training.json`: its `presets` (field values, as `TalkingFaceModel.save` writes them, or
+    preset names, as converted official models record them), else the training runs' `model_preset`
+    (folders written before `save` existed). `atnet`, when given, decides what AT-net hears.
+    """
+    presets = info.get("presets") or {}
+    runs = info.get("runs") or {}
+
+    def config(cls, network):
+        recorded = presets.get(network)
+        if isinstance(recorded, dict):
+            return cls.from_fields(recorded)
+        run = (runs.get(network) or {}).get("config") or {}
+        return cls.preset(recorded or run.get("model_preset") or "small")
+
+    atnet_config, vgnet_config = config(ATNetConfig, "atnet"), config(VGNetConfig, "vgnet")
+    run = (runs.get("atnet") or {}).get("config") or {}
+    changes = {key: run[key] for key in ("audio_features", "mfcc_normalisation") if run.get(key) and "atnet" not in presets}
+    if atnet is not None:
+        changes["audio_features"] = next(key for key, names in AUDIO_FEATURES.items() if names == audio_inputs(atnet))
+    return dataclasses.replace(atnet_config, **changes), vgnet_config
 
 
 class TalkingFaceModel:
@@ -65,6 +102,28 @@ class TalkingFaceModel:
         pca = read_pca(directory)
         space = settings.landmark_space(directory, pca, int(vgnet.input["identity_frame"].shape[1]))
         return cls(atnet, vgnet, pca, settings.info, space, directory)
+
+    def save(self, directory: str, replace: bool = False) -> str:
+        """Writes a model folder that `load` reads back with identical outputs.
+
+        It holds the networks, the PCA basis, `training.json` (this model's `info`, with the
+        networks' configurations under `presets`) and, for the release's landmark convention,
+        `official.npz`. The folder appears only when complete.
+
+        Args:
+            replace: replace an existing folder (only once the new one is complete); otherwise an
+                existing `directory` is refused.
+        """
+        atnet_config, vgnet_config = network_configs(self.info, self.atnet)
+        info = {**self.info, "presets": {"atnet": dataclasses.asdict(atnet_config), "vgnet": dataclasses.asdict(vgnet_config)}}
+        with atomic_folder(directory, replace=replace) as partial:
+            self.atnet.save(os.path.join(partial, "atnet.keras"))
+            self.vgnet.save(os.path.join(partial, "vgnet.keras"))
+            self.pca.save(os.path.join(partial, "pca.npz"))
+            self.landmark_space.save(partial)
+            with open(os.path.join(partial, INFO_FILE), "w") as handle:
+                json.dump(info, handle, indent=1)
+        return directory
 
     @property
     def landmark_backend(self) -> str:

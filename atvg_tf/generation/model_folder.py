@@ -71,10 +71,13 @@ class ModelSettings:
 def check_model_folder(directory: str) -> None:
     """Raises an `InputError` naming what is missing when `directory` is not a model folder."""
     missing = [name for name in MODEL_FILES if not os.path.isfile(os.path.join(directory, name))]
+    if missing and os.path.isfile(os.path.join(directory, "train_config.json")):
+        raise InputError(f"{directory} is a training run, not a model folder; make one with "
+                         f"`atvg bundle --atnet RUN_DIR --vgnet RUN_DIR --output MODEL_DIR` and pass that to --model.")
     if missing:
         raise InputError(
-            f"{directory} is not a model folder (missing {', '.join(missing)}); pass --model with a folder "
-            f"written by training/train_default_model.py."
+            f"{directory} is not a model folder (missing {', '.join(missing)}); pass --model with a folder written by "
+            f"`atvg bundle`, `atvg finetune` or `atvg convert-official`."
         )
 
 

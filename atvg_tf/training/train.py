@@ -7,7 +7,9 @@ Each run writes into its output folder:
 - `logs/` (TensorBoard scalars; for VG-net also sample panels: real | generated | attention | motion),
 - `samples/epoch_NNN.mp4` (VG-net: those panels as video after every epoch),
 - `history.csv` (every finished epoch's losses, kept across resumed runs),
-- `train_config.json` (the options used).
+- `train_config.json` (the options used),
+- `pca.npz` and `data.json` (the prepared data's landmark basis, counts and landmark detector: what
+  `atvg bundle` needs to make a model folder of the run).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from atvg_tf.training.samples import VGNetSamples
 from atvg_tf.utils.files import atomic_write
 
 NETWORKS = ("atnet", "vgnet")
+# What a run folder keeps of its prepared data for `atvg bundle`: the basis of AT-net's codes and
+# the data's counts and landmark detector.
+RUN_PCA_FILE, RUN_DATA_FILE = "pca.npz", "data.json"
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -236,6 +241,7 @@ def train(
     os.makedirs(output_dir, exist_ok=True)
     with atomic_write(os.path.join(output_dir, "train_config.json")) as handle:
         json.dump(settings, handle, indent=1)
+    _keep_data_record(prepared_dir, output_dir)
     with make_strategy(strategy).scope():
         model = build_trainable(network, config)
         if config.init_from:
@@ -259,11 +265,28 @@ def train(
             validation_steps=config.validation_steps or None,
             callbacks=callbacks,
             verbose=verbose,
+            shuffle=False,  # the pipeline shuffles; Keras would warn that it cannot
         )
     except tf.errors.DataLossError as error:  # a damaged shard: name it instead of a 40-line traceback
         raise InputError(f"{_damaged_shards(prepared_dir) or prepared_dir} cannot be read ({error.message.splitlines()[0][:160]}); "
                          f"the prepared data is damaged: run `atvg prepare` again into a new folder. Finished epochs "
                          f"are kept in {output_dir}.") from None
+
+
+def _keep_data_record(prepared_dir: str, output_dir: str) -> None:
+    """Copies the prepared folder's basis and a summary of its manifest into the run folder."""
+    manifest_path = os.path.join(prepared_dir, "manifest.json")
+    if not os.path.isfile(manifest_path):
+        raise InputError(f"{prepared_dir} is not a prepared folder (no manifest.json); run `atvg prepare` first.")
+    with open(manifest_path) as handle:
+        manifest = json.load(handle)
+    record = {"prepared": os.path.abspath(prepared_dir), "clips": manifest["counts"]["clips"],
+              "frames": manifest["counts"]["frames"], "landmarks": manifest["settings"]["landmarks"]["backend"]}
+    with atomic_write(os.path.join(output_dir, RUN_DATA_FILE)) as handle:
+        json.dump(record, handle, indent=1)
+    with open(os.path.join(prepared_dir, manifest.get("pca_file") or "pca.npz"), "rb") as source, \
+            atomic_write(os.path.join(output_dir, RUN_PCA_FILE), "wb") as handle:
+        handle.write(source.read())
 
 
 def _check_resumable(output_dir: str, settings: dict) -> None:

@@ -26,3 +26,8 @@ class Presets:
         if name not in cls.PRESETS:
             raise InputError(f"unknown {cls.__name__} preset {name!r}; choose one of {', '.join(sorted(cls.PRESETS))}.")
         return cls(**cls.PRESETS[name])
+
+    @classmethod
+    def from_fields(cls, fields: dict):
+        """The configuration whose fields are `fields` (as JSON holds them: lists become tuples again)."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})

@@ -53,6 +53,14 @@ def test_convert_writes_a_model_folder_that_generates(shared_data, checkpoints, 
     from atvg_tf.generation.landmark_space import OfficialLandmarks
 
     assert isinstance(model.landmark_space, OfficialLandmarks)
+    # The folder saves what it loads: the release's convention (official.npz) and presets included.
+    from tests.helpers import assert_same_outputs
+
+    model.save(str(tmp_path / "resaved"))
+    resaved = TalkingFaceModel.load(str(tmp_path / "resaved"))
+    assert isinstance(resaved.landmark_space, OfficialLandmarks) and resaved.landmark_backend == "dlib"
+    assert json.loads((tmp_path / "resaved" / "training.json").read_text())["presets"]["vgnet"]["rnn"] == "conv_gru"
+    assert_same_outputs(model, resaved, frames=2)
     rng = np.random.default_rng(0)
     codes, audio = rng.normal(size=(1, 6)).astype(np.float32), rng.normal(size=(1, 4, 28, 12)).astype(np.float32)
     with torch.no_grad():

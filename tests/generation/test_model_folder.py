@@ -45,3 +45,35 @@ def test_a_broken_training_json_is_named(folder):
     (folder / "training.json").write_text("{not json")
     message = _error(lambda: read_settings(str(folder)))
     assert str(folder / "training.json") in message and "JSONDecodeError" in message
+
+
+@pytest.mark.parametrize("preset", ["default", "paper"])
+def test_a_model_folder_saves_what_it_loads(preset, tmp_path):
+    """save -> load gives the same networks, basis, settings and outputs; the configurations are recorded
+    (the official preset's round trip is in tests/convert/test_convert_official.py)."""
+    import json
+
+    from atvg_tf.generation.model import TalkingFaceModel, network_configs
+    from atvg_tf.models.atnet import build_atnet
+    from atvg_tf.models.config import ATNetConfig, VGNetConfig
+    from atvg_tf.models.vgnet import build_vgnet
+    from tests.helpers import assert_same_outputs
+
+    if preset == "default":
+        model = TalkingFaceModel.load()
+    else:
+        packaged = TalkingFaceModel.load()
+        model = TalkingFaceModel(build_atnet(ATNetConfig.preset("paper")), build_vgnet(VGNetConfig.preset("paper")), packaged.pca,
+                                 {"presets": {"atnet": "paper", "vgnet": "paper"}, "inference": {"motion_gain": 1.3}})
+    model.save(str(tmp_path / "saved"))
+    loaded = TalkingFaceModel.load(str(tmp_path / "saved"))
+    assert_same_outputs(model, loaded)
+    assert network_configs(loaded.info) == network_configs(model.info, model.atnet)
+    assert loaded.landmark_space.motion_gain == model.landmark_space.motion_gain
+    assert json.loads((tmp_path / "saved" / "training.json").read_text())["presets"]["vgnet"]["rnn_channels"] == (
+        128 if preset == "default" else 512)
+    # Saving what was loaded writes the same folder again; an existing folder is never overwritten.
+    loaded.save(str(tmp_path / "again"))
+    assert (tmp_path / "again" / "training.json").read_text() == (tmp_path / "saved" / "training.json").read_text()
+    with pytest.raises(FileExistsError):
+        loaded.save(str(tmp_path / "saved"))

@@ -1,0 +1,271 @@
+"""`atvg finetune`: a model of one person from a short video of them, within a wall-clock budget.
+
+Steps, each kept in a work folder beside the output (`<output>.work/`) so that rerunning the same
+command after an interruption continues where it stopped:
+
+1. the footage shows one person (`footage.check_one_person`);
+2. each video is cut into its first 85 % (trained on) and its last 15 % (held out, measured on);
+3. `atvg prepare` of the training parts, with the base model's landmark detector and PCA basis;
+4. the base model is scored on the held-out parts (before);
+5. AT-net, then the VG-net GAN, are trained on from the base model's weights, sharing the budget;
+6. the model folder is written, scored on the held-out parts (after), with a contact sheet and the
+   first held-out frame as `photo.jpg`, and moved to `<output>` only when complete; the work
+   folder is then deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import cv2
+
+from atvg_tf.avatar.footage import check_one_person, split_video
+from atvg_tf.avatar.report import contact_sheet, summarize
+from atvg_tf.data.prepare import PrepareConfig, prepare
+from atvg_tf.errors import InputError
+from atvg_tf.evaluation.evaluate import evaluate, write_report
+from atvg_tf.frontend.face.landmarks import create_landmark_detector
+from atvg_tf.frontend.video import probe, read_frames
+from atvg_tf.generation.landmark_space import OfficialLandmarks
+from atvg_tf.generation.model import TalkingFaceModel, network_configs
+from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
+from atvg_tf.models.config import ATNetConfig
+from atvg_tf.training.bundle import bundle
+from atvg_tf.training.time_budget import TimeBudget
+from atvg_tf.training.train import TrainConfig, train
+from atvg_tf.utils.files import atomic_write
+
+JOURNAL = "finetune.json"
+REPORT_FILE, SHEET_FILE, HELDOUT_DIR = "finetune_report.json", "finetune_contact_sheet.png", "heldout"
+PHOTO_FILE = "photo.jpg"
+NETWORKS = ("atnet", "vgnet")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Options of `atvg finetune`.
+
+    Attributes:
+        minutes: wall-clock budget of the training (preparing and scoring come on top).
+        heldout_fraction: the tail of each video kept out of training and scored on.
+        atnet_share: AT-net's part of the budget (VG-net, the slower network, gets the rest).
+        atnet_learning_rate, vgnet_learning_rate: Adam learning rates.
+        atnet_steps, vgnet_steps: batches per epoch (checkpoints are written at each epoch's end).
+        mouth_pixel_weight: VG-net's extra pixel-loss weight inside the mouth box.
+        seed: seed of the pipeline and the fresh discriminator.
+    """
+
+    minutes: float = 15.0
+    heldout_fraction: float = 0.15
+    atnet_share: float = 0.2
+    # 2e-4 (the paper's) gave held-out LMD 1.105 and SSIM 0.717 against 1.127 and 0.703 at 1e-4
+    # (edtalk_pose_source2_60s.mp4, 15 min, atnet_share 0.2 and 0.25).
+    atnet_learning_rate: float = 2e-4
+    vgnet_learning_rate: float = 2e-4
+    atnet_steps: int = 25
+    vgnet_steps: int = 25
+    mouth_pixel_weight: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.minutes > 0:
+            raise InputError(f"--minutes must be positive, got {self.minutes}.")
+        if not 0.05 <= self.heldout_fraction <= 0.5:
+            raise InputError(f"the held-out fraction must be in [0.05, 0.5], got {self.heldout_fraction}.")
+
+
+def work_folder(output: str) -> str:
+    """Where a fine-tune into `output` keeps its progress."""
+    return os.path.normpath(output) + ".work"
+
+
+def _preset_name(config: ATNetConfig) -> str:
+    """The `model_preset` whose AT-net is `config` (what it hears aside)."""
+    for name in ATNetConfig.PRESETS:
+        if dataclasses.replace(ATNetConfig.preset(name), audio_features=config.audio_features,
+                               mfcc_normalisation=config.mfcc_normalisation) == config:
+            return name
+    raise InputError("the base model's networks match no preset (paper, small); fine-tune a model trained by atvg.")
+
+
+def _settings(videos: list[str], base: str, config: FinetuneConfig) -> dict:
+    sources = [{"path": os.path.abspath(video), "bytes": os.path.getsize(video)} for video in videos]
+    return {"videos": sources, "base": os.path.abspath(base), **dataclasses.asdict(config)}
+
+
+def _open_journal(work: str, settings: dict) -> dict:
+    """The journal of an earlier run with the same settings, or a new one; another run's folder is refused."""
+    path = os.path.join(work, JOURNAL)
+    if os.path.isfile(path):
+        with open(path) as handle:
+            journal = json.load(handle)
+        if journal.get("settings") != settings:
+            changed = sorted(k for k in set(settings) | set(journal.get("settings", {}))
+                             if settings.get(k) != journal.get("settings", {}).get(k))
+            raise InputError(f"{work} holds a fine-tune with other settings ({', '.join(changed)}); rerun it with the same "
+                             f"videos and options to continue, or give another --output.")
+        return journal
+    if os.path.isdir(work) and os.listdir(work):
+        raise InputError(f"{work} exists and was not made by atvg finetune; move it away or give another --output.")
+    os.makedirs(work, exist_ok=True)
+    return {"settings": settings, "done": {}}
+
+
+def _save_journal(work: str, journal: dict) -> None:
+    with atomic_write(os.path.join(work, JOURNAL)) as handle:
+        json.dump(journal, handle, indent=1)
+
+
+def finetune(videos: list[str], output: str, base: str | None = None, config: FinetuneConfig = FinetuneConfig(),
+             progress: bool = True, log=print) -> dict:
+    """Fine-tunes `base` (default: the packaged model) on footage of one person; writes the model folder `output`.
+
+    Returns:
+        The report (also `<output>/finetune_report.json`): held-out LMD, SSIM and sharpness before and after.
+
+    Raises:
+        InputError: missing or silent videos, several people, an existing output, or a base model
+            this cannot fine-tune.
+    """
+    base = base or DEFAULT_MODEL_DIR
+    if os.path.exists(output):
+        raise InputError(f"{output} exists; give a new --output folder (the model folder is written there when done).")
+    for video in videos:
+        if not probe(video).has_audio:
+            raise InputError(f"{video} has no sound; fine-tuning learns the mouth from the person's own speech: give videos with sound.")
+    base_model = TalkingFaceModel.load(base)
+    if isinstance(base_model.landmark_space, OfficialLandmarks):
+        raise InputError(f"{base} is a converted official model, whose crops follow the release's alignment; fine-tune the "
+                         f"packaged model or one trained with atvg instead.")
+    work = work_folder(output)
+    settings = _settings(videos, base, config)
+    journal = _open_journal(work, settings) if os.path.isdir(work) else None
+    if journal is None:  # nothing is written before the footage is known to show one person
+        started = time.time()
+        with create_landmark_detector(base_model.landmark_backend) as detector:
+            log(f"checking that {len(videos)} video(s) show one person")
+            check_one_person(videos, detector)
+        journal = _open_journal(work, settings)
+        journal["done"]["person"] = True
+        journal["wall_seconds"] = {"person": round(time.time() - started, 1)}
+        _save_journal(work, journal)
+
+    with _timed(journal, "split"):
+        clips = _split(videos, work, config, journal, log)
+    prepared = os.path.join(work, "prepared")
+    atnet_config, _ = network_configs(base_model.info, base_model.atnet)
+    if not journal["done"].get("prepare"):
+        log("preparing the training footage")
+        with _timed(journal, "prepare"):
+            prepare([os.path.join(work, "clips", "train")], prepared, PrepareConfig(
+                backend=base_model.landmark_backend, pca_path=os.path.join(base, "pca.npz"), val_fraction=0.0,
+                phones="phone_windows" in base_model.audio_inputs, workers=2), progress=progress)
+        journal["done"]["prepare"] = True
+        _save_journal(work, journal)
+    heldout = [clip["heldout"] for clip in clips]
+    before_path = os.path.join(work, "before.json")
+    if not os.path.isfile(before_path):
+        log("scoring the base model on the held-out footage")
+        with _timed(journal, "score_base"):
+            write_report(evaluate(heldout, base_model, progress=False, renderers=("hybrid",)), before_path)
+        _save_journal(work, journal)
+
+    preset = _preset_name(atnet_config)
+    for network in NETWORKS:
+        with _timed(journal, f"train_{network}"):
+            _train_network(network, prepared, work, base, preset, atnet_config, config, journal, progress, log)
+
+    model_dir = os.path.join(work, "model")
+    if not journal["done"].get("model"):
+        shutil.rmtree(model_dir, ignore_errors=True)
+        bundle(os.path.join(work, "atnet"), os.path.join(work, "vgnet"), model_dir,
+               command=" ".join(["atvg finetune", *videos, "--output", output]),
+               inference=base_model.info.get("inference") or {},
+               extra_info={"finetune": {"base": os.path.abspath(base), "videos": [v["path"] for v in settings["videos"]],
+                                        "minutes": config.minutes, "heldout_fraction": config.heldout_fraction,
+                                        "training_frames": sum(clip["heldout_start"] for clip in clips),
+                                        "training_seconds": {network: journal["done"][network]["seconds"] for network in NETWORKS}}})
+        model = TalkingFaceModel.load(model_dir)
+        log("scoring the fine-tuned model on the held-out footage")
+        with _timed(journal, "score_finetuned"):
+            after = evaluate(heldout, model, progress=False, renderers=("hybrid",))
+        with open(before_path) as handle:
+            report = summarize(json.load(handle), after, heldout)
+        os.makedirs(os.path.join(model_dir, HELDOUT_DIR))
+        for clip in heldout:
+            shutil.copy(clip, os.path.join(model_dir, HELDOUT_DIR, os.path.basename(clip)))
+        report["heldout_clips"] = [os.path.join(HELDOUT_DIR, os.path.basename(clip)) for clip in heldout]
+        report["wall_seconds"] = journal.get("wall_seconds", {})
+        for network in NETWORKS:  # the losses of every epoch, kept when the work folder goes
+            shutil.copy(os.path.join(work, network, "history.csv"), os.path.join(model_dir, f"finetune_{network}_history.csv"))
+        contact_sheet(heldout[0], base_model, model, os.path.join(model_dir, SHEET_FILE))
+        first = next(read_frames(heldout[0]))  # a photo of the person to animate (what the scores used)
+        cv2.imwrite(os.path.join(model_dir, PHOTO_FILE), cv2.cvtColor(first, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        with atomic_write(os.path.join(model_dir, REPORT_FILE)) as handle:
+            json.dump(report, handle, indent=1)
+        journal["done"]["model"] = True
+        _save_journal(work, journal)
+    with open(os.path.join(model_dir, REPORT_FILE)) as handle:
+        report = json.load(handle)
+    os.rename(model_dir, output)
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+@contextlib.contextmanager
+def _timed(journal: dict, phase: str):
+    """Adds the wall seconds of a phase to `journal["wall_seconds"]` (summed over resumed sessions)."""
+    started = time.time()
+    try:
+        yield
+    finally:
+        spent = journal.setdefault("wall_seconds", {})
+        spent[phase] = round(spent.get(phase, 0.0) + time.time() - started, 1)
+
+
+def _split(videos: list[str], work: str, config: FinetuneConfig, journal: dict, log) -> list[dict]:
+    """Cuts each video into clips/train/ and clips/heldout/ (once); returns their paths and frame counts."""
+    if journal["done"].get("split"):
+        return journal["done"]["split"]
+    clips = []
+    for folder in ("train", "heldout"):
+        os.makedirs(os.path.join(work, "clips", folder), exist_ok=True)
+    for index, video in enumerate(videos):
+        name = f"{index:02d}_{os.path.splitext(os.path.basename(video))[0]}.mp4"
+        train_path, heldout_path = (os.path.join(work, "clips", folder, name) for folder in ("train", "heldout"))
+        log(f"cutting {video}: the last {config.heldout_fraction:.0%} is held out")
+        counts = split_video(video, train_path, heldout_path, config.heldout_fraction)
+        clips.append({"train": train_path, "heldout": heldout_path, **counts})
+    journal["done"]["split"] = clips
+    _save_journal(work, journal)
+    return clips
+
+
+def _train_network(network: str, prepared: str, work: str, base: str, preset: str, atnet_config: ATNetConfig,
+                   config: FinetuneConfig, journal: dict, progress: bool, log) -> None:
+    """Trains one network from the base model's weights until its share of the budget is spent."""
+    if journal["done"].get(network):
+        return
+    share = config.atnet_share if network == "atnet" else 1.0 - config.atnet_share
+    if network == "atnet":
+        options = dict(audio_features=atnet_config.audio_features, mfcc_normalisation=atnet_config.mfcc_normalisation,
+                       steps_per_epoch=config.atnet_steps, batch_size=8, sequence_length=16,
+                       learning_rate=config.atnet_learning_rate)
+    else:
+        options = dict(steps_per_epoch=config.vgnet_steps, batch_size=4, sequence_length=8,
+                       learning_rate=config.vgnet_learning_rate, mouth_pixel_weight=config.mouth_pixel_weight)
+    # Epochs are a formality here: the budget ends the run.
+    train_config = TrainConfig(model_preset=preset, epochs=100_000, validation_steps=0, backup_every=5, seed=config.seed,
+                               init_from=base, **options)
+    budget = TimeBudget(share * config.minutes * 60, os.path.join(work, f"{network}_seconds.json"), progress,
+                        label=f"fine-tuning {'AT-net' if network == 'atnet' else 'VG-net'}")
+    if not progress:
+        log(f"fine-tuning {network} for {share * config.minutes:.1f} min")
+    train(network, prepared, os.path.join(work, network), train_config, verbose=0, extra_callbacks=[budget])
+    journal["done"][network] = {"seconds": round(budget.spent, 1)}
+    _save_journal(work, journal)
