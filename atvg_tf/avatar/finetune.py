@@ -145,12 +145,12 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
     work = work_folder(output)
     settings = _settings(videos, base, config)
     journal = _open_journal(work, settings) if os.path.isdir(work) else None
-    if journal is None:  # nothing is written before the footage is known to show one person
+    if journal is None or not journal["done"].get("person"):  # nothing is written before the footage is known to show one person
         started = time.time()
         with create_landmark_detector(base_model.landmark_backend) as detector:
             log(f"checking that {len(videos)} video(s) show one person")
             check_one_person(videos, detector)
-        journal = _open_journal(work, settings)
+        journal = journal or _open_journal(work, settings)
         journal["done"]["person"] = True
         journal["wall_seconds"] = {"person": round(time.time() - started, 1)}
         _save_journal(work, journal)
@@ -164,7 +164,10 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
         with _timed(journal, "prepare"):
             prepare([os.path.join(work, "clips", "train")], prepared, PrepareConfig(
                 backend=base_model.landmark_backend, pca_path=os.path.join(base, "pca.npz"), val_fraction=0.0,
-                phones="phone_windows" in base_model.audio_inputs, workers=2), progress=progress)
+                phones="phone_windows" in base_model.audio_inputs, workers=2,
+                # As `atvg generate` does: MediaPipe's model is fetched once, or dlib stands in (the
+                # model folder then records dlib, so its later runs align as it was trained).
+                allow_download=True, landmark_fallback=True), progress=progress)
         journal["done"]["prepare"] = True
         _save_journal(work, journal)
     heldout = [clip["heldout"] for clip in clips]

@@ -61,10 +61,9 @@ def check_one_person(videos: list[str], detector: LandmarkDetector, on_look=None
                 if reference is None:
                     reference, reference_video = pooled, video
                 elif distance(pooled, reference) > OTHER_PERSON_DISTANCE:
-                    where = "" if video != reference_video else " (the video starts with another)"
                     raise NotOnePersonError(
-                        f"{video} shows a different person around {index / 25:.0f} s{where}; fine-tuning learns one "
-                        f"person: give only footage of the person in the first video.")
+                        f"{video} shows a different person around {index / 25:.0f} s than {reference_video} at its start; "
+                        f"fine-tuning learns one person: give only footage of that person.")
         if looks and len(several) >= SECOND_FACE_SHARE * looks:
             raise NotOnePersonError(
                 f"{video} shows two or more people at once (e.g. at {several[0]:.1f} s); fine-tuning learns one person: "
