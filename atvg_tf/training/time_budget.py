@@ -54,8 +54,11 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         spent = self.spent
         if self._bar is not None:
-            self._bar.n = min(round(spent), self._bar.total)
-            self._bar.set_postfix_str(", ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items()), refresh=True)
+            # The main loss only (a GAN logs eight), at tqdm's own refresh rate.
+            loss = (logs or {}).get("g_loss", (logs or {}).get("loss"))
+            if loss is not None:
+                self._bar.set_postfix_str(f"loss {float(loss):.4g}", refresh=False)
+            self._bar.update(min(round(spent), self._bar.total) - self._bar.n)
         if batch % self.SAVE_EVERY == 0:
             self._save()
         if spent >= self.seconds:
