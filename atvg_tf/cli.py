@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import traceback
 
@@ -15,6 +14,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 from atvg_tf import __version__  # noqa: E402
 from atvg_tf.errors import AtvgError, InputError, one_line  # noqa: E402
+from atvg_tf.utils.interrupts import Terminated, install_stop_handlers  # noqa: E402
 
 
 def _add_model(parser) -> None:
@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    previous_sigterm = _handle_sigterm()
+    restore_handlers = install_stop_handlers()
     try:
         if args.command not in ("generate", "app"):  # these import TensorFlow only for the keras runtime
             from atvg_tf._native import import_quietly
@@ -547,28 +547,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, timeout, docker stop, systemd), stopped as Ctrl-C is: outputs cleaned up, one line."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
-def _handle_sigterm():
-    """Makes SIGTERM raise `Terminated`; returns the previous handler (None off the main thread)."""
-    try:
-        return signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # signals can only be set from the main thread
-        return None
+        restore_handlers()
 
 
 def _interrupted(command: str, interrupt: KeyboardInterrupt) -> int:
-    resumable = command in ("prepare", "train")
+    resumable = command in ("prepare", "train", "finetune")
     outcome = "finished work is kept, rerun the command to continue" if resumable else "no output was written"
     terminated = isinstance(interrupt, Terminated)
     print(f"atvg {command}: {'stopped by SIGTERM' if terminated else 'interrupted'}; {outcome}.", file=sys.stderr)

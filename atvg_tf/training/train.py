@@ -33,6 +33,7 @@ from atvg_tf.training.epoch_backup import EpochBackupAndRestore
 from atvg_tf.training.gan import VGNetGAN
 from atvg_tf.training.samples import VGNetSamples
 from atvg_tf.utils.files import atomic_write
+from atvg_tf.utils.interrupts import raise_if_stop_requested
 
 NETWORKS = ("atnet", "vgnet")
 # What a run folder keeps of its prepared data for `atvg bundle`: the basis of AT-net's codes and
@@ -154,6 +155,8 @@ def _atnet_pairs(audio_inputs: tuple[str, ...]):
 
 def _callbacks(output_dir: str, config: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:
     return [
+        # A Ctrl-C swallowed inside a garbage-collection `__del__` is raised again at the next batch.
+        keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: raise_if_stop_requested()),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "best.keras"), monitor=monitor, mode="min", save_best_only=True),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "last.keras")),
