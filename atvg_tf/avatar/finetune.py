@@ -57,6 +57,7 @@ class FinetuneConfig:
         atnet_learning_rate, vgnet_learning_rate: Adam learning rates.
         atnet_steps, vgnet_steps: batches per epoch (checkpoints are written at each epoch's end).
         mouth_pixel_weight: VG-net's extra pixel-loss weight inside the mouth box.
+        vgnet_discriminator_weight: 0 trains VG-net on the pixel loss alone (see `VGNetGAN`), 1 as a GAN.
         seed: seed of the pipeline and the fresh discriminator.
     """
 
@@ -70,6 +71,7 @@ class FinetuneConfig:
     atnet_steps: int = 25
     vgnet_steps: int = 25
     mouth_pixel_weight: float = 10.0
+    vgnet_discriminator_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -261,7 +263,8 @@ def _train_network(network: str, prepared: str, work: str, base: str, preset: st
                        learning_rate=config.atnet_learning_rate)
     else:
         options = dict(steps_per_epoch=config.vgnet_steps, batch_size=4, sequence_length=8,
-                       learning_rate=config.vgnet_learning_rate, mouth_pixel_weight=config.mouth_pixel_weight)
+                       learning_rate=config.vgnet_learning_rate, mouth_pixel_weight=config.mouth_pixel_weight,
+                       discriminator_weight=config.vgnet_discriminator_weight)
     # Epochs are a formality here: the budget ends the run.
     train_config = TrainConfig(model_preset=preset, epochs=100_000, validation_steps=0, backup_every=5, seed=config.seed,
                                init_from=base, **options)

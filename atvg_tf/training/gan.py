@@ -30,10 +30,14 @@ class VGNetGAN(keras.Model):
         mouth_pixel_weight: extra weight of the pixel loss inside the mouth box (0 = the paper's
             loss). Short CPU trainings need it: otherwise VG-net settles on copying the identity
             frame (attention ~ 0), which already scores a low pixel loss on GRID.
+        discriminator_weight: 1 is the paper's GAN; 0 trains the generator on the pixel loss alone
+            and never runs the discriminator (a third faster per step; what fine-tuning on one
+            person uses, where a fresh discriminator made the held-out frames worse after a few
+            hundred steps).
     """
 
     def __init__(self, generator, discriminator, pixel_weight: float = 10.0, attention_beta: float = 0.5,
-                 mouth_weight: float = 100.0, mouth_pixel_weight: float = 0.0, **kwargs):
+                 mouth_weight: float = 100.0, mouth_pixel_weight: float = 0.0, discriminator_weight: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -41,6 +45,7 @@ class VGNetGAN(keras.Model):
         self.attention_beta = float(attention_beta)
         self.mouth_weight = float(mouth_weight)
         self.mouth_pixel_weight = float(mouth_pixel_weight)
+        self.discriminator_weight = float(discriminator_weight)
         self._mask = tf.constant(losses.landmark_mask(mouth_weight))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 
@@ -101,6 +106,7 @@ class VGNetGAN(keras.Model):
         return terms
 
     def _generator_terms(self, generated, fake_out, batch):
+        """The generator's loss terms; with `fake_out` None (no discriminator) the pixel loss alone."""
         region = None
         if self.mouth_pixel_weight:
             region = 1.0 + self.mouth_pixel_weight * losses.mouth_mask(batch["landmarks"], batch["frames"].shape[2])
@@ -108,10 +114,12 @@ class VGNetGAN(keras.Model):
             "g_pixel": losses.dynamic_pixel_loss(
                 batch["frames"], generated["frames"], generated["attention"], self.attention_beta, region
             ),
-            "g_adversarial": losses.bce_with_logits(fake_out["realness_logit"], 1.0),
-            "g_landmarks": losses.landmark_loss(fake_out["landmarks"], batch["landmarks"], self._mask),
         }
-        terms["g_loss"] = self.pixel_weight * terms["g_pixel"] + terms["g_adversarial"] + terms["g_landmarks"]
+        terms["g_loss"] = self.pixel_weight * terms["g_pixel"]
+        if fake_out is not None:
+            terms["g_adversarial"] = losses.bce_with_logits(fake_out["realness_logit"], 1.0)
+            terms["g_landmarks"] = losses.landmark_loss(fake_out["landmarks"], batch["landmarks"], self._mask)
+            terms["g_loss"] += self.discriminator_weight * (terms["g_adversarial"] + terms["g_landmarks"])
         return terms
 
     def _replica_scale(self):
@@ -134,7 +142,7 @@ class VGNetGAN(keras.Model):
         """One update of the generator; the discriminator is only evaluated (frozen, inference-mode BN)."""
         with tf.GradientTape() as tape:
             generated = self.generator(self._generator_inputs(batch), training=True)
-            fake_out = self._discriminate(generated["frames"], batch, False)
+            fake_out = self._discriminate(generated["frames"], batch, False) if self.discriminator_weight else None
             terms = self._generator_terms(generated, fake_out, batch)
             loss = terms["g_loss"] * self._replica_scale()
         variables = self.generator.trainable_variables
@@ -142,6 +150,8 @@ class VGNetGAN(keras.Model):
         return terms
 
     def train_step(self, batch):
+        if not self.discriminator_weight:
+            return self._track(self.generator_step(batch))
         return self._track({**self.discriminator_step(batch), **self.generator_step(batch)})
 
     def test_step(self, batch):
@@ -154,7 +164,7 @@ class VGNetGAN(keras.Model):
     def _track(self, values):
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {name: self.trackers[name].result() for name in values}
 
     def get_config(self):
         return {
@@ -165,6 +175,7 @@ class VGNetGAN(keras.Model):
             "attention_beta": self.attention_beta,
             "mouth_weight": self.mouth_weight,
             "mouth_pixel_weight": self.mouth_pixel_weight,
+            "discriminator_weight": self.discriminator_weight,
         }
 
     @classmethod

@@ -73,6 +73,8 @@ class TrainConfig:
         mixed_precision: float16 compute (GPUs only).
         seed: seed of the pipeline's random choices and of the weight initialisation.
         mouth_pixel_weight: VG-net: extra pixel-loss weight inside the mouth box (0 = the paper).
+        discriminator_weight: VG-net: weight of the discriminator's terms in the generator's loss (1 =
+            the paper's GAN; 0 = the pixel loss alone, the discriminator never runs).
         audio_features: AT-net: `mfcc` (the paper), `phones` or `mfcc+phones`; None keeps the preset's.
         mfcc_normalisation: AT-net: `none` (the paper) or `window` (see `ATNetConfig`); None keeps the preset's.
         audio_augmentation: AT-net: probability of training on an augmented copy of a clip's audio
@@ -99,6 +101,7 @@ class TrainConfig:
     mixed_precision: bool = False
     seed: int = 0
     mouth_pixel_weight: float = 0.0
+    discriminator_weight: float = 1.0
     audio_features: str | None = None
     mfcc_normalisation: str | None = None
     audio_augmentation: float = 0.0
@@ -188,6 +191,7 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
             build_vgnet(VGNetConfig.preset(config.model_preset)),
             build_discriminator(DiscriminatorConfig.preset(config.model_preset)),
             mouth_pixel_weight=config.mouth_pixel_weight,
+            discriminator_weight=config.discriminator_weight,
         )
         gan.compile(g_optimizer=optimizer(), d_optimizer=optimizer(), jit_compile=config.jit_compile)
         gan.build()  # BackupAndRestore needs the variables (optimizer slots too) before fit()

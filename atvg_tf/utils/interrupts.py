@@ -29,7 +29,8 @@ def install_stop_handlers():
     """Makes SIGINT raise KeyboardInterrupt and SIGTERM `Terminated`, remembering the request.
 
     Returns:
-        A function that restores the previous handlers (a no-op off the main thread, where none are set).
+        A function that restores the previous handlers and forgets the request (off the main thread,
+        where no handler can be set, it does nothing).
     """
     global _requested
     _requested = None
@@ -39,6 +40,8 @@ def install_stop_handlers():
         return lambda: None
 
     def restore():
+        global _requested
+        _requested = None
         for number, handler in previous.items():
             signal.signal(number, handler)
 

@@ -18,7 +18,7 @@ from atvg_tf.models.discriminator import build_discriminator
 from atvg_tf.models.vgnet import build_vgnet
 from atvg_tf.training.gan import VGNetGAN
 from atvg_tf.training.train import TrainConfig, build_trainable, train
-from atvg_tf.utils.interrupts import install_stop_handlers
+from atvg_tf.utils.interrupts import install_stop_handlers, raise_if_stop_requested
 
 pytestmark = pytest.mark.slow  # every test trains on `prepared_dir` (`atvg prepare`)
 
@@ -39,8 +39,8 @@ def _changed(before, model):
     return [not np.array_equal(a, np.array(b)) for a, b in zip(before, model.weights)]
 
 
-def _gan():
-    gan = VGNetGAN(build_vgnet(VGNetConfig.preset("small")), build_discriminator(DiscriminatorConfig.preset("small")))
+def _gan(**options):
+    gan = VGNetGAN(build_vgnet(VGNetConfig.preset("small")), build_discriminator(DiscriminatorConfig.preset("small")), **options)
     gan.compile()
     gan.build()
     return gan
@@ -59,6 +59,17 @@ def test_generator_step_does_not_touch_the_discriminator(batch):
     assert any(_changed(discriminator, gan.discriminator))
     after = [np.array(v) for v in gan.generator.trainable_weights]
     assert all(np.array_equal(a, b) for a, b in zip(generator_trainable, after))
+
+
+def test_pixel_only_training_never_runs_the_discriminator(batch, tmp_path):
+    gan = _gan(discriminator_weight=0.0)
+    discriminator = _snapshot(gan.discriminator)
+    logs = [gan.train_step(batch) for _ in range(6)]
+    assert set(logs[0]) == {"g_loss", "g_pixel"}
+    assert float(logs[-1]["g_pixel"]) < float(logs[0]["g_pixel"])
+    assert not any(_changed(discriminator, gan.discriminator)) and int(gan.d_optimizer.iterations) == 0
+    gan.save(tmp_path / "gan.keras")
+    assert keras.saving.load_model(tmp_path / "gan.keras").discriminator_weight == 0.0
 
 
 def test_a_few_steps_reduce_the_losses(batch):
@@ -122,6 +133,7 @@ def test_a_ctrl_c_lost_in_garbage_collection_still_stops_training(prepared_dir, 
     # Lost at the second batch's end (the counting callback ran no more), raised again at the third's,
     # long before the epoch's end would have written last.keras.
     assert InterruptInsideDel.batches == 2 and not os.path.exists(tmp_path / "run" / "last.keras")
+    raise_if_stop_requested()  # forgotten once the handlers are restored: later runs in this process go on
 
 
 def test_phone_atnet_trains_on_augmented_audio_and_round_trips(prepared_dir, tmp_path):
