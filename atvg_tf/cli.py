@@ -206,7 +206,7 @@ def _add_finetune(subparsers) -> None:
         "finetune",
         help="your own avatar: fine-tune a model on a short video of one person (with their speech)",
         description="Checks that the videos show one person, holds out the last 15%% of each, prepares the rest and "
-        "fine-tunes AT-net and the VG-net GAN from the packaged model (or --from) within --minutes of training. Writes "
+        "fine-tunes AT-net and VG-net (pixel loss) from the packaged model (or --from) within --minutes of training. Writes "
         "a model folder for `atvg generate --model` with finetune_report.json (held-out LMD, SSIM, sharpness before and "
         "after) and finetune_contact_sheet.png (real | before | after). Progress is kept in OUTPUT.work/: rerun the "
         "same command after an interruption to continue.",

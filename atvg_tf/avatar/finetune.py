@@ -7,7 +7,7 @@ command after an interruption continues where it stopped:
 2. each video is cut into its first 85 % (trained on) and its last 15 % (held out, measured on);
 3. `atvg prepare` of the training parts, with the base model's landmark detector and PCA basis;
 4. the base model is scored on the held-out parts (before);
-5. AT-net, then the VG-net GAN, are trained on from the base model's weights, sharing the budget;
+5. AT-net, then VG-net (on the pixel loss alone), are trained on from the base model's weights, sharing the budget;
 6. the model folder is written, scored on the held-out parts (after), with a contact sheet and the
    first held-out frame as `photo.jpg`, and moved to `<output>` only when complete; the work
    folder is then deleted.
@@ -58,7 +58,7 @@ class FinetuneConfig:
         atnet_steps, vgnet_steps: batches per epoch (checkpoints are written at each epoch's end).
         mouth_pixel_weight: VG-net's extra pixel-loss weight inside the mouth box.
         vgnet_discriminator_weight: 0 trains VG-net on the pixel loss alone (see `VGNetGAN`), 1 as a GAN.
-        seed: seed of the pipeline and the fresh discriminator.
+        seed: seed of the pipeline (and of the discriminator, when one is trained).
     """
 
     minutes: float = 15.0
