@@ -2,7 +2,7 @@
 
 Python raises the interrupt wherever the main thread happens to be; when that is inside a `__del__`
 (TensorFlow's garbage collection of traced functions runs them often during `model.fit`) the
-interpreter prints "Exception ignored" and carries on, so one Ctrl-C in ten was lost in training.
+interpreter prints "Exception ignored" and carries on: in a probe, one Ctrl-C in fifteen was lost in training.
 The handlers here also remember the request; long loops call `raise_if_stop_requested()` (training
 does at every batch end) so a lost interrupt is raised again moments later.
 """
