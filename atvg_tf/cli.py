@@ -256,6 +256,9 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--renderers", nargs="*", choices=["hybrid", "vgnet"], default=["hybrid", "vgnet"], metavar="RENDERER",
                         help="also render each clip into its first frame with these renderers (hybrid, vgnet; default both; none: "
                         "give the flag alone) and report LMD, lip-sync, sharpness_ratio, static_region_error and lip_colour_delta_e")
+    parser.add_argument("--audio-offset", type=int, default=0, metavar="FRAMES",
+                        help="the clips' sound runs FRAMES frames (25 fps) ahead of their picture (negative: behind it); it is "
+                        "moved that much later before scoring (measure it with benchmarks/bench_av_offset.py; default 0)")
     _add_quiet(parser)
     parser.set_defaults(handler=_run_evaluate)
 
@@ -267,8 +270,10 @@ def _run_evaluate(args) -> int:
     for video in args.videos:
         if not os.path.isfile(video):
             raise InputError(f"video not found: {video}; check the path.")
+    if abs(args.audio_offset) > 25:
+        raise InputError(f"--audio-offset {args.audio_offset} is over a second; give the offset in frames at 25 fps.")
     report = evaluate(args.videos, TalkingFaceModel.load(args.model), args.landmarks, progress=not args.quiet,
-                      renderers=tuple(dict.fromkeys(args.renderers)))
+                      renderers=tuple(dict.fromkeys(args.renderers)), audio_offset_frames=args.audio_offset)
     if not report["clips"]:  # a report of nothing is not a result
         first = report["skipped"][0]
         raise InputError(f"none of the {len(args.videos)} clip(s) could be evaluated ({first['clip']}: {first['reason']}); "

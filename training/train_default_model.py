@@ -9,6 +9,9 @@ Recipes (`--recipe`):
   of the clips held out as val) -> AT-net on MFCC -> VG-net GAN (teacher-forced on the true
   landmarks) -> export of AT-net, the VG-net generator and the PCA basis into
   `atvg_tf/assets/default_model/` with a model card.
+- `timing` (`--atnet-only`; measured, not packaged: README, "Timing"): the packaged AT-net fine-tuned
+  with GRID s1's sound moved 2 frames later (`TrainConfig.audio_offsets`), the median offset of the
+  real-world clips of `wild/` and `wild_train/` against GRID (`benchmarks/bench_av_offset.py`).
 - `phones` (issue 17's attempt at lip-sync for any voice; measured in the README, not packaged):
   GRID s1 plus the real-world clips of `wild_train/` and `wild/` with 3 augmented copies of every
   clip's audio -> AT-net on PocketSphinx phone windows (the wild voices weighted up, augmented audio
@@ -85,6 +88,11 @@ RECIPES = {
 VGNET = TrainConfig(model_preset="small", epochs=20, steps_per_epoch=120, validation_steps=5, batch_size=4,
                     sequence_length=8, backup_every=20, mouth_pixel_weight=10.0)
 DEFAULT_EXPORT = os.path.join(REPO, "atvg_tf", "assets", "default_model")
+# Started from the packaged AT-net.
+RECIPES["timing"] = Recipe(
+    RECIPES["paper"].data, PrepareConfig(),
+    dataclasses.replace(ATNET, epochs=10, learning_rate=1e-4, init_from=DEFAULT_EXPORT, audio_offsets={"s1": 2}), {},
+)
 WILD_CLIPS = tuple(sorted(f"wild/{os.path.splitext(name)[0]}" for name in os.listdir(os.path.join(SHARED, "wild"))
                           if name.endswith(".mp4"))) if os.path.isdir(os.path.join(SHARED, "wild")) else ()
 RECIPES["appearance"] = dataclasses.replace(
@@ -160,13 +168,17 @@ def write_model_card(work: str, model_dir: str, grid_dir: str, sync_json: str | 
     val = [clip["source"] for clip in manifest["clips"] if clip["split"] == "val"]
     others = sorted(os.path.join(grid_dir, "other", f) for f in os.listdir(os.path.join(grid_dir, "other")) if f.endswith(".mpg"))
     model = TalkingFaceModel.load(model_dir)
-    reports = {}
-    for name, clips in (("val", val), ("unseen_speakers", others)):
-        reports[name] = evaluate(clips, model, "dlib")
-        write_report(reports[name], os.path.join(work, f"report_{name}.json"))
-        print(name, format_table(reports[name]), sep="\n", flush=True)
     with open(os.path.join(model_dir, "training.json")) as handle:
         training = json.load(handle)
+    # An AT-net trained with GRID's sound moved (`audio_offsets`) is measured on GRID the same way,
+    # and also at GRID's own timing.
+    offset = (training.get("runs", {}).get("atnet", {}).get("config", {}).get("audio_offsets") or {}).get("s1", 0)
+    sets = [("val", val, offset), ("unseen_speakers", others, offset)] + ([("val_grid_timing", val, 0)] if offset else [])
+    reports = {}
+    for name, clips, clip_offset in sets:
+        reports[name] = evaluate(clips, model, "dlib", audio_offset_frames=clip_offset)
+        write_report(reports[name], os.path.join(work, f"report_{name}.json"))
+        print(name, format_table(reports[name]), sep="\n", flush=True)
     summary = {name: {k: report[k] for k in ("model", "static_baseline", "ground_truth_landmarks", "atnet_landmark_lmd", "static_landmark_lmd")}
                for name, report in reports.items()}
     training["evaluation"] = summary
@@ -188,7 +200,8 @@ def write_model_card(work: str, model_dir: str, grid_dir: str, sync_json: str | 
         f"- Command: `{training['command']}` ({training['wall_seconds'] / 60:.0f} min on a 2-core CPU).",
         f"- AT-net: {atnet['epochs_run']} epochs of {atnet['config']['steps_per_epoch']} steps; augmented audio with probability "
         f"{atnet['config'].get('audio_augmentation', 0.0)}; speaker repeats {atnet['config'].get('speaker_repeats') or 'none'}; "
-        f"clips left out {list(atnet['config'].get('exclude_clips') or []) or 'none'}.",
+        f"clips left out {list(atnet['config'].get('exclude_clips') or []) or 'none'}; audio offsets "
+        f"{atnet['config'].get('audio_offsets') or 'none'}.",
         f"- VG-net GAN: {vgnet['epochs_run']} epochs of {vgnet['config']['steps_per_epoch']} steps "
         f"(stopped by the time budget: {vgnet['stopped_by_time_limit']}).",
         f"- Inference: {inference or 'the defaults'} (docs/METHOD.md).",
@@ -197,7 +210,8 @@ def write_model_card(work: str, model_dir: str, grid_dir: str, sync_json: str | 
         "",
         "LMD: mouth landmarks (dlib) of generated vs real aligned frames, mean per point in pixels at 128 px.",
         "",
-    ]
+    ] + ([f"GRID clips are scored with their sound moved {offset} frames later, the timing this AT-net was trained for "
+          "(README, \"Timing\"); `val_grid_timing` is the validation split at GRID's own timing.", ""] if offset else [])
     for name, report in reports.items():
         card += [f"### {name}", "", "```", format_table(report), "```", ""]
     card += [f"LMD gain over the static baseline on validation: {gain:.1%}.", ""]

@@ -57,6 +57,10 @@ class PipelineConfig:
         appearance_augmentation: probability of one random colour + scale/shift change applied to
             an example's frames, identity frame and landmarks together (`data/appearance.py`; for
             VG-net: the PCA codes stay as recorded).
+        audio_offsets: (clip or speaker id, k) pairs: that clip's (else that speaker's) frame t is
+            paired with the audio windows of frame t - k (clamped to the segment): for footage whose
+            sound runs k frames ahead of its picture (k < 0: behind it) compared with the rest of
+            the training data (measure it with `benchmarks/bench_av_offset.py`).
     """
 
     sequence_length: int = 16
@@ -71,6 +75,7 @@ class PipelineConfig:
     speaker_repeats: tuple[tuple[str, int], ...] = ()
     exclude_clips: tuple[str, ...] = ()
     appearance_augmentation: float = 0.0
+    audio_offsets: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def preset(cls, name: str) -> PipelineConfig:
@@ -155,6 +160,19 @@ def make_dataset(
         ),
         default_value=1,
     )
+    no_offset = tf.int32.min
+    offsets = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant([key for key, _ in config.audio_offsets] or [""], tf.string),
+            tf.constant([int(k) for _, k in config.audio_offsets] or [no_offset], tf.int32),
+        ),
+        default_value=no_offset,
+    )
+
+    def audio_offset(segment):
+        """The segment's clip's offset, else its speaker's, else 0."""
+        by_clip, by_speaker = offsets.lookup(segment["clip_id"]), offsets.lookup(segment["speaker_id"])
+        return tf.where(by_clip != no_offset, by_clip, tf.where(by_speaker != no_offset, by_speaker, 0))
 
     files = tf.data.Dataset.from_tensor_slices(paths)
     if config.shuffle_buffer and not config.deterministic:
@@ -201,7 +219,8 @@ def make_dataset(
         variant = tf.where(
             augmented & (variants > 1), tf.random.stateless_uniform([], seed + 3, 1, tf.maximum(variants, 2), dtype=tf.int32), 0
         )
-        windows = tf.gather(segment["mfcc_variants"][variant], picked[:T])
+        heard = tf.clip_by_value(picked[:T] - audio_offset(segment), 0, n - 1)
+        windows = tf.gather(segment["mfcc_variants"][variant], heard)
         frames = tf.ensure_shape(frames, [T + 1, crop_size, crop_size, 3])
         if config.appearance_augmentation > 0:
             frames, landmarks = tf.cond(
@@ -219,7 +238,7 @@ def make_dataset(
             "identity_pca_codes": codes[T],
         }
         if with_phones:
-            ids = tf.gather(segment["phone_windows"][variant], picked[:T])
+            ids = tf.gather(segment["phone_windows"][variant], heard)
             example["phone_windows"] = tf.ensure_shape(tf.one_hot(ids, NUM_PHONES), [T, records.PHONE_WINDOW_ROWS, NUM_PHONES])
         return example
 

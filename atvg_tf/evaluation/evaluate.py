@@ -73,7 +73,7 @@ class AlignedClip:
 def align_clip(path: str, detector: LandmarkDetector,
                alignment: AlignmentConfig | Callable[[np.ndarray], AlignmentConfig] = AlignmentConfig(),
                audio_inputs: tuple[str, ...] = ("mfcc_windows",), min_frames: int = 16, max_frames: int | None = None,
-               mfcc_normalization: dict | None = None) -> AlignedClip:
+               mfcc_normalization: dict | None = None, audio_offset_frames: int = 0) -> AlignedClip:
     """Aligns a short clip in memory, as `atvg prepare` does (gaps up to 5 frames interpolated).
 
     Args:
@@ -82,6 +82,8 @@ def align_clip(path: str, detector: LandmarkDetector,
             chooses one (`TalkingFaceModel.alignment`).
         max_frames: keep at most this many frames from the start of the segment (None: all).
         mfcc_normalization: the model's voice normalisation (`TalkingFaceModel.mfcc_normalization`).
+        audio_offset_frames: the clip's sound runs this many frames ahead of its picture (negative:
+            behind it); it is moved that much later (`benchmarks/bench_av_offset.py` measures it).
 
     Raises:
         VideoError: unreadable clip, no sound, or no run of `min_frames` frames with a face.
@@ -103,7 +105,8 @@ def align_clip(path: str, detector: LandmarkDetector,
     crops = np.stack([warp_to_crop(frames[start + i], m, alignment.crop_size) for i, m in enumerate(transforms)])
     crop_landmarks = np.stack([transform_points(p, m) for p, m in zip(landmarks, transforms)])
     rate = AudioConfig().sample_rate
-    waveform = shift_audio(load_audio(path, rate), info.video_start - info.audio_start, rate)
+    delay = audio_offset_frames / AudioConfig().video_fps
+    waveform = shift_audio(load_audio(path, rate), info.video_start - info.audio_start - delay, rate)
     windows = {name: w[start:end] for name, w in audio_windows(waveform, audio_inputs, len(frames), mfcc_normalization).items()}
     return AlignedClip(crops, crop_landmarks, windows, start, alignment, _speech_frames(path, start, end), frames[start], transforms[0])
 
@@ -209,7 +212,7 @@ def _detect_each(detector: LandmarkDetector, images: np.ndarray) -> list:
 
 
 def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = None, progress: bool = True,
-             renderers: tuple[str, ...] = (), max_frames: int | None = None) -> dict:
+             renderers: tuple[str, ...] = (), max_frames: int | None = None, audio_offset_frames: int = 0) -> dict:
     """Evaluates a model on clips; returns the report (see the module docstring).
 
     Args:
@@ -221,6 +224,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         renderers: also render each clip into its first frame with these renderers (`hybrid`,
             `vgnet`) and score what reaches the video (`render_scores`, LMD and lip-sync).
         max_frames: score at most this many frames of each clip (its first face segment's start).
+        audio_offset_frames: move the clips' sound this many frames later (`align_clip`).
     """
     unknown = [name for name in renderers if name not in RENDERERS]
     if unknown:
@@ -233,7 +237,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         for path in tqdm(videos, unit="clip", disable=not progress):
             try:
                 clip = align_clip(path, detector, model.alignment, model.audio_inputs, max_frames=max_frames,
-                                  mfcc_normalization=model.mfcc_normalization)
+                                  mfcc_normalization=model.mfcc_normalization, audio_offset_frames=audio_offset_frames)
             except AtvgError as error:
                 skipped.append({"clip": path, "reason": str(error)})
                 continue

@@ -81,6 +81,8 @@ class TrainConfig:
             (needs `atvg prepare --audio-variants N`).
         speaker_repeats: speaker id -> factor: that speaker's clips are drawn `factor` times as often.
         exclude_clips: clip ids (as in the manifest) not trained on.
+        audio_offsets: AT-net: clip or speaker id -> k: that clip's frame t is trained on the audio of
+            frame t - k (`PipelineConfig.audio_offsets`: footage whose sound is out of step with the rest).
         appearance_augmentation: VG-net: probability of one random colour + scale/shift change of
             an example's identity frame, target frames and landmarks together (`data/appearance.py`).
         init_from: start from these weights instead of random ones: a model folder (its
@@ -107,6 +109,7 @@ class TrainConfig:
     audio_augmentation: float = 0.0
     speaker_repeats: dict[str, int] = dataclasses.field(default_factory=dict)
     exclude_clips: tuple[str, ...] = ()
+    audio_offsets: dict[str, int] = dataclasses.field(default_factory=dict)
     appearance_augmentation: float = 0.0
     init_from: str | None = None
 
@@ -143,6 +146,8 @@ def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, 
         audio_augmentation=config.audio_augmentation if shuffle else 0.0,
         speaker_repeats=tuple(config.speaker_repeats.items()) if shuffle else (),
         exclude_clips=tuple(config.exclude_clips),
+        # Validation too: it then measures the timing the model is trained for.
+        audio_offsets=tuple(config.audio_offsets.items()) if network == "atnet" else (),
         appearance_augmentation=config.appearance_augmentation if shuffle and network == "vgnet" else 0.0,
     )
     return make_dataset(prepared_dir, split, pipeline)

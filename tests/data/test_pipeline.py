@@ -94,6 +94,23 @@ def test_speaker_repeats_and_excluded_clips(prepared_dir):
     assert count(exclude_clips=("s1/bbaf4p",)) < plain
 
 
+def test_audio_offsets_pair_each_frame_with_earlier_sound(prepared_dir):
+    plain = PipelineConfig(batch_size=2, deterministic=True, audio_features=("mfcc", "phones"))
+    batch = next(iter(make_dataset(prepared_dir, None, plain)))
+    shifted = next(iter(make_dataset(prepared_dir, None, dataclasses.replace(plain, audio_offsets=(("s1", 2),)))))
+    np.testing.assert_array_equal(shifted["pca_codes"], batch["pca_codes"])  # the same frames
+    for name in ("mfcc_windows", "phone_windows"):  # frame t hears what frame t - 2 heard
+        np.testing.assert_array_equal(shifted[name][:, 2:], batch[name][:, :-2])
+        assert not np.array_equal(shifted[name], batch[name])
+    other_speaker = next(iter(make_dataset(prepared_dir, None, dataclasses.replace(plain, audio_offsets=(("s2", 2),)))))
+    np.testing.assert_array_equal(other_speaker["mfcc_windows"], batch["mfcc_windows"])
+    # A clip's own offset comes before its speaker's: here every clip of s1 gets -1 (sound late) but s1's 2.
+    clips = {row["id"] for row in json.load(open(f"{prepared_dir}/manifest.json"))["clips"]}
+    by_clip = dataclasses.replace(plain, audio_offsets=(("s1", 2), *((clip, -1) for clip in sorted(clips))))
+    later = next(iter(make_dataset(prepared_dir, None, by_clip)))
+    np.testing.assert_array_equal(later["mfcc_windows"][:, :-1], batch["mfcc_windows"][:, 1:])
+
+
 def test_old_shards_without_phones_are_read_and_refused_for_phone_models(tmp_path):
     n = 3
     record = records.encode_segment(

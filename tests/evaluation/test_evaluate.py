@@ -69,3 +69,27 @@ def test_evaluate_fails_when_no_clip_can_be_evaluated(shared_data, tmp_path, cap
     assert code == 2 and "\n" not in error, error
     assert error.startswith("atvg evaluate: error: none of the 1 clip(s) could be evaluated") and "no audio stream" in error
     assert not (tmp_path / "r.json").exists()
+
+
+def test_an_audio_offset_moves_the_clips_sound_later(shared_data):
+    import numpy as np
+
+    from atvg_tf.evaluation.evaluate import align_clip
+    from atvg_tf.frontend.face.landmarks import create_landmark_detector
+
+    with create_landmark_detector("mediapipe") as detector:
+        clip = align_clip(grid_clip(shared_data), detector, max_frames=40)
+        later = align_clip(grid_clip(shared_data), detector, max_frames=40, audio_offset_frames=2)
+    np.testing.assert_array_equal(later.landmarks, clip.landmarks)  # the same picture
+    # Frame t now hears what frame t - 2 heard (the first windows also reach into the padding).
+    np.testing.assert_allclose(later.windows["mfcc_windows"][6:], clip.windows["mfcc_windows"][4:-2], atol=1e-4)
+    assert not np.allclose(later.windows["mfcc_windows"][6:], clip.windows["mfcc_windows"][6:], atol=1e-2)
+
+
+def test_an_offset_of_over_a_second_is_refused(shared_data, tmp_path, capsys):
+    from atvg_tf.cli import main
+
+    code = main(["evaluate", grid_clip(shared_data), "--output", str(tmp_path / "r.json"), "--audio-offset", "40", "--quiet"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in error and "--audio-offset 40 is over a second" in error, error
+    assert not (tmp_path / "r.json").exists()
