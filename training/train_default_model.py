@@ -12,6 +12,9 @@ Recipes (`--recipe`):
 - `timing` (`--atnet-only`; measured, not packaged: README, "Timing"): the packaged AT-net fine-tuned
   with GRID s1's sound moved 2 frames later (`TrainConfig.audio_offsets`), the median offset of the
   real-world clips of `wild/` and `wild_train/` against GRID (`benchmarks/bench_av_offset.py`).
+- `phones_in_step` (`--atnet-only`; measured, not packaged: README, "Timing"): `phones` with each
+  real-world clip's measured audio-video offset corrected (`WILD_AUDIO_OFFSETS`), two `wild_train/`
+  people left out beside the dev clips, and no motion gain or rest-on-silence.
 - `phones` (issue 17's attempt at lip-sync for any voice; measured in the README, not packaged):
   GRID s1 plus the real-world clips of `wild_train/` and `wild/` with 3 augmented copies of every
   clip's audio -> AT-net on PocketSphinx phone windows (the wild voices weighted up, augmented audio
@@ -92,6 +95,18 @@ DEFAULT_EXPORT = os.path.join(REPO, "atvg_tf", "assets", "default_model")
 RECIPES["timing"] = Recipe(
     RECIPES["paper"].data, PrepareConfig(),
     dataclasses.replace(ATNET, epochs=10, learning_rate=1e-4, init_from=DEFAULT_EXPORT, audio_offsets={"s1": 2}), {},
+)
+# Clips whose sound is out of step with their picture: -(offset in frames) as
+# `benchmarks/bench_av_offset.py` measured it on the `phones` recipe's prepared folder (2026-11-27).
+WILD_AUDIO_OFFSETS = {"wild/edtalk_pose_source2_60s": -3, "wild/retalking_3": 2, "wild_train/styletalk_andrew_clip_1": -2,
+                      "wild_train/styletalk_andrew_clip_2": -2, "wild_train/styletalk_feifeili_clip1": -1,
+                      "wild_train/styletalk_feifeili_clip3": -1, "wild_train/styletalk_feifeili_clip2_short": -2,
+                      "wild_train/styletalk_KristiNoem": -4, "wild_train/styletalk_reagan_clip1": -2}
+# Two wild_train people kept aside with DEV_CLIPS, to score in-step training on five unseen people.
+HELD_PEOPLE = ("wild_train/styletalk_KristiNoem", "wild_train/styletalk_reagan_clip1")
+RECIPES["phones_in_step"] = dataclasses.replace(
+    RECIPES["phones"], inference={},
+    atnet=dataclasses.replace(RECIPES["phones"].atnet, audio_offsets=WILD_AUDIO_OFFSETS, exclude_clips=DEV_CLIPS + HELD_PEOPLE),
 )
 WILD_CLIPS = tuple(sorted(f"wild/{os.path.splitext(name)[0]}" for name in os.listdir(os.path.join(SHARED, "wild"))
                           if name.endswith(".mp4"))) if os.path.isdir(os.path.join(SHARED, "wild")) else ()
