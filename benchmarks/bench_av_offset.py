@@ -1,9 +1,10 @@
 """Audio-video offsets of prepared clips, by a model-free reference (`atvg_tf/evaluation/av_offset.py`).
 
 For each clip of a prepared folder (`atvg prepare`, with phones): the lag in frames at which the
-phones' expected mouth openness best follows the real inner-lip aperture, then the median per
-speaker. Differences between speakers or corpora are what `TrainConfig.audio_offsets` corrects:
-the README's "Timing" section was measured with
+phones' expected mouth openness best follows the real inner-lip aperture (a row per clip, except
+for speakers with more than 50 clips), then the median per speaker. A clip's offset, negated, is
+what `TrainConfig.audio_offsets` takes to train on it in step. The README's "Timing" section was
+measured with
 
     python3 benchmarks/bench_av_offset.py runs/phones/prepared
 
@@ -37,7 +38,7 @@ def main() -> None:
         raise SystemExit(f"{args.prepared} has no shards; give a folder written by `atvg prepare`.")
     by_speaker = defaultdict(list)
     curves = defaultdict(list)
-    print("| clip | frames | offset | correlation at the offset (at 0) |\n|---|---|---|---|")
+    rows = defaultdict(list)
     for segment in read_segments(paths):
         phones = segment["phone_windows"]
         if not len(phones):
@@ -48,9 +49,10 @@ def main() -> None:
         speaker = segment["speaker_id"].decode()
         by_speaker[speaker].append(lag)
         curves[speaker].append(correlations)
-        if speaker != "s1":
-            print(f"| {segment['clip_id'].decode()} | {segment['num_frames']} | {lag:+d} | "
-                  f"{correlations[lag + args.max_lag]:.2f} ({correlations[args.max_lag]:.2f}) |")
+        rows[speaker].append(f"| {segment['clip_id'].decode()} | {segment['num_frames']} | {lag:+d} | "
+                             f"{correlations[lag + args.max_lag]:.2f} ({correlations[args.max_lag]:.2f}) |")
+    print("| clip | frames | offset | correlation at the offset (at 0) |\n|---|---|---|---|")
+    print("\n".join(row for speaker_rows in rows.values() if len(speaker_rows) <= 50 for row in speaker_rows))
     print("\n| speaker | clips | median offset | peak of the mean curve |\n|---|---|---|---|")
     for speaker, lags in sorted(by_speaker.items()):
         mean_curve = np.nanmean(curves[speaker], axis=0)
