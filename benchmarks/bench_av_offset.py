@@ -23,8 +23,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from atvg_tf.data.records import read_segments  # noqa: E402
+from atvg_tf.data.records import parse_segment  # noqa: E402
 from atvg_tf.evaluation.av_offset import clip_offset  # noqa: E402
 
 
@@ -39,7 +40,9 @@ def main() -> None:
     by_speaker = defaultdict(list)
     curves = defaultdict(list)
     rows = defaultdict(list)
-    for segment in read_segments(paths):
+    for record in tf.data.TFRecordDataset(paths):  # one segment in memory at a time, whatever the corpus
+        parsed = parse_segment(record)
+        segment = {key: parsed[key].numpy() for key in ("phone_windows", "num_frames", "landmarks", "speaker_id", "clip_id")}
         phones = segment["phone_windows"]
         if not len(phones):
             raise SystemExit(f"{args.prepared} was prepared without phones; rerun `atvg prepare` without --no-phones.")
