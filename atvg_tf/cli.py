@@ -63,6 +63,12 @@ def _add_prepare(subparsers) -> None:
                         help="also write the audio features of N augmented copies of each clip's sound (reverb, noise, "
                         "band limits, EQ, pitch) for robust AT-net training (default: 0)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    parser.add_argument("--runner", choices=["local", "beam"], default="local",
+                        help="local: this machine's worker processes (default); beam: an Apache Beam pipeline, on Beam's "
+                        "local runner with --workers processes unless --beam-option names another (needs the [beam] extra)")
+    parser.add_argument("--beam-option", action="append", default=[], metavar="FLAG",
+                        help="a Beam pipeline flag, repeatable, e.g. --beam-option=--runner=FlinkRunner "
+                        "--beam-option=--flink_master=HOST:8081 (README: `atvg prepare --runner beam` on a cluster)")
     _add_quiet(parser)
     parser.set_defaults(handler=_run_prepare)
 
@@ -87,7 +93,16 @@ def _run_prepare(args) -> int:
         phones=args.phones,
         audio_variants=args.audio_variants,
     )
-    manifest = prepare(args.inputs, args.output, config, progress=not args.quiet)
+    if args.beam_option and args.runner != "beam":
+        raise InputError("--beam-option needs --runner beam.")
+    if args.runner == "beam":
+        try:
+            from atvg_tf.data.beam_prepare import prepare_with_beam
+        except ImportError:
+            raise InputError("--runner beam needs Apache Beam: pip install 'atvg-tf[beam]'.") from None
+        manifest = prepare_with_beam(args.inputs, args.output, config, args.beam_option, progress=not args.quiet)
+    else:
+        manifest = prepare(args.inputs, args.output, config, progress=not args.quiet)
     counts = manifest["counts"]
     frames = ", ".join(f"{split} {n}" for split, n in counts["frames"].items() if n)
     print(
@@ -148,7 +163,11 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--init-from", metavar="MODEL_DIR",
                         help="start from this model folder's (or .keras file's) weights of the network instead of random ones")
     parser.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
-                        help="tf.distribute strategy (default: one device)")
+                        help="tf.distribute strategy (default: one device); multi_worker: the TF_CONFIG cluster, every worker "
+                        "running this command with the same --output on a shared filesystem")
+    parser.add_argument("--data-service", metavar="ADDRESS",
+                        help="make the training batches on tf.data service workers: their dispatcher's grpc://HOST:PORT "
+                        "(see `atvg data-service`; the prepared folder must be at the same path on their hosts)")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="XLA compilation (GPU only)")
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None, help="float16 compute (GPU only)")
     _add_quiet(parser, "no per-batch progress bar (one line per epoch)")
@@ -164,11 +183,50 @@ def _run_train(args) -> int:
         mixed_precision=args.mixed_precision, audio_features=args.audio_features, audio_augmentation=args.audio_augmentation,
         init_from=args.init_from,
     )
-    history = train(args.network, args.prepared, args.output, config, strategy=args.strategy, verbose=2 if args.quiet else "auto")
+    history = train(args.network, args.prepared, args.output, config, strategy=args.strategy, verbose=2 if args.quiet else "auto",
+                    data_service=args.data_service)
     last = {name: f"{values[-1]:.4g}" for name, values in history.history.items()}
     print(f"trained {args.network} ({config.model_preset}); last epoch: {last}; checkpoints in {args.output}")
     other = "--vgnet RUN_OR_MODEL_DIR" if args.network == "atnet" else "--atnet RUN_OR_MODEL_DIR"
     print(f"make a model folder for --model: atvg bundle --{args.network} {args.output} {other} --output MODEL_DIR")
+    return 0
+
+
+def _add_data_service(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data-service",
+        help="run a tf.data service dispatcher or worker: `atvg train --data-service` makes its batches there",
+        description="Moves the training input pipeline (reading shards, decoding and augmenting frames) to other CPU "
+        "hosts. Start one dispatcher, then one worker per host, then `atvg train ... --data-service grpc://HOST:PORT` "
+        "with the dispatcher's address. Each serves until stopped (Ctrl-C or SIGTERM).",
+    )
+    parser.add_argument("role", choices=["dispatcher", "worker"], help="dispatcher (one per cluster) or worker (one per CPU host)")
+    parser.add_argument("--port", type=int, help="port to serve on (default: 5050 for the dispatcher, 5051 for a worker; 0 = any free port)")
+    parser.add_argument("--dispatcher", metavar="ADDRESS", help="worker: the dispatcher's HOST:PORT")
+    parser.add_argument("--host", help="worker: the name the dispatcher and the trainers reach this machine by (default: its host name)")
+    parser.set_defaults(handler=_run_data_service)
+
+
+def _run_data_service(args) -> int:
+    import time
+
+    from atvg_tf.training.data_service import DEFAULT_DISPATCHER_PORT, start_dispatcher, start_worker
+
+    if args.role == "dispatcher":
+        if args.dispatcher or args.host:
+            raise InputError("--dispatcher and --host are worker options; start the dispatcher with --port only.")
+        port = DEFAULT_DISPATCHER_PORT if args.port is None else args.port
+        server = start_dispatcher(port)
+        print(f"tf.data service dispatcher on port {port}: start workers with `atvg data-service worker --dispatcher "
+              f"THIS_HOST:{port}`, then train with --data-service grpc://THIS_HOST:{port}; Ctrl-C stops it", flush=True)
+    else:
+        if not args.dispatcher:
+            raise InputError("a worker needs --dispatcher HOST:PORT (the address of `atvg data-service dispatcher`).")
+        port = DEFAULT_DISPATCHER_PORT + 1 if args.port is None else args.port
+        server = start_worker(args.dispatcher, port, args.host)
+        print(f"tf.data service worker on port {port or 'any'}, registered with {args.dispatcher}; Ctrl-C stops it", flush=True)
+    while server:  # it serves from its own threads (while referenced); sleeping here lets Ctrl-C and SIGTERM through
+        time.sleep(1)
     return 0
 
 
@@ -510,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(subparsers)
     _add_fit_pca(subparsers)
     _add_train(subparsers)
+    _add_data_service(subparsers)
     _add_bundle(subparsers)
     _add_finetune(subparsers)
     _add_evaluate(subparsers)

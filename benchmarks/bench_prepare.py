@@ -1,9 +1,10 @@
-"""Throughput of `atvg prepare` on the shared GRID s1 clips, per landmark backend.
+"""Throughput of `atvg prepare` on the shared GRID s1 clips, per landmark backend and runner.
 
 Runs the real command (worker processes, shards, manifest) on the first N clips into a temporary
 folder and reports frames per second over the whole run (start-up included) and per worker-second.
 
     python benchmarks/bench_prepare.py --clips 100 --backends mediapipe dlib
+    python benchmarks/bench_prepare.py --clips 60 --backends mediapipe --runners local beam
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 
 
-def run(backend: str, clips: list[str], workers: int) -> dict:
+def run(backend: str, clips: list[str], workers: int, runner: str = "local") -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         inputs = os.path.join(scratch, "s1")
         os.mkdir(inputs)
@@ -28,7 +29,7 @@ def run(backend: str, clips: list[str], workers: int) -> dict:
             os.symlink(clip, os.path.join(inputs, os.path.basename(clip)))
         output = os.path.join(scratch, "out")
         command = [sys.executable, "-m", "atvg_tf.cli", "prepare", inputs, "--output", output, "--landmarks", backend,
-                   "--workers", str(workers), "--quiet"]
+                   "--workers", str(workers), "--runner", runner, "--quiet"]
         started = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - started
@@ -38,6 +39,7 @@ def run(backend: str, clips: list[str], workers: int) -> dict:
     busy = sum(clip["seconds"] for clip in manifest["clips"])
     return {
         "backend": backend,
+        "runner": runner,
         "clips": len(clips),
         "clips_prepared": manifest["counts"]["clips_prepared"],
         "frames": frames,
@@ -54,11 +56,13 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--backends", nargs="+", default=["mediapipe", "dlib"])
+    parser.add_argument("--runners", nargs="+", default=["local"], choices=["local", "beam"])
     args = parser.parse_args()
     folder = os.path.join(args.data, "grid", "s1")
     clips = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".mpg"))[: args.clips]
     for backend in args.backends:
-        print(json.dumps(run(backend, clips, args.workers)), flush=True)
+        for runner in args.runners:
+            print(json.dumps(run(backend, clips, args.workers, runner)), flush=True)
 
 
 if __name__ == "__main__":

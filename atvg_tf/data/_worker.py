@@ -17,6 +17,12 @@ def init(config_fields: dict) -> None:
     # Ctrl-C is the parent's to handle: it closes the shards and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(signal.SIGKILL)
+    _PREPARER = build_preparer(config_fields)
+
+
+def build_preparer(config_fields: dict):
+    """A `ClipPreparer` for a process that runs one clip at a time per core (this pool's workers,
+    Beam's): TensorFlow and OpenCV single-threaded, the native libraries' start-up chatter hidden."""
     from atvg_tf._native import import_quietly, quiet_stderr
 
     import_quietly()
@@ -27,11 +33,10 @@ def init(config_fields: dict) -> None:
         from atvg_tf.data.clip_preparer import ClipPreparer
         from atvg_tf.data.prepare_config import PrepareConfig
 
-        # One process per core: keep each one single-threaded.
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         cv2.setNumThreads(1)
-        _PREPARER = ClipPreparer(PrepareConfig.from_fields(config_fields))
+        return ClipPreparer(PrepareConfig.from_fields(config_fields))
 
 
 def _die_with_parent(signal_number: int) -> None:

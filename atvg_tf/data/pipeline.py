@@ -45,6 +45,9 @@ class PipelineConfig:
         sequence_length: T, frames per example (16 in the paper).
         batch_size: examples per batch.
         shuffle_buffer: examples in the shuffle buffer (0 disables shuffling).
+        interleave_cycle_length: shards read at once (examples mix across this many shards).
+        autotune_ram_budget_mb: the RAM tf.data's autotuner may fill with prefetched data (0: its
+            default, half of the machine's memory).
         repeat: repeat the data forever.
         deterministic: fixed order and fixed random choices for a given seed.
         seed: seed of the random choices.
@@ -66,6 +69,8 @@ class PipelineConfig:
     sequence_length: int = 16
     batch_size: int = 8
     shuffle_buffer: int = 256
+    interleave_cycle_length: int = 4
+    autotune_ram_budget_mb: int = 0
     repeat: bool = False
     deterministic: bool = False
     seed: int = 0
@@ -145,6 +150,8 @@ def make_dataset(
     num_components = pca.num_components if pca is not None else settings["pca"]["components"]
     options = tf.data.Options()
     options.deterministic = config.deterministic
+    if config.autotune_ram_budget_mb:
+        options.autotune.ram_budget = config.autotune_ram_budget_mb * 2**20
     written = settings.get("audio_features", {}).get("features", ["mfcc"])
     missing = [feature for feature in config.audio_features if feature not in written]
     if missing:
@@ -178,7 +185,7 @@ def make_dataset(
     if config.shuffle_buffer and not config.deterministic:
         files = files.shuffle(len(paths))
     segments = files.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(4, len(paths)), num_parallel_calls=tf.data.AUTOTUNE,
+        tf.data.TFRecordDataset, cycle_length=min(config.interleave_cycle_length, len(paths)), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=config.deterministic,
     )
     segments = segments.map(records.parse_segment, num_parallel_calls=tf.data.AUTOTUNE)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import multiprocessing
 import os
 import time
@@ -52,39 +53,8 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
     Raises:
         PrepareError: bad options, no clips, or an output folder prepared with other settings.
     """
-    config.validate()
-    clips = discover_clips(inputs, config.speaker_level)
-    pca = load_pca(config.pca_path)
-    # The backend and model file checked here are the ones every worker loads.
-    config, landmark_model = _check_landmark_model(config)
-    settings = shards.run_settings(config, landmark_model, pca)
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise PrepareError(f"--output {output} exists and is not a folder.")
-    previous, events = shards.read_progress(output) if os.path.isdir(output) else (None, [])
-    if previous is None and shards.foreign_files(output):
-        # Only a new or empty folder, or one an earlier `atvg prepare` started (its journal), is written into.
-        raise PrepareError(f"--output {output} holds files atvg did not write ({', '.join(shards.foreign_files(output)[:3])}); "
-                           f"give a new or empty folder.")
-    os.makedirs(output, exist_ok=True)
-    if not os.access(output, os.W_OK):
-        raise PrepareError(f"cannot write to {output}; choose a writable --output.")
-    if previous is not None and previous != settings:
-        raise PrepareError(
-            f"{output} was prepared with other settings ({shards.first_difference(previous, settings)}); "
-            f"rerun with the same options or choose a new --output."
-        )
-    if previous is None:  # the journal first: from here on the folder is recognisably atvg's
-        shards.append_event(output, {"type": "settings", "settings": settings})
-    if not os.path.exists(os.path.join(output, shards.PCA_FILE)):
-        pca.save(os.path.join(output, shards.PCA_FILE))
-    shards.remove_stale_temps(output)
-
-    done = shards.logged_clips(events)
-    jobs = [
-        ClipJob(path, clip_id, speaker, assign_split(clip_id, speaker, config))
-        for path, clip_id, speaker in clips
-        if clip_id not in done or (done[clip_id] is not None and done[clip_id] != _sha256_or_none(path))
-    ]
+    run = start_run(inputs, output, config)
+    config, jobs, events = run.config, run.jobs, run.events
 
     def log(event: dict) -> None:
         shards.append_event(output, event)
@@ -121,9 +91,69 @@ def prepare(inputs: list[str], output: str, config: PrepareConfig = PrepareConfi
         for writer in writers.values():
             writer.close()
         bar.close()
-        manifest = shards.build_manifest(output, settings, events, len(clips))
+        manifest = shards.build_manifest(output, run.settings, events, run.clips_found)
         shards.write_manifest(output, manifest)
     return manifest
+
+
+@dataclasses.dataclass
+class PrepareRun:
+    """A checked output folder and the clips still to prepare into it.
+
+    Attributes:
+        config: the options, naming the landmark backend and model file every worker loads.
+        settings: what determines the shards' content (the journal's first line).
+        jobs: the clips not yet in a closed shard (or skipped, unchanged since).
+        events: the journal so far (without its settings line).
+        clips_found: clips found in the inputs.
+    """
+
+    config: PrepareConfig
+    settings: dict
+    jobs: list[ClipJob]
+    events: list[dict]
+    clips_found: int
+
+
+def start_run(inputs: list[str], output: str, config: PrepareConfig) -> PrepareRun:
+    """Checks the options and the output folder (new, empty, or started by `atvg prepare` with the same
+    settings), opens its journal and lists the clips left to prepare; shared by every runner."""
+    config.validate()
+    clips = discover_clips(inputs, config.speaker_level)
+    pca = load_pca(config.pca_path)
+    # The backend and model file checked here are the ones every worker loads.
+    config, landmark_model = _check_landmark_model(config)
+    settings = shards.run_settings(config, landmark_model, pca)
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise PrepareError(f"--output {output} exists and is not a folder.")
+    previous, events = shards.read_progress(output) if os.path.isdir(output) else (None, [])
+    if previous is None and shards.foreign_files(output):
+        # Only a new or empty folder, or one an earlier `atvg prepare` started (its journal), is written into.
+        raise PrepareError(f"--output {output} holds files atvg did not write ({', '.join(shards.foreign_files(output)[:3])}); "
+                           f"give a new or empty folder.")
+    os.makedirs(output, exist_ok=True)
+    if not os.access(output, os.W_OK):
+        raise PrepareError(f"cannot write to {output}; choose a writable --output.")
+    if previous is not None and previous != settings:
+        raise PrepareError(
+            f"{output} was prepared with other settings ({shards.first_difference(previous, settings)}); "
+            f"rerun with the same options or choose a new --output."
+        )
+    if previous is None:  # the journal first: from here on the folder is recognisably atvg's
+        shards.append_event(output, {"type": "settings", "settings": settings})
+    if not os.path.exists(os.path.join(output, shards.PCA_FILE)):
+        pca.save(os.path.join(output, shards.PCA_FILE))
+    shards.remove_stale_temps(output)
+    done = shards.logged_clips(events)
+    jobs = [
+        ClipJob(path, clip_id, speaker, assign_split(clip_id, speaker, config))
+        for path, clip_id, speaker in clips
+        if clip_id not in done or (done[clip_id] is not None and done[clip_id] != _sha256_or_none(path))
+    ]
+    # In a stable pseudo-random order, not the folders': a shard of LRW (word/WORD_00001.mp4) or
+    # VoxCeleb (speaker/video/00001.mp4) then holds many words and speakers, not one.
+    jobs.sort(key=lambda job: hashlib.sha1(job.clip_id.encode()).hexdigest())
+    return PrepareRun(config, settings, jobs, events, len(clips))
 
 
 def _sha256_or_none(path: str) -> str | None:

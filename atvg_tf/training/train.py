@@ -4,6 +4,7 @@ Each run writes into its output folder:
 - `best.keras` (lowest validation loss) and `last.keras` (end of the latest epoch),
 - `backup/` (Keras BackupAndRestore: rerunning the same command after an interruption resumes
   from the last backup instead of starting again),
+- `worker_N/` (multi-worker runs: what the other workers write, see `multi_worker.py`),
 - `logs/` (TensorBoard scalars; for VG-net also sample panels: real | generated | attention | motion),
 - `samples/epoch_NNN.mp4` (VG-net: those panels as video after every epoch),
 - `history.csv` (every finished epoch's losses, kept across resumed runs),
@@ -29,8 +30,10 @@ from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
 from atvg_tf.models.discriminator import build_discriminator
 from atvg_tf.models.vgnet import build_vgnet
+from atvg_tf.training import data_service as data_service_lib
 from atvg_tf.training.epoch_backup import EpochBackupAndRestore
 from atvg_tf.training.gan import VGNetGAN
+from atvg_tf.training.multi_worker import check_backup_is_shared, make_multi_worker_strategy, num_workers, worker_output_dir
 from atvg_tf.training.samples import VGNetSamples
 from atvg_tf.utils.files import atomic_write
 from atvg_tf.utils.interrupts import raise_if_stop_requested
@@ -52,7 +55,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return make_multi_worker_strategy()
     raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
 
 
@@ -85,6 +88,10 @@ class TrainConfig:
             frame t - k (`PipelineConfig.audio_offsets`: footage whose sound is out of step with the rest).
         appearance_augmentation: VG-net: probability of one random colour + scale/shift change of
             an example's identity frame, target frames and landmarks together (`data/appearance.py`).
+        shuffle_buffer: examples in the training pipeline's shuffle buffer (each holds 17 decoded
+            frames, 3.3 MB at 128 px: docs/SCALING.md).
+        interleave_cycle_length: shards the training pipeline reads at once.
+        autotune_ram_budget_mb: RAM tf.data's autotuner may use for prefetching (0: half the machine's).
         init_from: start from these weights instead of random ones: a model folder (its
             `atnet.keras` / `vgnet.keras`) or a `.keras` file of the same network (VG-net: the
             generator; the discriminator starts fresh). A resumed run continues from its backup.
@@ -111,6 +118,9 @@ class TrainConfig:
     exclude_clips: tuple[str, ...] = ()
     audio_offsets: dict[str, int] = dataclasses.field(default_factory=dict)
     appearance_augmentation: float = 0.0
+    shuffle_buffer: int = 256
+    interleave_cycle_length: int = 4
+    autotune_ram_budget_mb: int = 0
     init_from: str | None = None
 
     def atnet_config(self) -> ATNetConfig:
@@ -140,7 +150,8 @@ class TrainConfig:
 def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
     atnet_audio = config.atnet_config().audio_features.split("+") if network == "atnet" else ["mfcc"]
     pipeline = PipelineConfig(
-        sequence_length=config.sequence_length, batch_size=config.batch_size, shuffle_buffer=256 if shuffle else 0,
+        sequence_length=config.sequence_length, batch_size=config.batch_size, shuffle_buffer=config.shuffle_buffer if shuffle else 0,
+        interleave_cycle_length=config.interleave_cycle_length, autotune_ram_budget_mb=config.autotune_ram_budget_mb,
         repeat=True, seed=config.seed, audio_features=tuple(atnet_audio),
         # Validation measures the recorded audio.
         audio_augmentation=config.audio_augmentation if shuffle else 0.0,
@@ -161,7 +172,7 @@ def _atnet_pairs(audio_inputs: tuple[str, ...]):
     return pairs
 
 
-def _callbacks(output_dir: str, config: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:
+def _callbacks(output_dir: str, config: TrainConfig, monitor: str, restore_dir: str) -> list[keras.callbacks.Callback]:
     return [
         # A Ctrl-C swallowed inside a garbage-collection `__del__` is raised again at the next batch.
         keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: raise_if_stop_requested()),
@@ -171,7 +182,8 @@ def _callbacks(output_dir: str, config: TrainConfig, monitor: str) -> list[keras
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), update_freq=config.backup_every),
         keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
         # Last: an epoch counts as done for a resumed run only once its checkpoints and history row are written.
-        EpochBackupAndRestore(os.path.join(output_dir, "backup"), save_freq=config.backup_every, delete_checkpoint=False),
+        EpochBackupAndRestore(os.path.join(output_dir, "backup"), os.path.join(restore_dir, "backup"), save_freq=config.backup_every,
+                              delete_checkpoint=False),
     ]
 
 
@@ -231,30 +243,39 @@ def train(
     strategy: str = "default",
     verbose: int | str = "auto",
     extra_callbacks: list[keras.callbacks.Callback] = (),
+    data_service: str | None = None,
 ) -> keras.callbacks.History:
     """Trains AT-net or VG-net on a prepared folder.
 
     Args:
         network: `atnet` or `vgnet`.
         prepared_dir: output folder of `atvg prepare` (train split; val split for validation).
-        output_dir: where checkpoints, backups and logs go; rerunning resumes from `backup/`.
+        output_dir: where checkpoints, backups and logs go; rerunning resumes from `backup/`. A
+            multi-worker run's workers share it: the others write into `worker_N/` inside it.
         config: training options.
         strategy: `default`, `mirrored` or `multi_worker` (tf.distribute).
         verbose: Keras progress-bar verbosity.
         extra_callbacks: callbacks added to the standard ones.
+        data_service: a tf.data service dispatcher (`grpc://HOST:PORT`) whose workers make the
+            training batches (`data_service.py`); validation batches are made here.
 
     Returns:
         The Keras History of this call.
     """
     if network not in NETWORKS:
         raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
+    if data_service:
+        data_service_lib.check_reachable(data_service)
     settings = json.loads(json.dumps({"network": network, **dataclasses.asdict(config)}))  # as the file holds them
-    _check_resumable(output_dir, settings)
-    os.makedirs(output_dir, exist_ok=True)
-    with atomic_write(os.path.join(output_dir, "train_config.json")) as handle:
+    distribution = make_strategy(strategy)  # before any other TensorFlow op (MultiWorkerMirroredStrategy needs it)
+    run_dir = worker_output_dir(output_dir, distribution)
+    _check_resumable(run_dir, settings)
+    check_backup_is_shared(output_dir, run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    with atomic_write(os.path.join(run_dir, "train_config.json")) as handle:
         json.dump(settings, handle, indent=1)
-    _keep_data_record(prepared_dir, output_dir)
-    with make_strategy(strategy).scope():
+    _keep_data_record(prepared_dir, run_dir)
+    with distribution.scope():
         model = build_trainable(network, config)
         if config.init_from:
             initialise_from(model.generator if network == "vgnet" else model, network, config.init_from)
@@ -264,10 +285,16 @@ def train(
         pairs = _atnet_pairs(config.atnet_config().audio_inputs)
         train_data = train_data.map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
         validation = validation.map(pairs, num_parallel_calls=tf.data.AUTOTUNE) if validation else None
+    if num_workers(distribution) > 1:
+        # Each worker keeps its share of the batches: FILE sharding cannot split this pipeline (its
+        # random keys are a second source), and a split may have fewer shards than there are workers.
+        train_data, validation = (_shard_by_batch(data) if data is not None else None for data in (train_data, validation))
+    if data_service:
+        train_data = data_service_lib.distribute(train_data, data_service, job_name=f"atvg-{network}:{os.path.abspath(output_dir)}")
     monitor = ("val_loss" if network == "atnet" else "val_g_loss") if validation else ("loss" if network == "atnet" else "g_loss")
-    callbacks = _callbacks(output_dir, config, monitor) + list(extra_callbacks)
+    callbacks = _callbacks(run_dir, config, monitor, restore_dir=output_dir) + list(extra_callbacks)
     if network == "vgnet":
-        callbacks.append(VGNetSamples(next(iter(validation or train_data)), output_dir))
+        callbacks.append(VGNetSamples(next(iter(validation or train_data)), run_dir))
     try:
         return model.fit(
             train_data,
@@ -283,6 +310,13 @@ def train(
         raise InputError(f"{_damaged_shards(prepared_dir) or prepared_dir} cannot be read ({error.message.splitlines()[0][:160]}); "
                          f"the prepared data is damaged: run `atvg prepare` again into a new folder. Finished epochs "
                          f"are kept in {output_dir}.") from None
+
+
+def _shard_by_batch(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The dataset with tf.distribute's DATA auto-sharding: worker i keeps its slice of every batch it makes."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _keep_data_record(prepared_dir: str, output_dir: str) -> None:
@@ -311,7 +345,10 @@ def _check_resumable(output_dir: str, settings: dict) -> None:
             previous = json.load(handle)
     except (OSError, ValueError) as error:
         raise InputError(f"cannot read {path} ({error.__class__.__name__}); give a new --output.") from None
-    changed = sorted(key for key in set(previous) | set(settings) if key != "epochs" and previous.get(key) != settings.get(key))
+    # An option added since the run began counts as its default there.
+    defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
+    changed = sorted(key for key in set(previous) | set(settings)
+                     if key != "epochs" and previous.get(key, defaults.get(key)) != settings.get(key))
     if changed:
         shown = ", ".join(f"{key} {previous.get(key)!r} -> {settings.get(key)!r}" for key in changed[:4])
         raise InputError(f"{output_dir} holds a run with other settings ({shown}); give a new --output, or the "

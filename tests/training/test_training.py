@@ -243,3 +243,32 @@ def test_a_run_folder_is_resumed_only_with_its_own_settings(prepared_dir, tmp_pa
     assert len(history.history["loss"]) == 1
     rows = open(os.path.join(output, "history.csv")).read().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"]  # one history row per epoch, none repeated
+    # A run begun before an option existed resumes: the missing option counts as its default.
+    saved = json.load(open(os.path.join(output, "train_config.json")))
+    del saved["interleave_cycle_length"]
+    json.dump(saved, open(os.path.join(output, "train_config.json"), "w"))
+    assert len(train("atnet", prepared_dir, output, dataclasses.replace(config, epochs=3), verbose=0).history["loss"]) == 1
+    with pytest.raises(InputError, match=r"interleave_cycle_length 4 -> 8|interleave_cycle_length None -> 8"):
+        train("atnet", prepared_dir, output, dataclasses.replace(config, epochs=4, interleave_cycle_length=8), verbose=0)
+
+
+def test_lrw_config_follows_the_scaling_plan():
+    """docs/SCALING.md: an epoch is one pass over LRW's train windows, the shuffle buffer fits in 2 GB,
+    many shards are read at once, and the pipeline takes those settings."""
+    config = TrainConfig.from_file("lrw")
+    lrw_train_clips = 488_766  # one 16-frame window per 29-frame clip and pass
+    assert config.steps_per_epoch * config.batch_size >= lrw_train_clips > (config.steps_per_epoch - 1) * config.batch_size
+    example_bytes = (config.sequence_length + 1) * 128 * 128 * 3 * 4  # decoded float32 frames, identity included
+    assert config.shuffle_buffer * example_bytes < 2 * 2**30
+    assert config.interleave_cycle_length >= 32 and config.autotune_ram_budget_mb > 0
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "SCALING.md")) as handle:
+        plan = handle.read()
+    for name in ("steps_per_epoch", "shuffle_buffer", "interleave_cycle_length", "autotune_ram_budget_mb", "backup_every"):
+        assert f'"{name}": {getattr(config, name)}' in plan, name
+
+
+def test_pipeline_takes_the_scaling_settings(prepared_dir):
+    config = PipelineConfig(sequence_length=8, batch_size=2, interleave_cycle_length=1, autotune_ram_budget_mb=512, deterministic=True)
+    dataset = make_dataset(prepared_dir, "train", config)
+    assert dataset.options().autotune.ram_budget == 512 * 2**20
+    assert all(np.isfinite(batch["pca_codes"].numpy()).all() for batch in dataset.take(2))
