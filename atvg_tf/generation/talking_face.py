@@ -219,11 +219,13 @@ class TalkingFace:
         first_frame = None
         expected = _expected_frames(audio)
         with Mp4Writer(path, audio, FPS) as writer, _progress_bar(expected, progress) as bar:
-            # The networks run in a background thread while this one composes and encodes.
-            for chunk in in_background(self.stream(identity, audio), depth=2):
-                for frame in compose(chunk):
-                    writer.write(frame)
-                    first_frame = first_frame or time.perf_counter() - started
+            # Three threads: the networks, the rendering into the photo, and this one, which encodes.
+            chunks = in_background(self.stream(identity, audio), depth=2)
+            for frame, chunk in in_background(_frames_of(chunks, compose), depth=FRAMES_AHEAD):
+                writer.write(frame)
+                first_frame = first_frame or time.perf_counter() - started
+                if chunk is None:
+                    continue
                 landmarks.append(chunk["landmarks"])
                 bar.update(len(chunk["frames"]))
                 if on_frames:
@@ -231,6 +233,18 @@ class TalkingFace:
         if landmarks_out:
             np.save(landmarks_out, np.concatenate(landmarks))
         return VideoSummary(path, writer.frames_written, time.perf_counter() - started, first_frame)
+
+
+# Rendered frames waiting for the encoder (a 1737 x 994 photo: 5 MB each).
+FRAMES_AHEAD = 8
+
+
+def _frames_of(chunks: Iterator[dict], compose: Callable[[dict], Iterator[np.ndarray]]) -> Iterator[tuple[np.ndarray, dict | None]]:
+    """(a copy of each output frame, its chunk on the chunk's last frame, else None)."""
+    for chunk in chunks:
+        count = len(chunk["frames"])
+        for index, frame in enumerate(compose(chunk)):
+            yield frame.copy(), (chunk if index == count - 1 else None)
 
 
 def in_background(items: Iterator, depth: int) -> Iterator:
@@ -259,6 +273,9 @@ def in_background(items: Iterator, depth: int) -> Iterator:
             hand_over((done, None))
         except BaseException as error:  # handed to the consumer, re-raised there
             hand_over((done, error))
+        finally:
+            if hasattr(items, "close"):  # stops what feeds it too (an `in_background` further up)
+                items.close()
 
     worker = threading.Thread(target=produce, name="atvg-generate", daemon=True)
     worker.start()

@@ -302,3 +302,25 @@ def test_sigterm_mid_generation_leaves_nothing_and_stale_temporaries_are_cleaned
     assert run.returncode == 143, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == "atvg generate: stopped by SIGTERM; no output was written."
     assert sorted(os.listdir(tmp_path)) == [alive.name]
+
+
+def test_stopping_the_encoder_stops_the_rendering_and_network_threads():
+    """`write_video` chains two `in_background` threads (networks -> rendering -> this thread's encoder):
+    an encoder that stops (an error, a full disk) must leave neither behind nor keep the source running."""
+    import threading
+
+    from atvg_tf.generation.talking_face import in_background
+
+    closed = threading.Event()
+
+    def source():
+        try:
+            yield from range(10_000)
+        finally:
+            closed.set()
+
+    frames = in_background((item * 2 for item in in_background(source(), depth=2)), depth=8)
+    assert [next(frames) for _ in range(3)] == [0, 2, 4]
+    frames.close()
+    assert closed.wait(5)
+    assert not [thread for thread in threading.enumerate() if thread.name == "atvg-generate"]
