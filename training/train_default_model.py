@@ -15,6 +15,9 @@ Recipes (`--recipe`):
 - `phones_in_step` (`--atnet-only`; measured, not packaged: README, "Timing"): `phones` with each
   real-world clip's measured audio-video offset corrected (`WILD_AUDIO_OFFSETS`), two `wild_train/`
   people left out beside the dev clips, and no motion gain or rest-on-silence.
+- `mfcc_phones` (`--atnet-only`; measured, not packaged: README, "Lip-sync for any voice"): the
+  packaged MFCC AT-net grafted onto an AT-net that hears MFCC and phones, fine-tuned 10 epochs at
+  lr 1e-4 on `phones_in_step`'s data, offsets and held-out clips.
 - `phones` (issue 17's attempt at lip-sync for any voice; measured in the README, not packaged):
   GRID s1 plus the real-world clips of `wild_train/` and `wild/` with 3 augmented copies of every
   clip's audio -> AT-net on PocketSphinx phone windows (the wild voices weighted up, augmented audio
@@ -107,6 +110,13 @@ HELD_PEOPLE = ("wild_train/styletalk_KristiNoem", "wild_train/styletalk_reagan_c
 RECIPES["phones_in_step"] = dataclasses.replace(
     RECIPES["phones"], inference={},
     atnet=dataclasses.replace(RECIPES["phones"].atnet, audio_offsets=WILD_AUDIO_OFFSETS, exclude_clips=DEV_CLIPS + HELD_PEOPLE),
+)
+# The packaged MFCC AT-net grafted onto an `mfcc+phones` one (`init_from` grafts: the phone rows of its
+# first LSTM start at 0.1 x their initialisation) and trained gently on the same in-step voices.
+RECIPES["mfcc_phones"] = dataclasses.replace(
+    RECIPES["phones_in_step"],
+    atnet=dataclasses.replace(RECIPES["phones_in_step"].atnet, audio_features="mfcc+phones", epochs=10, learning_rate=1e-4,
+                              init_from=DEFAULT_EXPORT),
 )
 WILD_CLIPS = tuple(sorted(f"wild/{os.path.splitext(name)[0]}" for name in os.listdir(os.path.join(SHARED, "wild"))
                           if name.endswith(".mp4"))) if os.path.isdir(os.path.join(SHARED, "wild")) else ()

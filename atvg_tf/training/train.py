@@ -33,6 +33,7 @@ from atvg_tf.models.vgnet import build_vgnet
 from atvg_tf.training import data_service as data_service_lib
 from atvg_tf.training.epoch_backup import EpochBackupAndRestore
 from atvg_tf.training.gan import VGNetGAN
+from atvg_tf.training.graft import graft_weights
 from atvg_tf.training.multi_worker import check_backup_is_shared, make_multi_worker_strategy, num_workers, worker_output_dir
 from atvg_tf.training.samples import VGNetSamples
 from atvg_tf.utils.files import atomic_write
@@ -219,20 +220,40 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
 def trained_weights(network: str, source: str) -> list:
     """The weights (numpy arrays) of a trained network (`atnet`, or `vgnet`'s generator) in a model folder
     or `.keras` file, read in safe mode."""
-    path = os.path.join(source, f"{network}.keras") if os.path.isdir(source) else source
-    if not os.path.isfile(path):
-        raise InputError(f"init_from: {path} not found; give a model folder with {network}.keras or a .keras file.")
-    trained = keras.saving.load_model(path, compile=False, safe_mode=True)
+    trained = keras.saving.load_model(_network_file(network, source), compile=False, safe_mode=True)
     return (trained.generator if isinstance(trained, VGNetGAN) else trained).get_weights()
 
 
+def _network_file(network: str, source: str) -> str:
+    path = os.path.join(source, f"{network}.keras") if os.path.isdir(source) else source
+    if not os.path.isfile(path):
+        raise InputError(f"init_from: {path} not found; give a model folder with {network}.keras or a .keras file.")
+    return path
+
+
 def initialise_from(model: keras.Model, network: str, source: str) -> None:
-    """Copies the weights of a trained network (model folder or `.keras` file, read in safe mode) into `model`."""
+    """Copies the weights of a trained network (model folder or `.keras` file, read in safe mode) into `model`.
+
+    An AT-net that hears more audio inputs than the trained one (`mfcc+phones` from an `mfcc` AT-net)
+    is grafted (`graft.graft_weights`): the trained layers, the new input's branch fresh.
+    """
     weights = trained_weights(network, source)
     try:
         model.set_weights(weights)
+        return
     except ValueError as error:
-        raise InputError(f"init_from: {source} does not fit this run's {network} ({error}); use the same model preset.") from None
+        problem = str(error)
+    if network == "atnet":
+        trained = keras.saving.load_model(_network_file(network, source), compile=False, safe_mode=True)
+        try:
+            widened = graft_weights(model, trained)
+        except ValueError as error:
+            problem = str(error)
+        else:
+            if widened:
+                logger.info("init_from %s: grafted (new inputs in %s)", source, ", ".join(widened))
+                return
+    raise InputError(f"init_from: {source} does not fit this run's {network} ({problem}); use the same model preset.")
 
 
 def train(

@@ -272,3 +272,31 @@ def test_pipeline_takes_the_scaling_settings(prepared_dir):
     dataset = make_dataset(prepared_dir, "train", config)
     assert dataset.options().autotune.ram_budget == 512 * 2**20
     assert all(np.isfinite(batch["pca_codes"].numpy()).all() for batch in dataset.take(2))
+
+
+def test_an_mfcc_and_phones_atnet_grafted_on_an_mfcc_one_starts_where_it_was(tmp_path):
+    from atvg_tf.models.atnet import build_atnet
+    from atvg_tf.models.config import ATNetConfig
+    from atvg_tf.training.graft import graft_weights
+    from atvg_tf.training.train import initialise_from
+
+    small = ATNetConfig.preset("small")
+    keras.utils.set_random_seed(1)
+    mfcc_only = build_atnet(small)
+    path = str(tmp_path / "atnet.keras")
+    mfcc_only.save(path)
+    wider = build_atnet(dataclasses.replace(small, audio_features="mfcc+phones"))
+    rng = np.random.default_rng(0)
+    inputs = {"mfcc_windows": rng.normal(size=(2, 5, 28, 12)).astype("float32"),
+              "identity_pca_codes": rng.normal(size=(2, 6)).astype("float32")}
+    phones = np.eye(40, dtype="float32")[rng.integers(0, 40, size=(2, 5, 28))]
+    expected = mfcc_only.predict(inputs, verbose=0)["pca_codes"]
+    assert graft_weights(wider, mfcc_only, new_rows_scale=0.0) == ["lstm_0"]
+    np.testing.assert_allclose(wider.predict({**inputs, "phone_windows": phones}, verbose=0)["pca_codes"], expected, atol=1e-5)
+    # Through TrainConfig.init_from: the phones start small but do count.
+    wider = build_atnet(dataclasses.replace(small, audio_features="mfcc+phones"))
+    initialise_from(wider, "atnet", path)
+    grafted = wider.predict({**inputs, "phone_windows": phones}, verbose=0)["pca_codes"]
+    assert 0 < np.abs(grafted - expected).max() < 0.5 * np.abs(expected).max()
+    with pytest.raises(Exception, match="does not fit"):
+        initialise_from(build_atnet(dataclasses.replace(ATNetConfig.preset("paper"), audio_features="mfcc+phones")), "atnet", path)
