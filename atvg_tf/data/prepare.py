@@ -9,6 +9,7 @@ The orchestration only; the parts live beside it:
 | `clip_preparer` | per clip, in worker processes: landmarks, alignment, MFCC windows, serialised segments |
 | `segments` | cutting a clip at face-detection gaps, filling the short ones |
 | `shards` | the output folder: shards, progress journal, settings, manifest |
+| `beam_prepare` | the same work as an Apache Beam pipeline (`--runner beam`), over `start_run` and `shards` |
 
 Resumable: finished shards are renamed into place and logged in `progress.jsonl` together with the
 clips they hold (and the clips that were skipped, with the reason); a rerun of the same command
