@@ -217,18 +217,18 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
     raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
 
 
-def trained_weights(network: str, source: str) -> list:
-    """The weights (numpy arrays) of a trained network (`atnet`, or `vgnet`'s generator) in a model folder
-    or `.keras` file, read in safe mode."""
-    trained = keras.saving.load_model(_network_file(network, source), compile=False, safe_mode=True)
-    return (trained.generator if isinstance(trained, VGNetGAN) else trained).get_weights()
-
-
-def _network_file(network: str, source: str) -> str:
+def trained_network(network: str, source: str) -> keras.Model:
+    """A trained network (`atnet`, or `vgnet`'s generator) from a model folder or `.keras` file, read in safe mode."""
     path = os.path.join(source, f"{network}.keras") if os.path.isdir(source) else source
     if not os.path.isfile(path):
         raise InputError(f"init_from: {path} not found; give a model folder with {network}.keras or a .keras file.")
-    return path
+    trained = keras.saving.load_model(path, compile=False, safe_mode=True)
+    return trained.generator if isinstance(trained, VGNetGAN) else trained
+
+
+def trained_weights(network: str, source: str) -> list:
+    """The weights (numpy arrays) of `trained_network(network, source)`."""
+    return trained_network(network, source).get_weights()
 
 
 def initialise_from(model: keras.Model, network: str, source: str) -> None:
@@ -237,14 +237,13 @@ def initialise_from(model: keras.Model, network: str, source: str) -> None:
     An AT-net that hears more audio inputs than the trained one (`mfcc+phones` from an `mfcc` AT-net)
     is grafted (`graft.graft_weights`): the trained layers, the new input's branch fresh.
     """
-    weights = trained_weights(network, source)
+    trained = trained_network(network, source)
     try:
-        model.set_weights(weights)
+        model.set_weights(trained.get_weights())
         return
     except ValueError as error:
         problem = str(error)
     if network == "atnet":
-        trained = keras.saving.load_model(_network_file(network, source), compile=False, safe_mode=True)
         try:
             widened = graft_weights(model, trained)
         except ValueError as error:
