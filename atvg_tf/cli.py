@@ -162,6 +162,9 @@ def _add_train(subparsers) -> None:
                         help="atnet: train on an augmented copy of the audio with probability P (needs `atvg prepare --audio-variants N`)")
     parser.add_argument("--init-from", metavar="MODEL_DIR",
                         help="start from this model folder's (or .keras file's) weights of the network instead of random ones")
+    parser.add_argument("--pca", metavar="FILE.npz",
+                        help="atnet: learn the codes of this landmark basis (from `atvg fit-pca`, e.g. on one person's footage) "
+                        "instead of the prepared folder's; an --init-from model of another basis is rebased into it")
     parser.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
                         help="tf.distribute strategy (default: one device); multi_worker: the TF_CONFIG cluster, every worker "
                         "running this command with the same --output on a shared filesystem")
@@ -181,7 +184,7 @@ def _run_train(args) -> int:
         args.config, model_preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         validation_steps=args.validation_steps, batch_size=args.batch_size, jit_compile=args.xla,
         mixed_precision=args.mixed_precision, audio_features=args.audio_features, audio_augmentation=args.audio_augmentation,
-        init_from=args.init_from,
+        init_from=args.init_from, pca_path=args.pca,
     )
     history = train(args.network, args.prepared, args.output, config, strategy=args.strategy, verbose=2 if args.quiet else "auto",
                     data_service=args.data_service)
@@ -273,6 +276,11 @@ def _add_finetune(subparsers) -> None:
     parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="the model folder to write (must not exist)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget in minutes (default: 15)")
     parser.add_argument("--from", dest="base", metavar="MODEL_DIR", help="the model to start from (default: the packaged model)")
+    parser.add_argument("--sound-as-recorded", action="store_true",
+                        help="train and score on the sound as recorded, even where it is measured out of step with the picture")
+    parser.add_argument("--person-basis", action="store_true",
+                        help="fit AT-net's landmark basis on the footage instead of keeping the base model's: closer "
+                        "VG-net frames (--renderer vgnet), not closer default-renderer frames")
     _add_quiet(parser, "no progress bars")
     parser.set_defaults(handler=_run_finetune)
 
@@ -286,8 +294,8 @@ def _run_finetune(args) -> int:
             raise InputError(f"video not found: {video}; check the path.")
     if args.base and not os.path.isdir(args.base):
         raise InputError(f"--from {args.base} is not a folder; give a model folder.")
-    report = finetune(args.videos, args.output, args.base, FinetuneConfig(minutes=args.minutes), progress=not args.quiet,
-                      log=lambda line: print(line, flush=True))
+    config = FinetuneConfig(minutes=args.minutes, correct_av_offset=not args.sound_as_recorded, person_basis=args.person_basis)
+    report = finetune(args.videos, args.output, args.base, config, progress=not args.quiet, log=lambda line: print(line, flush=True))
     print(format_summary(report))
     print(f"wrote {args.output} (report: finetune_report.json, contact sheet: finetune_contact_sheet.png); "
           f"use it with --model {args.output}")

@@ -14,7 +14,6 @@ A positive lag: the sound-driven curve comes that many frames after the picture.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 from collections import defaultdict
@@ -23,10 +22,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from atvg_tf.data.records import parse_segment  # noqa: E402
-from atvg_tf.evaluation.av_offset import clip_offset  # noqa: E402
+from atvg_tf.errors import InputError  # noqa: E402
+from atvg_tf.evaluation.av_offset import prepared_offsets  # noqa: E402
 
 
 def main() -> None:
@@ -34,25 +32,18 @@ def main() -> None:
     parser.add_argument("prepared", help="a prepared folder written with phones (the default of `atvg prepare`)")
     parser.add_argument("--max-lag", type=int, default=6, help="largest offset looked at, in frames (default 6)")
     args = parser.parse_args()
-    paths = sorted(glob.glob(os.path.join(args.prepared, "*.tfrecord")))
-    if not paths:
-        raise SystemExit(f"{args.prepared} has no shards; give a folder written by `atvg prepare`.")
     by_speaker = defaultdict(list)
     curves = defaultdict(list)
     rows = defaultdict(list)
-    for record in tf.data.TFRecordDataset(paths):  # one segment in memory at a time, whatever the corpus
-        parsed = parse_segment(record)
-        segment = {key: parsed[key].numpy() for key in ("phone_windows", "num_frames", "landmarks", "speaker_id", "clip_id")}
-        phones = segment["phone_windows"]
-        if not len(phones):
-            raise SystemExit(f"{args.prepared} was prepared without phones; rerun `atvg prepare` without --no-phones.")
-        if segment["num_frames"] < 50:
-            continue  # too short for a stable peak
-        lag, correlations = clip_offset(phones[0], segment["landmarks"], args.max_lag)
-        speaker = segment["speaker_id"].decode()
+    try:
+        segments = list(prepared_offsets(args.prepared, args.max_lag))
+    except InputError as error:
+        raise SystemExit(str(error)) from None
+    for segment in segments:
+        lag, correlations, speaker = segment["lag"], segment["correlations"], segment["speaker_id"]
         by_speaker[speaker].append(lag)
         curves[speaker].append(correlations)
-        rows[speaker].append(f"| {segment['clip_id'].decode()} | {segment['num_frames']} | {lag:+d} | "
+        rows[speaker].append(f"| {segment['clip_id']} | {segment['frames']} | {lag:+d} | "
                              f"{correlations[lag + args.max_lag]:.2f} ({correlations[args.max_lag]:.2f}) |")
     print("| clip | frames | offset | correlation at the offset (at 0) |\n|---|---|---|---|")
     print("\n".join(row for speaker_rows in rows.values() if len(speaker_rows) <= 50 for row in speaker_rows))

@@ -5,7 +5,8 @@ prints the held-out LMD / SSIM / lip-sync / sharpness of the static baseline, th
 fine-tuned model, the wall time of every phase, and whether the goals of issue 13 are met (LMD at
 least 25 % below the base model's and 35 % below the static baseline's, SSIM up).
 
-    python3 benchmarks/bench_finetune.py [--video ../shared/data/wild/edtalk_pose_source2_60s.mp4] [--minutes 15] [--output DIR] [--json FILE]
+    python3 benchmarks/bench_finetune.py [--video ../shared/data/wild/edtalk_pose_source2_60s.mp4] [--minutes 15]
+        [--output DIR] [--json FILE] [--person-basis]
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ def main() -> None:
     parser.add_argument("--from", dest="base", help="the model to start from (default: packaged)")
     parser.add_argument("--output", default=os.path.join(REPO, "runs", "bench_finetune"), help="the model folder to write (must not exist)")
     parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("--person-basis", action="store_true", help="as `atvg finetune --person-basis`")
     args = parser.parse_args()
 
     from atvg_tf.avatar.finetune import FinetuneConfig, finetune
     from atvg_tf.avatar.report import format_summary
 
     started = time.time()
-    report = finetune([args.video], args.output, args.base, FinetuneConfig(minutes=args.minutes), progress=False)
+    report = finetune([args.video], args.output, args.base, FinetuneConfig(minutes=args.minutes, person_basis=args.person_basis), progress=False)
     report["total_wall_seconds"] = round(time.time() - started, 1)
     print(format_summary(report))
     print("wall seconds:", json.dumps(report["wall_seconds"]), f"total {report['total_wall_seconds']:.0f}")

@@ -51,12 +51,14 @@ def format_summary(report: dict) -> str:
     ])
 
 
-def contact_sheet(clip_path: str, before: TalkingFaceModel, after: TalkingFaceModel, path: str) -> None:
+def contact_sheet(clip_path: str, before: TalkingFaceModel, after: TalkingFaceModel, path: str,
+                  audio_offset_frames: int = 0) -> None:
     """Writes a PNG: rows real | base model | fine-tuned, `SHEET_COLUMNS` frames of the held-out clip
     spread over its length, each the aligned face at twice the crop size as the default renderer
-    draws it into the clip's first frame."""
+    draws it into the clip's first frame (`audio_offset_frames`: as `align_clip`)."""
     with create_landmark_detector(after.landmark_backend) as detector:
-        clip = align_clip(clip_path, detector, after.alignment, after.audio_inputs, mfcc_normalization=after.mfcc_normalization)
+        clip = align_clip(clip_path, detector, after.alignment, after.audio_inputs, mfcc_normalization=after.mfcc_normalization,
+                          audio_offset_frames=audio_offset_frames)
     size = after.crop_size * SHEET_SCALE
     transform = clip.transform * SHEET_SCALE
     picks = np.linspace(1, len(clip.crops) - 1, SHEET_COLUMNS).round().astype(int)

@@ -9,6 +9,10 @@ measured the same way.
 
 from __future__ import annotations
 
+import glob
+import os
+from collections.abc import Iterator
+
 import numpy as np
 
 from atvg_tf.evaluation.metrics import mouth_aperture, pearson
@@ -60,3 +64,60 @@ def clip_offset(phone_windows: np.ndarray, landmarks: np.ndarray, max_lag: int =
     if np.all(np.isnan(correlations)):
         return 0, correlations
     return int(np.nanargmax(correlations)) - max_lag, correlations
+
+
+# Shorter segments give no stable peak.
+MIN_SEGMENT_FRAMES = 50
+# Below this the reference barely follows the mouth at any lag; the wild clips of `data/` peak at
+# 0.19-0.57, one short clip at 0.09 (`benchmarks/bench_av_offset.py`).
+MIN_PEAK = 0.1
+
+
+def prepared_offsets(prepared_dir: str, max_lag: int = 6) -> Iterator[dict]:
+    """Each segment of a prepared folder (`atvg prepare` with phones) with its offset.
+
+    Yields:
+        {"clip_id", "speaker_id", "frames", "lag", "correlations" [2 * max_lag + 1]} per segment of
+        at least `MIN_SEGMENT_FRAMES` frames, one segment in memory at a time.
+
+    Raises:
+        InputError: no shards, or shards written without phones.
+    """
+    import tensorflow as tf
+
+    from atvg_tf.data.records import parse_segment
+    from atvg_tf.errors import InputError
+
+    paths = sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord")))
+    if not paths:
+        raise InputError(f"{prepared_dir} has no shards; give a folder written by `atvg prepare`.")
+    for record in tf.data.TFRecordDataset(paths):
+        parsed = parse_segment(record)
+        phones = parsed["phone_windows"].numpy()
+        if not len(phones):
+            raise InputError(f"{prepared_dir} was prepared without phones; rerun `atvg prepare` without --no-phones.")
+        frames = int(parsed["num_frames"].numpy())
+        if frames < MIN_SEGMENT_FRAMES:
+            continue
+        lag, correlations = clip_offset(phones[0], parsed["landmarks"].numpy(), max_lag)
+        yield {"clip_id": parsed["clip_id"].numpy().decode(), "speaker_id": parsed["speaker_id"].numpy().decode(),
+               "frames": frames, "lag": lag, "correlations": correlations}
+
+
+def clip_offsets(prepared_dir: str, max_lag: int = 6, min_peak: float = MIN_PEAK) -> dict[str, int]:
+    """The offset of each clip of a prepared folder: the peak of its segments' frame-weighted mean curve.
+
+    A clip whose peak correlation is below `min_peak` (speech the reference cannot follow) or that has
+    no segment long enough gets 0.
+    """
+    curves: dict[str, list] = {}
+    for segment in prepared_offsets(prepared_dir, max_lag):
+        curves.setdefault(segment["clip_id"], []).append((segment["frames"], segment["correlations"]))
+    offsets = {}
+    for clip_id, weighted in curves.items():
+        weights = np.array([frames for frames, _ in weighted], np.float64)
+        stacked = np.stack([correlations for _, correlations in weighted])
+        mean = np.nansum(stacked * weights[:, None], axis=0) / weights.sum()
+        peak = int(np.nanargmax(mean)) if not np.all(np.isnan(stacked)) else max_lag
+        offsets[clip_id] = peak - max_lag if mean[peak] >= min_peak else 0
+    return offsets

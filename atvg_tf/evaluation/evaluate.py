@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -211,8 +211,13 @@ def _detect_each(detector: LandmarkDetector, images: np.ndarray) -> list:
     return marks
 
 
+def _offset_of(path: str, offsets: int | Mapping[str, int]) -> int:
+    return int(offsets.get(path, 0)) if isinstance(offsets, Mapping) else int(offsets)
+
+
 def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = None, progress: bool = True,
-             renderers: tuple[str, ...] = (), max_frames: int | None = None, audio_offset_frames: int = 0) -> dict:
+             renderers: tuple[str, ...] = (), max_frames: int | None = None,
+             audio_offset_frames: int | Mapping[str, int] = 0) -> dict:
     """Evaluates a model on clips; returns the report (see the module docstring).
 
     Args:
@@ -224,7 +229,8 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         renderers: also render each clip into its first frame with these renderers (`hybrid`,
             `vgnet`) and score what reaches the video (`render_scores`, LMD and lip-sync).
         max_frames: score at most this many frames of each clip (its first face segment's start).
-        audio_offset_frames: move the clips' sound this many frames later (`align_clip`).
+        audio_offset_frames: move the clips' sound this many frames later (`align_clip`); a mapping
+            gives each clip (by its path in `videos`) its own, 0 for clips it does not name.
     """
     unknown = [name for name in renderers if name not in RENDERERS]
     if unknown:
@@ -237,7 +243,8 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
         for path in tqdm(videos, unit="clip", disable=not progress):
             try:
                 clip = align_clip(path, detector, model.alignment, model.audio_inputs, max_frames=max_frames,
-                                  mfcc_normalization=model.mfcc_normalization, audio_offset_frames=audio_offset_frames)
+                                  mfcc_normalization=model.mfcc_normalization,
+                                  audio_offset_frames=_offset_of(path, audio_offset_frames))
             except AtvgError as error:
                 skipped.append({"clip": path, "reason": str(error)})
                 continue
@@ -258,6 +265,7 @@ def evaluate(videos: list[str], model: TalkingFaceModel, backend: str | None = N
             curves.append({"model": generated_curve, "real": real_curve, "speech": speech, **rendered_curves})
             row = {
                 "clip": os.path.basename(path),
+                "audio_offset_frames": _offset_of(path, audio_offset_frames),
                 "frames": len(real),
                 "alignment": model.describe_alignment(clip.alignment),
                 "model": _scores(real, generated, real_marks, generated_marks),

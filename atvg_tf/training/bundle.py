@@ -75,7 +75,14 @@ def network_from_run(run_dir: str, network: str) -> tuple[keras.Model, ATNetConf
     checkpoint = next((os.path.join(run_dir, name) for name in CHECKPOINTS[network] if os.path.isfile(os.path.join(run_dir, name))), None)
     if checkpoint is None:
         raise InputError(f"{run_dir} has no finished epoch ({' or '.join(CHECKPOINTS[network])}); train at least one epoch first.")
-    built = config.atnet_config() if network == "atnet" else VGNetConfig.preset(config.model_preset)
+    if network == "atnet":
+        # The run's copy of its basis sets the codes (the `pca_path` it was given may be gone).
+        built = dataclasses.replace(config, pca_path=None).atnet_config()
+        basis = os.path.join(run_dir, RUN_PCA_FILE)
+        if os.path.isfile(basis):
+            built = dataclasses.replace(built, pca_components=LandmarkPCA.load(basis).num_components)
+    else:
+        built = VGNetConfig.preset(config.model_preset)
     fresh = (build_atnet if network == "atnet" else build_vgnet)(built)
     fresh.set_weights(trained_weights(network, checkpoint))
     return fresh, built, {"config": dataclasses.asdict(config), "checkpoint": os.path.basename(checkpoint), **run_history(run_dir)}

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from atvg_tf.data.pipeline import PipelineConfig, make_dataset
 from atvg_tf.errors import InputError
+from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
 from atvg_tf.models.discriminator import build_discriminator
@@ -35,6 +36,7 @@ from atvg_tf.training.epoch_backup import EpochBackupAndRestore
 from atvg_tf.training.gan import VGNetGAN
 from atvg_tf.training.graft import graft_weights
 from atvg_tf.training.multi_worker import check_backup_is_shared, make_multi_worker_strategy, num_workers, worker_output_dir
+from atvg_tf.training.rebase import rebase_atnet
 from atvg_tf.training.samples import VGNetSamples
 from atvg_tf.utils.files import atomic_write
 from atvg_tf.utils.interrupts import raise_if_stop_requested
@@ -96,6 +98,9 @@ class TrainConfig:
         init_from: start from these weights instead of random ones: a model folder (its
             `atnet.keras` / `vgnet.keras`) or a `.keras` file of the same network (VG-net: the
             generator; the discriminator starts fresh). A resumed run continues from its backup.
+        pca_path: AT-net: a crop-space landmark basis (`.npz`, e.g. fitted on one person's footage)
+            to learn codes of instead of the prepared folder's; its K sets AT-net's codes, and an
+            `init_from` model folder of another basis is rebased into it (`rebase.py`).
     """
 
     model_preset: str = "small"
@@ -123,11 +128,25 @@ class TrainConfig:
     interleave_cycle_length: int = 4
     autotune_ram_budget_mb: int = 0
     init_from: str | None = None
+    pca_path: str | None = None
 
     def atnet_config(self) -> ATNetConfig:
-        """The AT-net configuration this run builds: the preset, with `audio_features` if given."""
-        changes = {"audio_features": self.audio_features, "mfcc_normalisation": self.mfcc_normalisation}
+        """The AT-net configuration this run builds: the preset, with `audio_features` if given (and
+        as many codes as `pca_path`'s basis has)."""
+        changes = {"audio_features": self.audio_features, "mfcc_normalisation": self.mfcc_normalisation,
+                   "pca_components": self.basis().num_components if self.pca_path else None}
         return dataclasses.replace(ATNetConfig.preset(self.model_preset), **{k: v for k, v in changes.items() if v is not None})
+
+    def basis(self) -> LandmarkPCA | None:
+        """The basis of `pca_path`, or None (the prepared folder's)."""
+        if not self.pca_path:
+            return None
+        if not os.path.isfile(self.pca_path):
+            raise InputError(f"pca_path: {self.pca_path} not found; give a basis written by `atvg fit-pca`.")
+        basis = LandmarkPCA.load(self.pca_path)
+        if basis.space != "crop":
+            raise InputError(f"pca_path: {self.pca_path} is a {basis.space} basis; give one written by `atvg fit-pca`.")
+        return basis
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> TrainConfig:
@@ -162,7 +181,7 @@ def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, 
         audio_offsets=tuple(config.audio_offsets.items()) if network == "atnet" else (),
         appearance_augmentation=config.appearance_augmentation if shuffle and network == "vgnet" else 0.0,
     )
-    return make_dataset(prepared_dir, split, pipeline)
+    return make_dataset(prepared_dir, split, pipeline, pca=config.basis() if network == "atnet" else None)
 
 
 def _atnet_pairs(audio_inputs: tuple[str, ...]):
@@ -231,13 +250,24 @@ def trained_weights(network: str, source: str) -> list:
     return trained_network(network, source).get_weights()
 
 
-def initialise_from(model: keras.Model, network: str, source: str) -> None:
+def initialise_from(model: keras.Model, network: str, source: str, basis: LandmarkPCA | None = None) -> None:
     """Copies the weights of a trained network (model folder or `.keras` file, read in safe mode) into `model`.
 
     An AT-net that hears more audio inputs than the trained one (`mfcc+phones` from an `mfcc` AT-net)
-    is grafted (`graft.graft_weights`): the trained layers, the new input's branch fresh.
+    is grafted (`graft.graft_weights`): the trained layers, the new input's branch fresh. An AT-net
+    from a model folder whose basis is not `basis` is rebased into it (`rebase.rebase_atnet`).
     """
     trained = trained_network(network, source)
+    source_basis = os.path.join(source, RUN_PCA_FILE)
+    if network == "atnet" and basis is not None and os.path.isfile(source_basis):
+        old = LandmarkPCA.load(source_basis)
+        if old.fingerprint() != basis.fingerprint():
+            try:
+                rebase_atnet(trained, model, old, basis)
+            except ValueError as error:
+                raise InputError(f"init_from: {source}'s AT-net cannot be moved into the basis of pca_path ({error}).") from None
+            logger.info("init_from %s: rebased from its landmark basis into %s", source, basis.fingerprint())
+            return
     try:
         model.set_weights(trained.get_weights())
         return
@@ -286,6 +316,7 @@ def train(
         raise InputError(f"unknown network {network!r}; choose one of {', '.join(NETWORKS)}.")
     if data_service:
         data_service_lib.check_reachable(data_service)
+    basis = config.basis() if network == "atnet" else None  # a missing basis fails before anything is written
     settings = json.loads(json.dumps({"network": network, **dataclasses.asdict(config)}))  # as the file holds them
     distribution = make_strategy(strategy)  # before any other TensorFlow op (MultiWorkerMirroredStrategy needs it)
     run_dir = worker_output_dir(output_dir, distribution)
@@ -294,11 +325,11 @@ def train(
     os.makedirs(run_dir, exist_ok=True)
     with atomic_write(os.path.join(run_dir, "train_config.json")) as handle:
         json.dump(settings, handle, indent=1)
-    _keep_data_record(prepared_dir, run_dir)
+    _keep_data_record(prepared_dir, run_dir, config.pca_path if network == "atnet" else None)
     with distribution.scope():
         model = build_trainable(network, config)
         if config.init_from:
-            initialise_from(model.generator if network == "vgnet" else model, network, config.init_from)
+            initialise_from(model.generator if network == "vgnet" else model, network, config.init_from, basis)
     train_data = _pipeline(prepared_dir, "train", network, config, shuffle=True)
     validation = _pipeline(prepared_dir, "val", network, config, shuffle=False) if config.validation_steps else None
     if network == "atnet":
@@ -339,8 +370,8 @@ def _shard_by_batch(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _keep_data_record(prepared_dir: str, output_dir: str) -> None:
-    """Copies the prepared folder's basis and a summary of its manifest into the run folder."""
+def _keep_data_record(prepared_dir: str, output_dir: str, pca_path: str | None = None) -> None:
+    """Copies the basis (the prepared folder's, or `pca_path`) and a summary of the manifest into the run folder."""
     manifest_path = os.path.join(prepared_dir, "manifest.json")
     if not os.path.isfile(manifest_path):
         raise InputError(f"{prepared_dir} is not a prepared folder (no manifest.json); run `atvg prepare` first.")
@@ -350,7 +381,7 @@ def _keep_data_record(prepared_dir: str, output_dir: str) -> None:
               "frames": manifest["counts"]["frames"], "landmarks": manifest["settings"]["landmarks"]["backend"]}
     with atomic_write(os.path.join(output_dir, RUN_DATA_FILE)) as handle:
         json.dump(record, handle, indent=1)
-    with open(os.path.join(prepared_dir, manifest.get("pca_file") or "pca.npz"), "rb") as source, \
+    with open(pca_path or os.path.join(prepared_dir, manifest.get("pca_file") or "pca.npz"), "rb") as source, \
             atomic_write(os.path.join(output_dir, RUN_PCA_FILE), "wb") as handle:
         handle.write(source.read())
 

@@ -13,8 +13,10 @@ import scipy.io.wavfile
 
 from atvg_tf.cli import main
 from atvg_tf.frontend.audio import load_audio
+from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.video import read_frames
 from atvg_tf.frontend.video_writer import Mp4Writer
+from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # prepares, trains and evaluates
@@ -56,7 +58,7 @@ def test_finetune_writes_a_model_that_generates_and_resumes_after_an_interrupt(s
     video = _clip(tmp_path / "andrew.mp4", [(_wild(shared_data, "styletalk_andrew_clip_1.mp4"), 6.0)], tmp_path)
     output = str(tmp_path / "avatar")
     work = output + ".work"
-    run = subprocess.Popen(_finetune_command(video, output), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(_finetune_command(video, output, "--person-basis"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ledger = os.path.join(work, "vgnet_seconds.json")
     deadline = time.time() + 400
     while time.time() < deadline and run.poll() is None:  # interrupt VG-net's fine-tune a few batches in
@@ -72,12 +74,16 @@ def test_finetune_writes_a_model_that_generates_and_resumes_after_an_interrupt(s
     assert journal["done"]["atnet"] and "vgnet" not in journal["done"]
     atnet_epochs = len(open(os.path.join(work, "atnet", "history.csv")).read().splitlines()) - 1
 
-    assert main(["finetune", video, "--output", output, "--minutes", "1", "--quiet"]) == 0
+    assert main(["finetune", video, "--output", output, "--minutes", "1", "--quiet", "--person-basis"]) == 0
     printed = capsys.readouterr().out
     assert "LMD" in printed and "below the base model's" in printed
     assert not os.path.exists(work)
     info = json.load(open(os.path.join(output, "training.json")))
     assert info["runs"]["atnet"]["epochs_run"] == atnet_epochs  # AT-net was not trained again
+    assert isinstance(info["finetune"]["sound_late_frames"][os.path.abspath(video)], int)
+    # AT-net learnt codes of a basis fitted on this footage, with as many codes as the packaged one's.
+    basis, packaged = LandmarkPCA.load(os.path.join(output, "pca.npz")), LandmarkPCA.load(os.path.join(DEFAULT_MODEL_DIR, "pca.npz"))
+    assert basis.num_components == packaged.num_components and basis.fingerprint() != packaged.fingerprint()
     seconds = info["finetune"]["training_seconds"]
     assert 0.75 * 12 <= seconds["atnet"] < 12 + 10 and 0.75 * 48 <= seconds["vgnet"] < 48 + 10  # the budget continued
     report = json.load(open(os.path.join(output, "finetune_report.json")))

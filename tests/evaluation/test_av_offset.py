@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from atvg_tf.evaluation.av_offset import clip_offset, lagged_correlations, phone_openness
+from atvg_tf.data import records
+from atvg_tf.errors import InputError
+from atvg_tf.evaluation.av_offset import clip_offset, clip_offsets, lagged_correlations, phone_openness
 from atvg_tf.frontend.phones import PHONES
 
 
@@ -40,3 +43,42 @@ def test_lagged_correlations_read_the_sound_driven_curve_later_at_positive_lags(
 
 def test_silence_expects_a_closed_mouth():
     assert phone_openness(np.zeros((10, 28), int)).max() == 0.0
+
+
+def _segment(clip_id: str, windows: np.ndarray, aperture: np.ndarray, segment: int = 0, with_phones: bool = True) -> bytes:
+    n = len(windows)
+    return records.encode_segment(
+        clip_id=clip_id, speaker_id="person", source=clip_id + ".mp4", segment=segment, start_frame=0,
+        jpeg_frames=[b""] * n, landmarks=_faces(aperture).reshape(n, 136), pca_codes=np.zeros((n, 2), np.float32),
+        mfcc_windows=np.zeros((n, 28, 12), np.float32), phone_windows=windows if with_phones else None,
+        transforms=np.zeros((n, 6), np.float32), interpolated=np.zeros(n, np.int64))
+
+
+def _write_shard(path, serialized: list[bytes]) -> None:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in serialized:
+            writer.write(record)
+
+
+def test_a_prepared_folder_gives_each_clip_its_offset_and_unreliable_clips_none(tmp_path):
+    # One clip in two segments whose sound comes 3 frames late: the picture shows at t what the sound says at t + 3.
+    late = [_speech(150, seed) for seed in (1, 2)]
+    in_step, unrelated = _speech(120, 3), _speech(120, 4)
+    _write_shard(tmp_path / "train-00000.tfrecord", [
+        _segment("train/late", late[0], np.roll(phone_openness(late[0]), -3) + 0.01),
+        _segment("train/late", late[1], np.roll(phone_openness(late[1]), -3) + 0.01, segment=1),
+        _segment("train/in_step", in_step, phone_openness(in_step) + 0.01),
+        # A mouth that follows other speech: no lag is trustworthy.
+        _segment("train/unrelated", unrelated, phone_openness(_speech(120, 5)) + 0.01),
+        _segment("train/short", in_step[:40], np.roll(phone_openness(in_step[:40]), 2) + 0.01),
+    ])
+    assert clip_offsets(str(tmp_path)) == {"train/late": 3, "train/in_step": 0, "train/unrelated": 0}
+
+
+def test_offsets_need_a_folder_prepared_with_phones(tmp_path):
+    with pytest.raises(InputError, match="no shards"):
+        clip_offsets(str(tmp_path))
+    windows = _speech(60)
+    _write_shard(tmp_path / "train-00000.tfrecord", [_segment("a", windows, phone_openness(windows), with_phones=False)])
+    with pytest.raises(InputError, match="without phones"):
+        clip_offsets(str(tmp_path))

@@ -175,6 +175,39 @@ def test_a_vgnet_run_starts_from_a_trained_generator_with_appearance_augmentatio
         initialise_from(build_trainable("atnet", TrainConfig(model_preset="paper")), "atnet", DEFAULT_MODEL_DIR)
 
 
+def test_an_atnet_run_learns_the_codes_of_its_own_basis_from_a_rebased_model(prepared_dir, tmp_path, capsys):
+    from atvg_tf.cli import main
+    from atvg_tf.frontend.face.pca import LandmarkPCA
+    from atvg_tf.generation.model import DEFAULT_MODEL_DIR
+
+    basis_path = str(tmp_path / "four.npz")
+    assert main(["fit-pca", prepared_dir, "--output", basis_path, "--components", "4"]) == 0
+    run = str(tmp_path / "run")
+    assert main(["train", "atnet", prepared_dir, "--output", run, "--epochs", "1", "--steps-per-epoch", "2",
+                 "--validation-steps", "1", "--batch-size", "2", "--init-from", DEFAULT_MODEL_DIR, "--pca", basis_path, "--quiet"]) == 0
+    atnet = keras.saving.load_model(os.path.join(run, "last.keras"), safe_mode=True)
+    assert atnet.output["pca_codes"].shape[-1] == 4
+    assert LandmarkPCA.load(os.path.join(run, "pca.npz")).fingerprint() == LandmarkPCA.load(basis_path).fingerprint()
+    # Started from the packaged AT-net: its LSTMs moved by about two Adam steps only.
+    packaged = keras.saving.load_model(os.path.join(DEFAULT_MODEL_DIR, "atnet.keras"), safe_mode=True)
+    lstm, before = atnet.get_layer("lstm_0").get_weights()[0], packaged.get_layer("lstm_0").get_weights()[0]
+    assert 0 < np.abs(lstm - before).max() < 5e-3
+    # A model folder of it, after the basis it was given is gone (the run keeps its own copy).
+    os.remove(basis_path)
+    model_dir = str(tmp_path / "model")
+    assert main(["bundle", "--atnet", run, "--vgnet", DEFAULT_MODEL_DIR, "--output", model_dir]) == 0
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    model = TalkingFaceModel.load(model_dir)
+    assert model.pca.num_components == 4
+    identity = model.pca.decode(np.zeros(4, np.float32))
+    marks = model.predict_landmarks(np.zeros((6, 28, 12), np.float32), identity)
+    assert marks.shape == (6, 68, 2) and np.isfinite(marks).all()
+    capsys.readouterr()
+    assert main(["train", "atnet", prepared_dir, "--output", str(tmp_path / "bad"), "--pca", str(tmp_path / "none.npz")]) == 2
+    assert "pca_path" in capsys.readouterr().err and not os.path.exists(tmp_path / "bad")
+
+
 def test_vgnet_gan_trains_under_mirrored_strategy_on_two_cpu_devices(prepared_dir, tmp_path):
     script = textwrap.dedent(f"""
         import tensorflow as tf
