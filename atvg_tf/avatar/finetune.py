@@ -5,7 +5,9 @@ command after an interruption continues where it stopped:
 
 1. the footage shows one person (`footage.check_one_person`);
 2. each video is cut into its first 85 % (trained on) and its last 15 % (held out, measured on);
-3. `atvg prepare` of the training parts, with the base model's landmark detector and PCA basis;
+3. `atvg prepare` of the training parts, with the base model's landmark detector and PCA basis
+   (a converted official model: the packaged basis, and its networks are moved into crop pixels
+   first, `official_start.py`, then fine-tuned from there);
 4. each video's audio-video offset is measured on its training part (`evaluation.av_offset`, no
    model involved): footage whose sound runs late or early is trained and scored with it in step;
    with `person_basis`, a landmark basis is also fitted on the training part (the person's own
@@ -29,6 +31,7 @@ import time
 import cv2
 
 from atvg_tf.avatar.footage import check_one_person, split_video
+from atvg_tf.avatar.official_start import crop_convention_model
 from atvg_tf.avatar.report import contact_sheet, summarize
 from atvg_tf.data.pipeline import fit_pca
 from atvg_tf.data.prepare import PrepareConfig, prepare
@@ -36,11 +39,12 @@ from atvg_tf.errors import InputError
 from atvg_tf.evaluation.av_offset import clip_offsets
 from atvg_tf.evaluation.evaluate import evaluate, write_report
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
+from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.video import probe, read_frames
 from atvg_tf.generation.landmark_space import OfficialLandmarks
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
-from atvg_tf.models.config import ATNetConfig
+from atvg_tf.models.config import ATNetConfig, VGNetConfig
 from atvg_tf.training.bundle import bundle
 from atvg_tf.training.time_budget import TimeBudget
 from atvg_tf.training.train import TrainConfig, train
@@ -102,13 +106,20 @@ def work_folder(output: str) -> str:
     return os.path.normpath(output) + ".work"
 
 
-def _preset_name(config: ATNetConfig) -> str:
-    """The `model_preset` whose AT-net is `config` (what it hears aside)."""
-    for name in ATNetConfig.PRESETS:
-        if dataclasses.replace(ATNetConfig.preset(name), audio_features=config.audio_features,
-                               mfcc_normalisation=config.mfcc_normalisation) == config:
-            return name
-    raise InputError("the base model's networks match no preset (paper, small); fine-tune a model trained by atvg.")
+def _preset_names(atnet: ATNetConfig, vgnet: VGNetConfig) -> dict[str, str]:
+    """{network: the `model_preset` whose network it is} (what AT-net hears aside)."""
+    names = {}
+    for network, config, cls in (("atnet", atnet, ATNetConfig), ("vgnet", vgnet, VGNetConfig)):
+        if network == "atnet":
+            matches = lambda name: dataclasses.replace(  # noqa: E731
+                cls.preset(name), audio_features=config.audio_features, mfcc_normalisation=config.mfcc_normalisation) == config
+        else:
+            matches = lambda name: cls.preset(name) == config  # noqa: E731
+        names[network] = next((name for name in cls.PRESETS if matches(name)), None)
+        if names[network] is None:
+            raise InputError(f"the base model's {network} matches no preset ({', '.join(cls.PRESETS)}); "
+                             f"fine-tune a model trained by atvg.")
+    return names
 
 
 def _settings(videos: list[str], base: str, config: FinetuneConfig) -> dict:
@@ -157,9 +168,10 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
         if not probe(video).has_audio:
             raise InputError(f"{video} has no sound; fine-tuning learns the mouth from the person's own speech: give videos with sound.")
     base_model = TalkingFaceModel.load(base)
-    if isinstance(base_model.landmark_space, OfficialLandmarks):
-        raise InputError(f"{base} is a converted official model, whose crops follow the release's alignment; fine-tune the "
-                         f"packaged model or one trained with atvg instead.")
+    # A converted official model hears the release's landmark space; the fine-tune trains in crop
+    # pixels, with the packaged basis, from its networks moved there.
+    official = isinstance(base_model.landmark_space, OfficialLandmarks)
+    crop_basis = os.path.join(DEFAULT_MODEL_DIR if official else base, "pca.npz")
     work = work_folder(output)
     settings = _settings(videos, base, config)
     journal = _open_journal(work, settings) if os.path.isdir(work) else None
@@ -176,17 +188,18 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
     with _timed(journal, "split"):
         clips = _split(videos, work, config, journal, log)
     prepared = os.path.join(work, "prepared")
-    atnet_config, _ = network_configs(base_model.info, base_model.atnet)
-    if not journal["done"].get("prepare"):
-        log("preparing the training footage")
-        with _timed(journal, "prepare"):
-            prepare([os.path.join(work, "clips", "train")], prepared, PrepareConfig(
-                backend=base_model.landmark_backend, pca_path=os.path.join(base, "pca.npz"), val_fraction=0.0,
+    atnet_config, vgnet_config = network_configs(base_model.info, base_model.atnet)
+    prepare_config = PrepareConfig(
+        backend=base_model.landmark_backend, pca_path=crop_basis, val_fraction=0.0,
                 # Phones also measure the footage's audio-video offset.
                 phones=True, workers=2,
                 # As `atvg generate` does: MediaPipe's model is fetched once, or dlib stands in (the
                 # model folder then records dlib, so its later runs align as it was trained).
-                allow_download=True, landmark_fallback=True), progress=progress)
+                allow_download=True, landmark_fallback=True)
+    if not journal["done"].get("prepare"):
+        log("preparing the training footage")
+        with _timed(journal, "prepare"):
+            prepare([os.path.join(work, "clips", "train")], prepared, prepare_config, progress=progress)
         journal["done"]["prepare"] = True
         _save_journal(work, journal)
     if "offsets" not in journal["done"]:
@@ -200,6 +213,13 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
         log(f"fitted a landmark basis of {basis.num_components} codes on {frames} training frames")
         journal["done"]["basis"] = True
         _save_journal(work, journal)
+    start = os.path.join(work, "start") if official else base
+    if official and not journal["done"].get("start"):
+        shutil.rmtree(start, ignore_errors=True)
+        log("moving the official model's networks into this project's landmark convention")
+        crop_convention_model(base_model, LandmarkPCA.load(crop_basis), prepare_config.alignment.template()).save(start)
+        journal["done"]["start"] = True
+        _save_journal(work, journal)
     heldout = [clip["heldout"] for clip in clips]
     # The held-out part is scored with its sound in step, as AT-net was trained.
     heldout_offsets = {clip["heldout"]: -offsets[_clip_id(clip)] for clip in clips}
@@ -211,10 +231,10 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
                                   audio_offset_frames=heldout_offsets), before_path)
         _save_journal(work, journal)
 
-    preset = _preset_name(atnet_config)
+    presets = _preset_names(atnet_config, vgnet_config)
     for network in NETWORKS:
         with _timed(journal, f"train_{network}"):
-            _train_network(network, prepared, work, base, preset, atnet_config, config, journal, progress, log,
+            _train_network(network, prepared, work, start, presets[network], atnet_config, config, journal, progress, log,
                            {_clip_id(clip): -offsets[_clip_id(clip)] for clip in clips}, basis_path)
 
     model_dir = os.path.join(work, "model")
@@ -222,7 +242,7 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
         shutil.rmtree(model_dir, ignore_errors=True)
         bundle(os.path.join(work, "atnet"), os.path.join(work, "vgnet"), model_dir,
                command=" ".join(["atvg finetune", *videos, "--output", output]),
-               inference=base_model.info.get("inference") or {},
+               inference={} if official else base_model.info.get("inference") or {},
                extra_info={"finetune": {"base": os.path.abspath(base), "videos": [v["path"] for v in settings["videos"]],
                                         "minutes": config.minutes, "heldout_fraction": config.heldout_fraction,
                                         "training_frames": sum(clip["heldout_start"] for clip in clips),
@@ -302,10 +322,10 @@ def _measure_offsets(prepared: str, clips: list[dict], config: FinetuneConfig, l
     return offsets
 
 
-def _train_network(network: str, prepared: str, work: str, base: str, preset: str, atnet_config: ATNetConfig,
+def _train_network(network: str, prepared: str, work: str, start: str, preset: str, atnet_config: ATNetConfig,
                    config: FinetuneConfig, journal: dict, progress: bool, log, audio_offsets: dict[str, int],
                    basis_path: str | None) -> None:
-    """Trains one network from the base model's weights until its share of the budget is spent.
+    """Trains one network from the weights of the model folder `start` until its share of the budget is spent.
 
     Args:
         audio_offsets: AT-net: clip id -> k, frame t is trained on the sound of frame t - k.
@@ -319,12 +339,14 @@ def _train_network(network: str, prepared: str, work: str, base: str, preset: st
                        steps_per_epoch=config.atnet_steps, batch_size=8, sequence_length=16,
                        learning_rate=config.atnet_learning_rate, audio_offsets=audio_offsets, pca_path=basis_path)
     else:
-        options = dict(steps_per_epoch=config.vgnet_steps, batch_size=4, sequence_length=8,
+        # The release's VG-net runs its conv-GRU across the batch (`ConvGRU2D.time_major_quirk`): one clip a batch.
+        clips, frames = (1, 16) if VGNetConfig.preset(preset).rnn_time_major_quirk else (4, 8)
+        options = dict(steps_per_epoch=config.vgnet_steps, batch_size=clips, sequence_length=frames,
                        learning_rate=config.vgnet_learning_rate, mouth_pixel_weight=config.mouth_pixel_weight,
                        discriminator_weight=config.vgnet_discriminator_weight)
     # Epochs are a formality here: the budget ends the run.
     train_config = TrainConfig(model_preset=preset, epochs=100_000, validation_steps=0, backup_every=5, seed=config.seed,
-                               init_from=base, **options)
+                               init_from=start, **options)
     budget = TimeBudget(share * config.minutes * 60, os.path.join(work, f"{network}_seconds.json"), progress,
                         label=f"fine-tuning {'AT-net' if network == 'atnet' else 'VG-net'}")
     if not progress:

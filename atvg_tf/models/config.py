@@ -45,8 +45,10 @@ class ATNetConfig(Presets):
     phone_classes: int = 40
     phone_dense: tuple[int, ...] = (256, 256)
 
+    # `official`: the release's AT-net has the paper's sizes.
     PRESETS = {
         "paper": {},
+        "official": {},
         "small": dict(conv_channels=(32, 64, 64, 64, 128), audio_dense=(256, 128), landmark_dense=(64, 128),
                       lstm_units=128, lstm_layers=2),
     }
@@ -137,7 +139,9 @@ class DiscriminatorConfig(Presets):
     lstm_units: int = 256
     lstm_layers: int = 3
 
+    # `official`: the release ships no discriminator; fine-tuning its generator uses the paper's.
     PRESETS = {
         "paper": {},
+        "official": {},
         "small": dict(conv_channels=(16, 32, 64, 64), image_dense=128, landmark_dense=(64, 128), lstm_units=128, lstm_layers=2),
     }

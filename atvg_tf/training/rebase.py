@@ -36,8 +36,18 @@ def rebase_atnet(trained: keras.Model, model: keras.Model, source: LandmarkPCA, 
     for basis in (source, target):
         if basis.space != "crop":
             raise ValueError(f"only crop-space bases can be rebased between, got a {basis.space} basis.")
-    outward, outward_offset = code_map(source, target)
-    inward, inward_offset = code_map(target, source)
+    fold_code_maps(trained, model, outward=code_map(source, target), inward=code_map(target, source))
+
+
+def fold_code_maps(trained: keras.Model, model: keras.Model, outward: tuple[np.ndarray, np.ndarray],
+                   inward: tuple[np.ndarray, np.ndarray]) -> None:
+    """Sets `model`'s weights to `trained`'s with affine code maps folded into its two code layers.
+
+    Args:
+        outward: (M [K_old, K_new], offset [K_new]): the codes `model` answers = trained's @ M + offset.
+        inward: (M [K_new, K_old], offset [K_old]): the identity codes trained hears = model's @ M + offset.
+    """
+    (outward, outward_offset), (inward, inward_offset) = outward, inward
     for layer in model.layers:
         if not layer.weights:
             continue

@@ -67,7 +67,8 @@ class TrainConfig:
     """Options of a training run.
 
     Attributes:
-        model_preset: `paper` or `small` network sizes.
+        model_preset: `paper` or `small` network sizes (`official`: the release's networks, for fine-tuning a
+            converted model moved into crop pixels; VG-net then trains with batch_size 1).
         epochs: epochs to train.
         steps_per_epoch: batches per epoch (the pipeline repeats).
         validation_steps: validation batches per epoch (0: no validation).
@@ -317,6 +318,10 @@ def train(
     if data_service:
         data_service_lib.check_reachable(data_service)
     basis = config.basis() if network == "atnet" else None  # a missing basis fails before anything is written
+    if network == "vgnet" and VGNetConfig.preset(config.model_preset).rnn_time_major_quirk and config.batch_size != 1:
+        # The quirk runs the conv-GRU across the batch: clips of a batch would feed each other.
+        raise InputError(f"the {config.model_preset} VG-net trains one clip per batch; set batch_size 1 "
+                         f"(sequence_length sets the frames per step).")
     settings = json.loads(json.dumps({"network": network, **dataclasses.asdict(config)}))  # as the file holds them
     distribution = make_strategy(strategy)  # before any other TensorFlow op (MultiWorkerMirroredStrategy needs it)
     run_dir = worker_output_dir(output_dir, distribution)

@@ -97,6 +97,35 @@ def test_finetune_writes_a_model_that_generates_and_resumes_after_an_interrupt(s
                  "--runtime", "keras", "--quiet"]) == 0
 
 
+def test_finetune_from_a_converted_official_model_trains_its_networks_in_crop_pixels(shared_data, tmp_path, capsys):
+    from atvg_tf.generation.landmark_space import CropLandmarks
+    from atvg_tf.generation.model import TalkingFaceModel
+    from tests.avatar.test_official_start import official_model
+
+    base = official_model(os.path.join(shared_data, "atvgnet", "basics"))
+    base.save(str(tmp_path / "official"))
+    video = _clip(tmp_path / "kristi.mp4", [(_wild(shared_data, "styletalk_KristiNoem.mp4"), 5.0)], tmp_path)
+    output = str(tmp_path / "avatar")
+    assert main(["finetune", video, "--output", output, "--from", str(tmp_path / "official"), "--minutes", "1", "--quiet"]) == 0
+    assert "below the base model's" in capsys.readouterr().out
+    model = TalkingFaceModel.load(output)
+    # This project's convention, the packaged basis, the release's architecture (conv-GRU VG-net).
+    assert isinstance(model.landmark_space, CropLandmarks) and not os.path.exists(os.path.join(output, "official.npz"))
+    assert model.pca.fingerprint() == LandmarkPCA.load(os.path.join(DEFAULT_MODEL_DIR, "pca.npz")).fingerprint()
+    info = json.load(open(os.path.join(output, "training.json")))
+    assert info["presets"]["vgnet"]["rnn"] == "conv_gru" and info["presets"]["vgnet"]["rnn_time_major_quirk"]
+    assert info["runs"]["vgnet"]["config"]["model_preset"] == "official" and info["runs"]["vgnet"]["config"]["batch_size"] == 1
+    assert info["inference"] == {} and info["finetune"]["base"] == str(tmp_path / "official")
+    # Trained on from the release's weights: the decoder moved, and not far (a few Adam steps at 2e-4).
+    start, tuned = base.vgnet.get_layer("decoder2").get_weights()[0], model.vgnet.get_layer("decoder2").get_weights()[0]
+    assert 0 < float(np.abs(tuned - start).max()) < 0.05
+    report = json.load(open(os.path.join(output, "finetune_report.json")))
+    assert np.isfinite([report["base"]["lmd"], report["finetuned"]["lmd"]]).all()
+    speech = os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav")
+    assert main(["generate", "--image", os.path.join(output, "photo.jpg"), "--audio", speech, "--model", output,
+                 "--output", str(tmp_path / "new.mp4"), "--runtime", "keras", "--quiet"]) == 0
+
+
 def test_footage_of_two_people_is_refused_before_anything_is_written(shared_data, tmp_path, capsys):
     andrew, kristi = _wild(shared_data, "styletalk_andrew_clip_1.mp4"), _wild(shared_data, "styletalk_KristiNoem.mp4")
     together = _clip(tmp_path / "together.mp4", ([(andrew, 4.0)], [(kristi, 4.0)]), tmp_path)

@@ -333,3 +333,12 @@ def test_an_mfcc_and_phones_atnet_grafted_on_an_mfcc_one_starts_where_it_was(tmp
     assert 0 < np.abs(grafted - expected).max() < 0.5 * np.abs(expected).max()
     with pytest.raises(Exception, match="does not fit"):
         initialise_from(build_atnet(dataclasses.replace(ATNetConfig.preset("paper"), audio_features="mfcc+phones")), "atnet", path)
+
+
+def test_the_official_vgnet_trains_one_clip_per_batch(tmp_path):
+    from atvg_tf.errors import InputError
+
+    # The release's conv-GRU runs across the batch axis; two clips in a batch would feed each other.
+    with pytest.raises(InputError, match="batch_size 1"):
+        train("vgnet", str(tmp_path / "prepared"), str(tmp_path / "run"), TrainConfig(model_preset="official", batch_size=4))
+    assert not os.path.exists(tmp_path / "run")
