@@ -275,7 +275,9 @@ def _add_finetune(subparsers) -> None:
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="videos of the person talking, with sound (a minute is plenty)")
     parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="the model folder to write (must not exist)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget in minutes (default: 15)")
-    parser.add_argument("--from", dest="base", metavar="MODEL_DIR", help="the model to start from (default: the packaged model)")
+    parser.add_argument("--from", dest="base", metavar="MODEL_DIR",
+                        help="the model to start from (default: the packaged model; a converted official model is "
+                        "moved into this project's landmark convention first)")
     parser.add_argument("--sound-as-recorded", action="store_true",
                         help="train and score on the sound as recorded, even where it is measured out of step with the picture")
     parser.add_argument("--person-basis", action="store_true",

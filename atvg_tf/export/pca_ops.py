@@ -8,6 +8,7 @@ import tensorflow as tf
 from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.generation.landmark_space import OfficialLandmarks
+from atvg_tf.rendering.face_points import MOUTH
 
 
 def _similarity(source: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -43,11 +44,11 @@ class PcaOps:
     Args:
         pca: the basis.
         crop_size: side of the crop the landmarks are measured in.
-        motion_gain: factor on the decoded motion (`landmark_space.CropLandmarks`).
+        motion_gain, mouth_from_basis: as `landmark_space.CropLandmarks`'s.
     """
 
-    def __init__(self, pca: LandmarkPCA, crop_size: int, motion_gain: float = 1.0):
-        self.motion_gain = float(motion_gain)
+    def __init__(self, pca: LandmarkPCA, crop_size: int, motion_gain: float = 1.0, mouth_from_basis: bool = False):
+        self.motion_gain, self.mouth_from_basis = float(motion_gain), bool(mouth_from_basis)
         self.space = pca.space
         self.components = tf.constant(pca.components.astype(np.float32))  # [136, K]
         self.mean = tf.constant(pca.mean.astype(np.float32))
@@ -76,7 +77,13 @@ class PcaOps:
 
     def landmarks(self, codes: tf.Tensor, identity_code: tf.Tensor, identity_landmarks: tf.Tensor) -> tf.Tensor:
         """[T, K] codes -> [T, 136] crop px, as `TalkingFaceModel.landmarks_from_codes`."""
-        return identity_landmarks + self.motion_gain * (self._decode(codes) - self._decode(identity_code))
+        rest = self._decode(identity_code)
+        landmarks = identity_landmarks + self.motion_gain * (self._decode(codes) - rest)
+        if not self.mouth_from_basis:
+            return landmarks
+        outside = tf.reshape(identity_landmarks - rest, [68, 2])[MOUTH[0]:MOUTH[-1] + 1]
+        outside = tf.reshape(tf.pad(outside - tf.reduce_mean(outside, axis=0), [[MOUTH[0], 67 - MOUTH[-1]], [0, 0]]), [1, 136])
+        return landmarks - outside
 
     def vgnet_identity(self, identity_landmarks: tf.Tensor) -> tf.Tensor:
         return identity_landmarks / self.crop
@@ -120,4 +127,4 @@ def landmark_ops(model) -> PcaOps:
     """The TF ops of a `TalkingFaceModel`'s landmark convention."""
     if isinstance(model.landmark_space, OfficialLandmarks):
         return OfficialOps(model.landmark_space, model.crop_size)
-    return PcaOps(model.pca, model.crop_size, model.landmark_space.motion_gain)
+    return PcaOps(model.pca, model.crop_size, model.landmark_space.motion_gain, model.landmark_space.mouth_from_basis)

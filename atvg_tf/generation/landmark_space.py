@@ -23,6 +23,7 @@ from atvg_tf.frontend.face.alignment import (
     transform_points,
 )
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.rendering.face_points import MOUTH
 
 OFFICIAL_FILE = "official.npz"
 # The release aligns on points 27-44 and calls eyes open when sum(y[37:39] - y[40:42]) < -9 px.
@@ -38,10 +39,15 @@ class CropLandmarks:
             MSE-trained AT-nets under-predict how far an unseen speaker's mouth moves, and VG-net
             loses part of the motion on faces it never saw; the model folder sets it
             (`training.json`: inference.motion_gain), chosen on clips AT-net did not train on.
+        mouth_from_basis: the mouth's shape is the decoded one, the photo's mouth outside the basis
+            dropped (its place still follows the photo). For a basis fitted on the person's own
+            footage (`atvg finetune --person-basis`), where what the basis cannot hold of one frame
+            is that frame's noise, not the person's mouth (`training.json`: inference.mouth_from_basis).
     """
 
-    def __init__(self, pca: LandmarkPCA, crop_size: int, motion_gain: float = 1.0):
+    def __init__(self, pca: LandmarkPCA, crop_size: int, motion_gain: float = 1.0, mouth_from_basis: bool = False):
         self.pca, self.crop_size, self.motion_gain = pca, crop_size, float(motion_gain)
+        self.mouth_from_basis = bool(mouth_from_basis)
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         return AlignmentConfig(crop_size=self.crop_size)
@@ -61,8 +67,12 @@ class CropLandmarks:
         """[T, K] codes -> [T, 68, 2] crop px."""
         if not relative:
             return self.pca.decode(codes)
-        motion = self.pca.decode(codes) - self.pca.decode(self.identity_code(identity_landmarks))
-        return identity_landmarks[None] + self.motion_gain * motion
+        rest = self.pca.decode(self.identity_code(identity_landmarks))[0]
+        landmarks = identity_landmarks[None] + self.motion_gain * (self.pca.decode(codes) - rest)
+        if self.mouth_from_basis:
+            outside = identity_landmarks[list(MOUTH)] - rest[list(MOUTH)]
+            landmarks[:, list(MOUTH)] -= outside - outside.mean(axis=0)
+        return landmarks
 
     def vgnet_identity(self, identity_landmarks: np.ndarray) -> np.ndarray:
         """VG-net's `identity_landmarks` input [1, 136]."""

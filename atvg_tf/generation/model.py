@@ -85,7 +85,7 @@ class TalkingFaceModel:
         self.settings = ModelSettings(self.info)
         self.directory = directory  # the folder it was loaded from (None when built in memory)
         self.crop_size = int(vgnet.input["identity_frame"].shape[1])
-        self.landmark_space = landmark_space or CropLandmarks(pca, self.crop_size, self.inference.get("motion_gain", 1.0))
+        self.landmark_space = landmark_space or self.settings.landmark_space(None, pca, self.crop_size)
         # The voice normalisation AT-net's MFCC windows get (`ModelSettings.mfcc_normalization`);
         # set it to None to hear raw MFCC as the paper does.
         self.mfcc_normalization = self.settings.mfcc_normalization

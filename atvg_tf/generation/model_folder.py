@@ -37,8 +37,8 @@ class ModelSettings:
 
     @property
     def inference(self) -> dict:
-        """`inference` settings (`motion_gain`, `rest_on_silence`, `hybrid_motion_gain`,
-        `mfcc_normalization`); converted
+        """`inference` settings (`motion_gain`, `mouth_from_basis`, `rest_on_silence`,
+        `hybrid_motion_gain`, `mfcc_normalization`); converted
         official models describe their convention there in words instead, which sets nothing."""
         settings = self.info.get("inference")
         return settings if isinstance(settings, dict) else {}
@@ -65,7 +65,7 @@ class ModelSettings:
         official = os.path.join(directory, OFFICIAL_FILE) if directory else None
         if official and os.path.isfile(official):
             return read_part(official, lambda path: OfficialLandmarks.load(path, pca, crop_size))
-        return CropLandmarks(pca, crop_size, self.inference.get("motion_gain", 1.0))
+        return CropLandmarks(pca, crop_size, self.inference.get("motion_gain", 1.0), self.inference.get("mouth_from_basis", False))
 
 
 def check_model_folder(directory: str) -> None:

@@ -32,6 +32,7 @@ from atvg_tf.models.config import ATNetConfig, DiscriminatorConfig, VGNetConfig
 from atvg_tf.models.discriminator import build_discriminator
 from atvg_tf.models.vgnet import build_vgnet
 from atvg_tf.training import data_service as data_service_lib
+from atvg_tf.training.averaged_checkpoints import AveragedWeightsSwap
 from atvg_tf.training.epoch_backup import EpochBackupAndRestore
 from atvg_tf.training.gan import VGNetGAN
 from atvg_tf.training.graft import graft_weights
@@ -102,6 +103,8 @@ class TrainConfig:
         pca_path: AT-net: a crop-space landmark basis (`.npz`, e.g. fitted on one person's footage)
             to learn codes of instead of the prepared folder's; its K sets AT-net's codes, and an
             `init_from` model folder of another basis is rebased into it (`rebase.py`).
+        ema_momentum: AT-net: keep an exponential moving average of the weights with this momentum
+            (Adam's `use_ema`); checkpoints and validation then use the average. 0: none.
     """
 
     model_preset: str = "small"
@@ -130,6 +133,7 @@ class TrainConfig:
     autotune_ram_budget_mb: int = 0
     init_from: str | None = None
     pca_path: str | None = None
+    ema_momentum: float = 0.0
 
     def atnet_config(self) -> ATNetConfig:
         """The AT-net configuration this run builds: the preset, with `audio_features` if given (and
@@ -194,18 +198,23 @@ def _atnet_pairs(audio_inputs: tuple[str, ...]):
 
 
 def _callbacks(output_dir: str, config: TrainConfig, monitor: str, restore_dir: str) -> list[keras.callbacks.Callback]:
-    return [
+    # With a moving average, the checkpoints (and validation) get the averaged weights, the backup the trained ones.
+    averaged = [AveragedWeightsSwap(swaps_for_validation=True), AveragedWeightsSwap()] if config.ema_momentum else [None, None]
+    callbacks = [
         # A Ctrl-C swallowed inside a garbage-collection `__del__` is raised again at the next batch.
         keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: raise_if_stop_requested()),
         keras.callbacks.TerminateOnNaN(),
+        averaged[0],
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "best.keras"), monitor=monitor, mode="min", save_best_only=True),
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "last.keras")),
+        averaged[1],
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), update_freq=config.backup_every),
         keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
         # Last: an epoch counts as done for a resumed run only once its checkpoints and history row are written.
         EpochBackupAndRestore(os.path.join(output_dir, "backup"), os.path.join(restore_dir, "backup"), save_freq=config.backup_every,
                               delete_checkpoint=False),
     ]
+    return [callback for callback in callbacks if callback is not None]
 
 
 def build_trainable(network: str, config: TrainConfig) -> keras.Model:
@@ -217,7 +226,8 @@ def build_trainable(network: str, config: TrainConfig) -> keras.Model:
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
 
     def optimizer():
-        adam = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+        ema = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum and network == "atnet" else {}
+        adam = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, **ema)
         return keras.optimizers.LossScaleOptimizer(adam) if config.mixed_precision else adam
 
     if network == "atnet":
@@ -318,6 +328,8 @@ def train(
     if data_service:
         data_service_lib.check_reachable(data_service)
     basis = config.basis() if network == "atnet" else None  # a missing basis fails before anything is written
+    if network == "vgnet" and config.ema_momentum:
+        raise InputError("ema_momentum applies to AT-net only (the GAN has two optimizers); leave it 0 for VG-net.")
     if network == "vgnet" and VGNetConfig.preset(config.model_preset).rnn_time_major_quirk and config.batch_size != 1:
         # The quirk runs the conv-GRU across the batch: clips of a batch would feed each other.
         raise InputError(f"the {config.model_preset} VG-net trains one clip per batch; set batch_size 1 "

@@ -16,6 +16,7 @@ from atvg_tf.frontend.audio import load_audio
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.video import read_frames
 from atvg_tf.frontend.video_writer import Mp4Writer
+from atvg_tf.generation.model import TalkingFaceModel
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
 from tests.helpers import REPO
 
@@ -84,6 +85,7 @@ def test_finetune_writes_a_model_that_generates_and_resumes_after_an_interrupt(s
     # AT-net learnt codes of a basis fitted on this footage, with as many codes as the packaged one's.
     basis, packaged = LandmarkPCA.load(os.path.join(output, "pca.npz")), LandmarkPCA.load(os.path.join(DEFAULT_MODEL_DIR, "pca.npz"))
     assert basis.num_components == packaged.num_components and basis.fingerprint() != packaged.fingerprint()
+    assert info["inference"]["mouth_from_basis"] and TalkingFaceModel.load(output).landmark_space.mouth_from_basis
     seconds = info["finetune"]["training_seconds"]
     assert 0.75 * 12 <= seconds["atnet"] < 12 + 10 and 0.75 * 48 <= seconds["vgnet"] < 48 + 10  # the budget continued
     report = json.load(open(os.path.join(output, "finetune_report.json")))
@@ -99,7 +101,6 @@ def test_finetune_writes_a_model_that_generates_and_resumes_after_an_interrupt(s
 
 def test_finetune_from_a_converted_official_model_trains_its_networks_in_crop_pixels(shared_data, tmp_path, capsys):
     from atvg_tf.generation.landmark_space import CropLandmarks
-    from atvg_tf.generation.model import TalkingFaceModel
     from tests.avatar.test_official_start import official_model
 
     base = official_model(os.path.join(shared_data, "atvgnet", "basics"))

@@ -70,3 +70,25 @@ def test_photos_are_aligned_on_the_release_template(official, shared_data):
     spread = lambda p: np.sqrt(((p - p.mean(0)) ** 2).sum(1)).mean()  # noqa: E731
     assert abs(spread(aligned) - spread(template)) < 0.05 * spread(template)
     assert np.abs(aligned - template).mean() < 4.0  # the rest is this face's own shape
+
+
+def test_a_mouth_from_the_basis_keeps_the_photos_place_and_face_and_takes_the_decoded_shape():
+    from atvg_tf.generation.landmark_space import CropLandmarks
+    from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, ModelSettings
+    from atvg_tf.rendering.face_points import MOUTH
+
+    pca = LandmarkPCA.load(os.path.join(DEFAULT_MODEL_DIR, "pca.npz"))
+    rng = np.random.default_rng(1)
+    photo = pca.decode(np.zeros(pca.num_components, np.float32))[0] + rng.normal(0, 1.0, (68, 2)).astype(np.float32)
+    codes = rng.normal(0, 0.05, (4, pca.num_components)).astype(np.float32)
+    kept = CropLandmarks(pca, 128).landmarks(codes, photo)
+    space = ModelSettings({"inference": {"mouth_from_basis": True}}).landmark_space(None, pca, 128)
+    assert space.mouth_from_basis
+    dropped = space.landmarks(codes, photo)
+    mouth, face = list(MOUTH), [i for i in range(68) if i not in MOUTH]
+    np.testing.assert_allclose(dropped[:, face], kept[:, face])  # the rest of the face as before
+    np.testing.assert_allclose(dropped[:, mouth].mean(1), kept[:, mouth].mean(1), atol=1e-4)  # the mouth where it was
+    decoded = pca.decode(codes)[:, mouth]
+    centred = lambda points: points - points.mean(1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(centred(dropped[:, mouth]), centred(decoded), atol=1e-4)  # its shape: the codes'
+    assert np.abs(centred(kept[:, mouth]) - centred(decoded)).max() > 0.5  # which the photo's noise moved before
