@@ -194,11 +194,11 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
     atnet_config, vgnet_config = network_configs(base_model.info, base_model.atnet)
     prepare_config = PrepareConfig(
         backend=base_model.landmark_backend, pca_path=crop_basis, val_fraction=0.0,
-                # Phones also measure the footage's audio-video offset.
-                phones=True, workers=2,
-                # As `atvg generate` does: MediaPipe's model is fetched once, or dlib stands in (the
-                # model folder then records dlib, so its later runs align as it was trained).
-                allow_download=True, landmark_fallback=True)
+        # Phones also measure the footage's audio-video offset.
+        phones=True, workers=2,
+        # As `atvg generate` does: MediaPipe's model is fetched once, or dlib stands in (the model
+        # folder then records dlib, so its later runs align as it was trained).
+        allow_download=True, landmark_fallback=True)
     if not journal["done"].get("prepare"):
         log("preparing the training footage")
         with _timed(journal, "prepare"):
