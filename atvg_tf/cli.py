@@ -598,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     restore_handlers = install_stop_handlers()
     try:
-        if args.command not in ("generate", "app"):  # these import TensorFlow only for the keras runtime
+        # generate and app import TensorFlow only for the keras runtime; prepare never needs it
+        if args.command not in ("generate", "app", "prepare"):
             from atvg_tf._native import import_quietly
 
             import_quietly(args.verbose)

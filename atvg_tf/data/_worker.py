@@ -1,7 +1,9 @@
 """Entry points of `atvg prepare`'s worker processes.
 
-Kept free of TensorFlow and MediaPipe imports at module level: a spawned worker unpickles these
-functions first, and the heavy imports then happen inside `init` with their log chatter hidden.
+Kept free of MediaPipe imports at module level: a spawned worker unpickles these functions first,
+and the heavy imports then happen inside `init` with their log chatter hidden. Workers never import
+TensorFlow (records are written by `tfrecord_lib`, MediaPipe loads without it): that import was
+about five seconds of each worker's start-up.
 """
 
 from __future__ import annotations
@@ -22,19 +24,15 @@ def init(config_fields: dict) -> None:
 
 def build_preparer(config_fields: dict):
     """A `ClipPreparer` for a process that runs one clip at a time per core (this pool's workers,
-    Beam's): TensorFlow and OpenCV single-threaded, the native libraries' start-up chatter hidden."""
-    from atvg_tf._native import import_quietly, quiet_stderr
+    Beam's): OpenCV single-threaded, the native libraries' start-up chatter hidden."""
+    from atvg_tf._native import quiet_stderr
 
-    import_quietly()
     with quiet_stderr():
         import cv2
-        import tensorflow as tf
 
         from atvg_tf.data.clip_preparer import ClipPreparer
         from atvg_tf.data.prepare_config import PrepareConfig
 
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
         cv2.setNumThreads(1)
         return ClipPreparer(PrepareConfig.from_fields(config_fields))
 

@@ -18,23 +18,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-import tensorflow as tf
+
+from atvg_tf.data.tfrecord_lib import serialize_example
 
 WINDOW_SHAPE = (28, 12)
 PHONE_WINDOW_ROWS = 28
-
-
-def _bytes(values) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
-
-
-def _floats(values) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).reshape(-1)))
-
-
-def _ints(values) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64).reshape(-1)))
 
 
 def encode_segment(
@@ -74,52 +65,44 @@ def encode_segment(
     for name, array in per_frame:
         if len(array) != num_frames:
             raise ValueError(f"{name} has {len(array)} rows for {num_frames} frames.")
-    feature = {
-        "clip_id": _bytes([clip_id.encode()]),
-        "speaker_id": _bytes([speaker_id.encode()]),
-        "source": _bytes([source.encode()]),
-        "segment": _ints([segment]),
-        "start_frame": _ints([start_frame]),
-        "num_frames": _ints([num_frames]),
-        "num_pca_components": _ints([pca_codes.shape[-1]]),
-        "frames": _bytes(jpeg_frames),
-        "landmarks": _floats(landmarks),
-        "pca_codes": _floats(pca_codes),
-        "mfcc_windows": _floats(mfcc_windows),
-        "phone_windows": _ints(() if phone_windows is None else phone_windows),
-        "audio_variants": _ints([variants]),
-        "transforms": _floats(transforms),
-        "interpolated": _ints(interpolated),
-        "words": _bytes([w.encode() for w, _, _ in words]),
-        "word_start": _floats([s for _, s, _ in words]),
-        "word_end": _floats([e for _, _, e in words]),
+    return serialize_example(
+        {"clip_id": [clip_id.encode()], "speaker_id": [speaker_id.encode()], "source": [source.encode()],
+         "frames": jpeg_frames, "words": [w.encode() for w, _, _ in words]},
+        {"landmarks": landmarks, "pca_codes": pca_codes, "mfcc_windows": mfcc_windows, "transforms": transforms,
+         "word_start": [s for _, s, _ in words], "word_end": [e for _, _, e in words]},
+        {"segment": [segment], "start_frame": [start_frame], "num_frames": [num_frames],
+         "num_pca_components": [pca_codes.shape[-1]], "phone_windows": () if phone_windows is None else phone_windows,
+         "audio_variants": [variants], "interpolated": interpolated},
+    )
+
+
+@functools.cache
+def _feature_spec() -> dict:
+    import tensorflow as tf  # only readers need it: `atvg prepare` writes records without it
+
+    return {
+        "clip_id": tf.io.FixedLenFeature([], tf.string),
+        "speaker_id": tf.io.FixedLenFeature([], tf.string),
+        "source": tf.io.FixedLenFeature([], tf.string),
+        "segment": tf.io.FixedLenFeature([], tf.int64),
+        "start_frame": tf.io.FixedLenFeature([], tf.int64),
+        "num_frames": tf.io.FixedLenFeature([], tf.int64),
+        "num_pca_components": tf.io.FixedLenFeature([], tf.int64),
+        "frames": tf.io.VarLenFeature(tf.string),
+        "landmarks": tf.io.VarLenFeature(tf.float32),
+        "pca_codes": tf.io.VarLenFeature(tf.float32),
+        "mfcc_windows": tf.io.VarLenFeature(tf.float32),
+        "phone_windows": tf.io.VarLenFeature(tf.int64),
+        "audio_variants": tf.io.FixedLenFeature([], tf.int64, default_value=1),
+        "transforms": tf.io.VarLenFeature(tf.float32),
+        "interpolated": tf.io.VarLenFeature(tf.int64),
+        "words": tf.io.VarLenFeature(tf.string),
+        "word_start": tf.io.VarLenFeature(tf.float32),
+        "word_end": tf.io.VarLenFeature(tf.float32),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-_FEATURE_SPEC = {
-    "clip_id": tf.io.FixedLenFeature([], tf.string),
-    "speaker_id": tf.io.FixedLenFeature([], tf.string),
-    "source": tf.io.FixedLenFeature([], tf.string),
-    "segment": tf.io.FixedLenFeature([], tf.int64),
-    "start_frame": tf.io.FixedLenFeature([], tf.int64),
-    "num_frames": tf.io.FixedLenFeature([], tf.int64),
-    "num_pca_components": tf.io.FixedLenFeature([], tf.int64),
-    "frames": tf.io.VarLenFeature(tf.string),
-    "landmarks": tf.io.VarLenFeature(tf.float32),
-    "pca_codes": tf.io.VarLenFeature(tf.float32),
-    "mfcc_windows": tf.io.VarLenFeature(tf.float32),
-    "phone_windows": tf.io.VarLenFeature(tf.int64),
-    "audio_variants": tf.io.FixedLenFeature([], tf.int64, default_value=1),
-    "transforms": tf.io.VarLenFeature(tf.float32),
-    "interpolated": tf.io.VarLenFeature(tf.int64),
-    "words": tf.io.VarLenFeature(tf.string),
-    "word_start": tf.io.VarLenFeature(tf.float32),
-    "word_end": tf.io.VarLenFeature(tf.float32),
-}
-
-
-def parse_segment(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+def parse_segment(serialized):
     """Parses one serialised segment into dense tensors (frames stay JPEG-encoded).
 
     Returns:
@@ -128,7 +111,9 @@ def parse_segment(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         [V, N, 28, 12], `phone_windows` [V, N, 28] int32 ([0, N, 28] in shards without phones),
         `transforms` [N, 2, 3], `interpolated` [N], `words` [W], `word_start` [W], `word_end` [W].
     """
-    parsed = tf.io.parse_single_example(serialized, _FEATURE_SPEC)
+    import tensorflow as tf
+
+    parsed = tf.io.parse_single_example(serialized, _feature_spec())
     dense = {key: tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value for key, value in parsed.items()}
     n = tf.cast(dense["num_frames"], tf.int32)
     dense["landmarks"] = tf.reshape(dense["landmarks"], [n, 68, 2])
@@ -143,6 +128,8 @@ def parse_segment(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
 
 def read_segments(paths: list[str]) -> list[dict]:
     """Reads every segment of some shards eagerly as numpy dicts (for tools and tests)."""
+    import tensorflow as tf
+
     segments = []
     for record in tf.data.TFRecordDataset(paths):
         parsed = parse_segment(record)

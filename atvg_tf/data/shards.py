@@ -21,10 +21,9 @@ import re
 from collections.abc import Callable
 from importlib.metadata import version
 
-import tensorflow as tf
-
 from atvg_tf import __version__
 from atvg_tf.data.prepare_config import SPLITS, PrepareConfig
+from atvg_tf.data.tfrecord_lib import TFRecordWriter
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.utils.files import TEMP_PREFIX, atomic_path, atomic_write
 
@@ -56,7 +55,7 @@ class ShardWriter:
     def add(self, entry: dict, serialised: list[bytes]) -> None:
         if self.writer is None:
             self.path = os.path.join(self.output, f"{self.split}-{self.next_index:05d}.tfrecord")
-            self.writer = tf.io.TFRecordWriter(self._partial.enter_context(atomic_path(self.path)))
+            self.writer = TFRecordWriter(self._partial.enter_context(atomic_path(self.path)))
         for record in serialised:
             self.writer.write(record)
         self.clips.append(entry)

@@ -17,6 +17,7 @@ No TensorFlow here: the mobile demo uses this module as it is.
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -53,6 +54,21 @@ def _decoder():
     )
 
 
+# Decoders of finished streams, for the next stream: creating one loads the acoustic model, about a
+# millisecond per video frame of a 3 s clip in `atvg prepare`.
+_IDLE_DECODERS: list = []
+_IDLE_LOCK = threading.Lock()
+
+
+def _take_decoder():
+    with _IDLE_LOCK:
+        decoder = _IDLE_DECODERS.pop() if _IDLE_DECODERS else None
+    if decoder is None:
+        return _decoder()
+    decoder.reinit_feat()  # a new decoder's cepstral mean, so its rows equal a new decoder's
+    return decoder
+
+
 class PhoneStream:
     """Waveform blocks -> the phone id of every 10 ms row, each returned once it is final.
 
@@ -69,7 +85,7 @@ class PhoneStream:
         self.lookahead_rows = lookahead_rows
         self.block_samples = block_samples
         self.max_utterance_rows = max_utterance_rows
-        self._decoder = _decoder()
+        self._decoder = _take_decoder()
         self._pending = np.zeros(0, np.int16)
         self._utterance_rows = 0  # rows fed to the current utterance
         self._utterance_final = 0  # rows of the current utterance already returned
@@ -102,6 +118,9 @@ class PhoneStream:
             self._utterance_rows += -(-self._pending.size // ROW_SAMPLES)
             self._pending = np.zeros(0, np.int16)
         out.append(self._end_utterance())
+        with _IDLE_LOCK:
+            _IDLE_DECODERS.append(self._decoder)
+        self._decoder = None
         return np.concatenate(out)
 
     def _feed(self, block: np.ndarray) -> np.ndarray:

@@ -294,3 +294,24 @@ def test_killing_prepare_leaves_no_worker_behind(prepared_inputs, tmp_path, sign
     while any(_alive(pid) for pid in descendants) and time.time() < deadline:
         time.sleep(0.2)
     assert not [pid for pid in descendants if _alive(pid)], descendants
+
+
+@pytest.mark.slow
+def test_prepare_writes_its_records_without_tensorflow(shared_data, tmp_path):
+    """Neither the command nor a worker's preparer imports TensorFlow (seconds of each one's start-up)."""
+    clip = os.path.join(shared_data, "grid", "s1", HELD_OUT_GRID_CLIPS[0] + ".mpg")
+    output = str(tmp_path / "out")
+    code = (
+        "import sys\n"
+        "from atvg_tf.cli import main\n"
+        "from atvg_tf.data._worker import build_preparer\n"
+        "from atvg_tf.data.prepare_config import ClipJob, PrepareConfig\n"
+        f"assert main(['prepare', {clip!r}, '--output', {output!r}, '--workers', '1', '--quiet']) == 0\n"
+        f"assert build_preparer(PrepareConfig().to_fields())(ClipJob({clip!r}, 'c', 's', 'train'))['entry']['status'] == 'ok'\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'tensorflow'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    segments = _segments(output)  # TensorFlow reads what was written without it
+    assert len(segments) == 1 and segments[0]["frames"].shape[0] == segments[0]["landmarks"].shape[0] > 50

@@ -21,6 +21,18 @@ def test_same_recording_gives_the_same_phones(speech):
     assert first.dtype == np.int32 and first.min() >= 0 and first.max() < phones.NUM_PHONES
 
 
+def test_a_reused_decoder_gives_what_a_new_one_gives(speech, monkeypatch):
+    noise = np.random.default_rng(0).normal(0, 0.05, 48000).astype(np.float32)
+    monkeypatch.setattr(phones, "_IDLE_DECODERS", [])
+    fresh = phones.phone_rows(speech)  # a new decoder, kept for the next stream
+    assert len(phones._IDLE_DECODERS) == 1
+    other = phones.phone_rows(np.concatenate([speech[::-1], noise]))  # moves its cepstral mean
+    again = phones.phone_rows(speech)
+    assert len(phones._IDLE_DECODERS) == 1  # the same decoder each time
+    np.testing.assert_array_equal(again, fresh)
+    assert (other[: len(fresh)] != fresh).mean() > 0.2
+
+
 def test_speech_is_recognised_as_phones_and_silence_as_silence(speech):
     rows = phones.phone_rows(speech)
     spoken = rows[rows != 0]
