@@ -3,7 +3,7 @@
 Runs the real command (worker processes, shards, manifest) on the first N clips into a temporary
 folder and reports frames per second over the whole run (start-up included) and per worker-second.
 
-    python benchmarks/bench_prepare.py --clips 100 --backends mediapipe dlib
+    python benchmarks/bench_prepare.py --clips 20 100 --backends mediapipe dlib
     python benchmarks/bench_prepare.py --clips 60 --backends mediapipe --runners local beam
 """
 
@@ -53,16 +53,21 @@ def run(backend: str, clips: list[str], workers: int, runner: str = "local") -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--clips", type=int, default=100)
+    parser.add_argument("--clips", type=int, nargs="+", default=[100], help="first N GRID s1 clips; several N run one after the other")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--backends", nargs="+", default=["mediapipe", "dlib"])
     parser.add_argument("--runners", nargs="+", default=["local"], choices=["local", "beam"])
     args = parser.parse_args()
-    folder = os.path.join(args.data, "grid", "s1")
-    clips = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".mpg"))[: args.clips]
-    for backend in args.backends:
-        for runner in args.runners:
-            print(json.dumps(run(backend, clips, args.workers, runner)), flush=True)
+    for count in args.clips:
+        for backend in args.backends:
+            for runner in args.runners:
+                print(json.dumps(run(backend, grid_clips(args.data, count), args.workers, runner)), flush=True)
+
+
+def grid_clips(data: str, count: int) -> list[str]:
+    """The first `count` GRID s1 videos of the shared data."""
+    folder = os.path.join(data, "grid", "s1")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".mpg"))[:count]
 
 
 if __name__ == "__main__":

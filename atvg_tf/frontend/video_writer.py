@@ -42,6 +42,7 @@ class Mp4Writer:
         self._audio_samples = 0
         self._partial: str | None = None
         self._container = None
+        self._yuv: np.ndarray | None = None  # the last frame, I420 [H * 3 / 2, W]
 
     def __enter__(self) -> Mp4Writer:
         return self
@@ -58,8 +59,30 @@ class Mp4Writer:
             self._open(frame.shape[1] // 2 * 2, frame.shape[0] // 2 * 2)
         height, width = self._video.height, self._video.width
         # OpenCV's BT.601 limited-range conversion equals libswscale's default to 1-2 levels at a sixth of the cost.
-        planes = cv2.cvtColor(np.ascontiguousarray(frame[:height, :width]), cv2.COLOR_RGB2YUV_I420)
-        picture = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+        self._yuv = cv2.cvtColor(np.ascontiguousarray(frame[:height, :width]), cv2.COLOR_RGB2YUV_I420)
+        self._encode()
+
+    def write_patch(self, patch: np.ndarray, x: int, y: int) -> None:
+        """Encodes the previous frame with `patch` (RGB uint8 [h, w, 3]) put at column `x`, row `y`.
+
+        Only the patch is converted to YUV (a talking face changes a small part of a large photo);
+        the result equals `write` of the whole frame. x, y, w and h must be even (`even_box`) and the
+        patch inside the encoded frame.
+        """
+        if self._yuv is None:
+            raise ValueError("write a whole frame before patches.")
+        height, width = patch.shape[:2]
+        frame_height, frame_width = self._video.height, self._video.width
+        if x % 2 or y % 2 or width % 2 or height % 2 or x < 0 or y < 0 or x + width > frame_width or y + height > frame_height:
+            raise ValueError(f"a {width} x {height} patch at ({x}, {y}) is not an even box inside the {frame_width} x {frame_height} frame.")
+        converted = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2YUV_I420)
+        frame_planes = _yuv_planes(self._yuv, frame_height, frame_width)
+        for target, source, step in zip(frame_planes, _yuv_planes(converted, height, width), (1, 2, 2)):
+            target[y // step : (y + height) // step, x // step : (x + width) // step] = source
+        self._encode()
+
+    def _encode(self) -> None:
+        picture = av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
         picture.pts = self.frames_written
         self._container.mux(self._video.encode(picture))
         self.frames_written += 1
@@ -111,3 +134,16 @@ class Mp4Writer:
             samples.sample_rate, samples.pts = AUDIO_RATE, self._audio_samples
             self._audio_samples += block.size
             self._container.mux(self._sound.encode(samples))
+
+
+def _yuv_planes(yuv: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y [H, W], U and V [H / 2, W / 2] planes of an I420 buffer [H * 3 / 2, W]."""
+    flat, size = yuv.reshape(-1), height * width
+    return (flat[:size].reshape(height, width), flat[size : size + size // 4].reshape(height // 2, width // 2),
+            flat[size + size // 4 :].reshape(height // 2, width // 2))
+
+
+def even_box(box: tuple[int, int, int, int], height: int, width: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) grown to even coordinates and cut to the encoded (even) size of a [height, width] frame."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return (max(x0 // 2 * 2, 0), max(y0 // 2 * 2, 0), min(-(-x1 // 2) * 2, width // 2 * 2), min(-(-y1 // 2) * 2, height // 2 * 2))

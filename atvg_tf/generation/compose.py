@@ -45,6 +45,13 @@ class FaceRenderer:
         else:
             self.renderer = VGNetRenderer(photo, transform, identity_landmarks, crop_size)
 
+    @property
+    def changed_box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) photo px: every frame equals the photo outside this box."""
+        if self.name == "hybrid":
+            return tuple(int(v) for v in self.renderer.box)
+        return self.renderer.x0, self.renderer.y0, self.renderer.x1, self.renderer.y1
+
     def placed_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
         """Where this renderer draws the face for predicted landmarks [..., 68, 2] (crop px)."""
         return self.renderer.placed_landmarks(landmarks)

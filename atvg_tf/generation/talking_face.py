@@ -24,7 +24,7 @@ from atvg_tf.frontend.audio_windows import AudioWindowStream
 from atvg_tf.frontend.face.alignment import AlignedFace, align_face
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.image import load_image
-from atvg_tf.frontend.video_writer import Mp4Writer
+from atvg_tf.frontend.video_writer import Mp4Writer, even_box
 from atvg_tf.generation.compose import FaceRenderer, composer
 
 if TYPE_CHECKING:
@@ -214,15 +214,21 @@ class TalkingFace:
         """
         started = time.perf_counter()
         identity = image if isinstance(image, Identity) else self.identity(image, face_index)
-        compose = composer(mode, self.renderer(identity, renderer))
+        face = self.renderer(identity, renderer)
+        compose = composer(mode, face)
+        # Rendered into the photo, a frame differs from the first only inside the face's box.
+        box = even_box(face.changed_box, *identity.image.shape[:2]) if mode == "paste-back" else None
         landmarks: list[np.ndarray] = []
         first_frame = None
         expected = _expected_frames(audio)
         with Mp4Writer(path, audio, FPS) as writer, _progress_bar(expected, progress) as bar:
             # Three threads: the networks, the rendering into the photo, and this one, which encodes.
             chunks = in_background(self.stream(identity, audio), depth=2)
-            for frame, chunk in in_background(_frames_of(chunks, compose), depth=FRAMES_AHEAD):
-                writer.write(frame)
+            for (frame, origin), chunk in in_background(_frames_of(chunks, compose, box), depth=FRAMES_AHEAD):
+                if origin is None:
+                    writer.write(frame)
+                else:
+                    writer.write_patch(frame, *origin)
                 first_frame = first_frame or time.perf_counter() - started
                 if chunk is None:
                     continue
@@ -239,12 +245,24 @@ class TalkingFace:
 FRAMES_AHEAD = 8
 
 
-def _frames_of(chunks: Iterator[dict], compose: Callable[[dict], Iterator[np.ndarray]]) -> Iterator[tuple[np.ndarray, dict | None]]:
-    """(a copy of each output frame, its chunk on the chunk's last frame, else None)."""
+def _frames_of(chunks: Iterator[dict], compose: Callable[[dict], Iterator[np.ndarray]],
+               box: tuple[int, int, int, int] | None = None) -> Iterator[tuple[tuple[np.ndarray, tuple | None], dict | None]]:
+    """((a copy of each output frame, None), its chunk on the chunk's last frame, else None).
+
+    With a `box` (x0, y0, x1, y1) outside which every frame equals the first, the frames after the
+    first come as (a copy of their box, (x0, y0)): a fifth of a 1737 x 994 photo's bytes.
+    """
+    first = True
     for chunk in chunks:
         count = len(chunk["frames"])
         for index, frame in enumerate(compose(chunk)):
-            yield frame.copy(), (chunk if index == count - 1 else None)
+            if box is None or first:
+                item = frame.copy(), None
+            else:
+                x0, y0, x1, y1 = box
+                item = frame[y0:y1, x0:x1].copy(), (x0, y0)
+            first = False
+            yield item, (chunk if index == count - 1 else None)
 
 
 def in_background(items: Iterator, depth: int) -> Iterator:

@@ -89,6 +89,25 @@ def test_an_opening_mouth_leaves_the_upper_face_identical(renderer):
     assert np.abs(frame.astype(int) - photo).max() > 50  # and the mouth did change
 
 
+@pytest.mark.parametrize("renderer", ["hybrid", "vgnet"])
+def test_frames_differ_from_the_photo_only_inside_the_changed_box(renderer):
+    """`atvg generate` encodes only this box of every frame after the first."""
+    from atvg_tf.generation.compose import FaceRenderer
+
+    photo = synthetic_photo()
+    face = FaceRenderer(renderer, photo, TRANSFORM, IDENTITY, CROP)
+    x0, y0, x1, y1 = face.changed_box
+    rng = np.random.default_rng(3)
+    chunk = {"frames": rng.integers(0, 255, (3, CROP, CROP, 3), dtype=np.uint8), "landmarks": np.stack([opened(a) for a in (0, 4, 8)]),
+             "attention": np.ones((3, CROP, CROP, 1), np.float32)}
+    for index, frame in enumerate(face(chunk)):
+        outside = np.ones(photo.shape[:2], bool)
+        outside[y0:y1, x0:x1] = False
+        np.testing.assert_array_equal(frame[outside], photo[outside])
+        assert index == 0 or np.abs(frame[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).max() > 30
+    assert 0 < (x1 - x0) * (y1 - y0) < 0.8 * photo.shape[0] * photo.shape[1]
+
+
 def test_the_motion_fades_out_next_to_the_lower_face():
     """With the chin dropped far, the photo outside the lower face's hull grown by FALLOFF stays exact
     (cheeks, the face's outline and the hair beside it do not wobble)."""
