@@ -102,6 +102,9 @@ class HybridRenderer:
         self.moving = [i for i in MOVING_POINTS if 0 <= rest[i, 0] < width and 0 <= rest[i, 1] < height]
         self.source_points = np.concatenate([rest[self.moving], anchors, falloff, border_ring(width, height)])
         self.warp = PiecewiseAffineWarp(self.source_points, (width, height))
+        # A fold gives way at the jaw and the outer lips; the inner lips, where lip-sync is seen, keep
+        # their predicted motion.
+        self.warp.yielding[: len(self.moving)] = [i not in INNER_LIPS for i in self.moving]
         self._layers = split_detail(self.region)
         self._canvas = self.photo.copy()
 

@@ -16,6 +16,14 @@ STILL_BELOW = 0.2
 SMALL_UP_TO = 256 * 256
 # Width (px) of the Gaussian that splits an image into a smooth base and its detail (see `split_detail`).
 DETAIL_SIGMA = 1.0
+# A destination triangle turned over (a mouth corner crossing the jaw line of a turned face, lips
+# closing past each other) or shrunk below this share of its source area has an affine map that, on
+# the pixels its rasterised edge hands it, samples far away: dark dots beside and between the lips.
+# Turned-over triangles are unfolded where their corners may yield (`unfolded`); what stays turned
+# over or shrunk is not drawn (the few pixels only it covers keep their place).
+MIN_AREA_RATIO = 0.05
+# Halvings of a turned-over triangle's corner motion tried before giving up (8: 1/256 of it is left).
+UNFOLD_STEPS = 8
 
 
 def split_detail(image: np.ndarray, sigma: float = DETAIL_SIGMA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,6 +53,9 @@ class PiecewiseAffineWarp:
         self.source = np.asarray(source_points, np.float64)
         self.size = (int(size[0]), int(size[1]))
         self.triangles = delaunay_triangles(self.source, self.size)
+        self._source_areas = signed_areas(self.source, self.triangles)
+        # Points whose motion gives way when a triangle turns over (all by default).
+        self.yielding = np.ones(len(self.source), bool)
         width, height = self.size
         self.step = max(1.0, max(width, height) / FIELD_SIDE)
         self.field_size = (max(2, int(np.ceil(width / self.step))), max(2, int(np.ceil(height / self.step))))
@@ -54,13 +65,32 @@ class PiecewiseAffineWarp:
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         self._grid_x, self._grid_y = grid_x, grid_y
 
+    def area_ratios(self, destination_points: np.ndarray) -> np.ndarray:
+        """[n] each triangle's destination area / source area (negative: turned over)."""
+        sized = np.abs(self._source_areas) > 1e-9
+        return np.divide(signed_areas(destination_points, self.triangles), self._source_areas, out=np.ones(len(sized)), where=sized)
+
+    def unfolded(self, destination_points: np.ndarray) -> np.ndarray:
+        """[K, 2] destination points where the yielding corners (`yielding`) of turned-over triangles
+        keep half their motion, halved again until none is turned over (at most `UNFOLD_STEPS` times)."""
+        destination = np.array(destination_points, np.float64)
+        for _ in range(UNFOLD_STEPS):
+            folded = self.area_ratios(destination) < 0
+            corners = np.unique(self.triangles[folded])
+            corners = corners[self.yielding[corners]]
+            if not len(corners):
+                break
+            destination[corners] = 0.5 * (destination[corners] + self.source[corners])
+        return destination
+
     def displacement(self, destination_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Backward displacement (source - destination position) per output pixel: two [H, W] float32."""
-        destination = np.asarray(destination_points, np.float64)
+        """Backward displacement (source - destination position) per output pixel: two [H, W] float32
+        (turned-over triangles unfolded first, shrunk ones not drawn: `MIN_AREA_RATIO`)."""
+        destination = self.unfolded(destination_points)
         labels = np.full(self.field_size[::-1], -1, np.int32)
         # A triangle whose corners all stay is the identity: only the others are drawn and solved.
         moved = np.abs(destination - self.source).max(axis=1) > 1e-6
-        triangles = self.triangles[moved[self.triangles].any(axis=1)]
+        triangles = self.triangles[moved[self.triangles].any(axis=1) & (self.area_ratios(destination) >= MIN_AREA_RATIO)]
         scale = np.array([self.field_size[0] / self.size[0], self.field_size[1] / self.size[1]])
         for index, corners in enumerate((destination[triangles] + 0.5) * scale - 0.5):
             cv2.fillConvexPoly(labels, np.round(corners * 16).astype(np.int32), index, lineType=cv2.LINE_8, shift=4)
@@ -123,6 +153,12 @@ class PiecewiseAffineWarp:
         interpolation = cv2.INTER_LANCZOS4 if small else cv2.INTER_CUBIC
         warped[top:bottom, left:right] = cv2.remap(image, fixed, fraction, interpolation, borderMode=cv2.BORDER_REPLICATE)
         return warped
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """[n] signed areas of the triangles [n, 3] (point indices) of points [K, 2]."""
+    a, b, c = (points[triangles[:, i]] for i in range(3))
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
 def delaunay_triangles(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:

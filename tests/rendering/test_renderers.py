@@ -6,7 +6,7 @@ import pytest
 
 from atvg_tf.rendering.face_points import LOWER_FACE, OUTER_LIPS, inner_aperture
 from atvg_tf.rendering.hybrid_renderer import FALLOFF, HybridRenderer
-from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp, split_detail
+from atvg_tf.rendering.piecewise_affine import MIN_AREA_RATIO, PiecewiseAffineWarp, signed_areas, split_detail
 from atvg_tf.rendering.vgnet_renderer import VGNetRenderer
 from tests.helpers import CROP, IDENTITY, SCALE, SHIFT, TRANSFORM, synthetic_photo
 
@@ -43,6 +43,34 @@ def test_the_warp_keeps_unmoved_images_exact_and_moves_points_by_their_displacem
     np.testing.assert_allclose([dx[79, 106], dy[79, 106]], [-6, -4], atol=0.2)  # output (106, 79) samples source (100, 75)
     assert dx[0].max() == dx[:, 0].max() == 0  # the image's edge stays
 
+
+
+def test_folded_triangles_are_pulled_back_so_that_no_pixel_samples_far_away():
+    """Lips that close past each other turn triangles over; their maps would fetch distant pixels (dark dots)."""
+    points = np.array([[0, 0], [199, 0], [0, 149], [199, 149], [100, 60], [100, 90], [60, 75], [140, 75]], float)
+    warp = PiecewiseAffineWarp(points, (200, 150))
+    crossed = points.copy()
+    crossed[4], crossed[5] = [100, 95], [100, 55]  # the upper lip below the lower one
+    assert (signed_areas(crossed, warp.triangles) / signed_areas(points, warp.triangles) < 0).any()
+    unfolded = warp.unfolded(crossed)
+    assert warp.area_ratios(unfolded).min() >= 0
+    assert np.abs(unfolded - points).max() > 1  # pulled back, not frozen
+    dx, dy = warp.displacement(crossed)
+    assert np.hypot(dx, dy).max() <= np.abs(crossed - points).max()
+    warp.yielding[[4, 5]] = False  # points that keep their motion (the renderer's lips)
+    np.testing.assert_array_equal(warp.unfolded(crossed), crossed)
+    assert warp.area_ratios(crossed).min() < MIN_AREA_RATIO  # so its turned-over triangles are not drawn
+    dx, dy = warp.displacement(crossed)
+    assert np.hypot(dx, dy).max() <= np.abs(crossed - points).max()
+    gentle = points.copy()
+    gentle[4] += [0, 5]
+    np.testing.assert_array_equal(warp.unfolded(gentle), gentle)  # no fold: nothing changes
+
+
+def test_a_fold_gives_way_at_the_jaw_and_outer_lips_and_the_inner_lips_keep_their_motion():
+    renderer = HybridRenderer(synthetic_photo(), TRANSFORM, IDENTITY)
+    assert all(renderer.warp.yielding[: len(renderer.moving)] == [i < 60 for i in renderer.moving])
+    assert renderer.warp.yielding[len(renderer.moving):].all()  # fixed points do not move anyway
 
 
 def test_detail_layers_keep_texture_that_resampling_would_soften():
