@@ -241,7 +241,7 @@ class TalkingFace:
         return VideoSummary(path, writer.frames_written, time.perf_counter() - started, first_frame)
 
 
-# Rendered frames waiting for the encoder (a 1737 x 994 photo: 5 MB each).
+# Rendered frames (after the first, their face boxes) waiting for the encoder (a whole 1737 x 994 frame: 5 MB).
 FRAMES_AHEAD = 8
 
 
