@@ -48,9 +48,7 @@ class FaceRenderer:
     @property
     def changed_box(self) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) photo px: every frame equals the photo outside this box."""
-        if self.name == "hybrid":
-            return tuple(int(v) for v in self.renderer.box)
-        return self.renderer.x0, self.renderer.y0, self.renderer.x1, self.renderer.y1
+        return tuple(int(v) for v in self.renderer.box)
 
     def placed_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
         """Where this renderer draws the face for predicted landmarks [..., 68, 2] (crop px)."""

@@ -35,7 +35,8 @@ class VGNetRenderer:
         self.identity_landmarks = np.asarray(identity_landmarks, np.float64)
         inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
         photo_points = crop_to_photo(self.identity_landmarks, inverse)
-        self.x0, self.y0, self.x1, self.y1 = lower_face_box(photo_points, self.photo.shape, REGION_MARGIN)
+        self.box = lower_face_box(photo_points, self.photo.shape, REGION_MARGIN)  # (x0, y0, x1, y1) photo px
+        self.x0, self.y0, self.x1, self.y1 = self.box
         self.inverse = inverse - np.array([[0, 0, self.x0], [0, 0, self.y0]], np.float64)
         self.size = (self.x1 - self.x0, self.y1 - self.y0)
         self.region = self.photo[self.y0 : self.y1, self.x0 : self.x1].astype(np.float32)
