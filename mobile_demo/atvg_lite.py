@@ -106,15 +106,17 @@ class FrameInputs:
     """Cuts live 16 kHz audio, block by block, into `LiteTalkingFace.step`'s arguments, frame by frame.
 
     A frame comes out once all the inputs its export's AT-net hears are ready: `pcm` ([1, 4880],
-    `PcmWindows`: 0.175 s after the frame's start) and/or `phone_ids` ([28], `PhoneWindowStream`:
-    up to 0.56 s). `finish` gives the remaining frames; in all, equal to `pcm_window` and `phone_windows`
-    of the whole recording. `phone_seconds` is the time spent in phone recognition.
+    `PcmWindows`: 0.175 s after the frame's start), `phone_ids` ([28], `PhoneWindowStream`:
+    up to 0.56 s) and/or `posteriors` ([28, 40], `PhoneWindowStream(posteriors=True)`: up to 2.16 s).
+    `finish` gives the remaining frames; in all, equal to `pcm_window`, `phone_windows` and
+    `posterior_windows` of the whole recording. `phone_seconds` is the time spent in phone recognition.
     """
 
     def __init__(self, engine: LiteTalkingFace):
         self._pcm = PcmWindows() if engine.uses_mfcc else None
-        self._phones = engine.phones.PhoneWindowStream() if engine.uses_phones else None
-        self._ready: dict[str, list[np.ndarray]] = {name: [] for name, stream in (("pcm", self._pcm), ("phone_ids", self._phones)) if stream}
+        self._phones = {name: engine.phones.PhoneWindowStream(posteriors=name == "posteriors")
+                        for name, used in (("phone_ids", engine.uses_phones), ("posteriors", engine.uses_posteriors)) if used}
+        self._ready: dict[str, list[np.ndarray]] = {name: [] for name in (["pcm"] if self._pcm else []) + list(self._phones)}
         self.phone_seconds = 0.0
 
     def push(self, block: np.ndarray) -> list[dict[str, np.ndarray]]:
@@ -128,9 +130,9 @@ class FrameInputs:
     def _add(self, block: np.ndarray | None, finish: bool) -> list[dict[str, np.ndarray]]:
         if self._pcm:
             self._ready["pcm"].extend(self._pcm.finish() if finish else self._pcm.push(block))
-        if self._phones:
+        for name, stream in self._phones.items():
             tick = time.perf_counter()
-            self._ready["phone_ids"].extend(self._phones.finish() if finish else self._phones.push(block))
+            self._ready[name].extend(stream.finish() if finish else stream.push(block))
             self.phone_seconds += time.perf_counter() - tick
         count = min(len(values) for values in self._ready.values())
         frames = [{name: values[t] for name, values in self._ready.items()} for t in range(count)]

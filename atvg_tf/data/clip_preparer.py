@@ -54,6 +54,13 @@ def load_pca(path: str | None) -> LandmarkPCA:
         raise PrepareError(f"cannot load the PCA basis {path}: {error}") from None
 
 
+def clip_waveform(path: str, sample_rate: int, info=None) -> np.ndarray:
+    """A clip's sound as prepare hears it: mono float32 at `sample_rate`, starting with the first
+    video frame (frames count from there). `info`: the clip's `probe`, when already read."""
+    info = info or probe(path)
+    return shift_audio(load_audio(path, sample_rate), info.video_start - info.audio_start, sample_rate)
+
+
 class ClipPreparer:
     """Turns one clip into serialised segments; one instance per worker process."""
 
@@ -85,9 +92,7 @@ class ClipPreparer:
         info = probe(job.path)
         if not info.has_audio:
             raise PrepareError("no audio stream")
-        waveform = load_audio(job.path, config.audio.sample_rate)
-        # Frames count from the first video frame: give the audio the same time origin.
-        waveform = shift_audio(waveform, info.video_start - info.audio_start, config.audio.sample_rate)
+        waveform = clip_waveform(job.path, config.audio.sample_rate, info)
         raw = list(self.detector.clip_landmarks(read_frames(job.path, config.fps), config.fps))
         total = len(raw)
         found = [points is not None for points in raw]

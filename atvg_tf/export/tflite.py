@@ -60,7 +60,7 @@ VARIANTS = ("float32", "float16", "dynamic", "int8")
 NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
 INFERENCE_FILE = "inference.json"
 # AT-net's audio inputs (one run of frames) -> atnet_step's input (one frame).
-STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window"}
+STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior"}
 
 
 def pcm_window_samples(config: AudioConfig = AudioConfig()) -> int:
@@ -207,15 +207,18 @@ def packaged_calibration_examples(model: TalkingFaceModel, path: str = CALIBRATI
 
     Yields:
         `identity_frame` [1, S, S, 3] in [-1, 1], `identity_landmarks` [1, 136] crop px,
-        `mfcc_windows` [1, 16, 28, 12] and, when `model` hears phones, `phone_windows` [1, 16, 28, 40] one-hot.
+        `mfcc_windows` [1, 16, 28, 12] and, when `model` hears phones, `phone_windows` (or
+        `phone_posteriors`) [1, 16, 28, 40] one-hot.
     """
     with np.load(path) as data:  # allow_pickle stays False: the file holds plain arrays only
         jpegs, offsets, marks = data["face_jpegs"], data["face_offsets"], data["face_landmarks"]
         runs = {"mfcc_windows": data["mfcc_windows"].astype(np.float32)}
-        if "phone_windows" in model.audio_inputs:
-            if "phone_windows" not in data:
-                raise InputError(f"{path} has no phone windows; rebuild it with tools/make_calibration_set.py.")
-            runs["phone_windows"] = one_hot(data["phone_windows"])
+        for name in ("phone_windows", "phone_posteriors"):
+            if name in model.audio_inputs:
+                if "phone_windows" not in data:
+                    raise InputError(f"{path} has no phone windows; rebuild it with tools/make_calibration_set.py.")
+                # Posteriors calibrate on the one-hot windows: the same range [0, 1], the sharpest case.
+                runs[name] = one_hot(data["phone_windows"])
     faces = []
     for index, points in enumerate(marks):
         image = cv2.cvtColor(cv2.imdecode(jpegs[offsets[index] : offsets[index + 1]], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

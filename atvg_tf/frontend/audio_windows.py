@@ -1,9 +1,10 @@
-"""The audio inputs an AT-net asks for, one-shot or streaming: `mfcc_windows` and/or `phone_windows`.
+"""The audio inputs an AT-net asks for, one-shot or streaming: `mfcc_windows`, `phone_windows`, `phone_posteriors`.
 
 | input | shape per frame | from |
 |---|---|---|
 | mfcc_windows | [28, 12] float32 | `audio.MfccWindows` |
 | phone_windows | [28, 40] float32 one-hot | `phones.PhoneWindowStream` |
+| phone_posteriors | [28, 40] float32, rows sum to 1 | `phones.PhoneWindowStream(posteriors=True)` |
 
 With `mfcc_normalization` (a model's `MfccNormalizer` config) the MFCC windows are voice-normalised
 (`frontend.mfcc_normalization`).
@@ -19,7 +20,7 @@ from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import MfccWindowStream, mfcc_windows, num_video_frames
 from atvg_tf.frontend.mfcc_normalization import MfccNormalizer, normalize_mfcc_windows
 
-AUDIO_INPUTS = ("mfcc_windows", "phone_windows")
+AUDIO_INPUTS = ("mfcc_windows", "phone_windows", "phone_posteriors")
 
 
 def _check(inputs: Sequence[str]) -> tuple[str, ...]:
@@ -42,6 +43,8 @@ def audio_windows(waveform: np.ndarray, inputs: Sequence[str], num_frames: int |
             out["mfcc_windows"] = normalize_mfcc_windows(out["mfcc_windows"], mfcc_normalization)
     if "phone_windows" in inputs:
         out["phone_windows"] = phones.one_hot(phones.phone_windows(waveform, num_frames))
+    if "phone_posteriors" in inputs:
+        out["phone_posteriors"] = phones.posterior_windows(waveform, num_frames)
     return out
 
 
@@ -49,7 +52,7 @@ class AudioWindowStream:
     """Windows for audio that arrives block by block, equal to `audio_windows` of the whole.
 
     Each call returns the same number of frames for every input: those complete in all of them
-    (the phone windows have the longer look-ahead, see `frontend.phones`).
+    (the phone windows and posteriors have the longer look-ahead, see `frontend.phones`).
     """
 
     def __init__(self, inputs: Sequence[str], mfcc_normalization: dict | None = None):
@@ -59,6 +62,8 @@ class AudioWindowStream:
             self._streams["mfcc_windows"] = _NormalizedMfccStream(mfcc_normalization) if mfcc_normalization else MfccWindowStream()
         if "phone_windows" in self.inputs:
             self._streams["phone_windows"] = phones.PhoneWindowStream()
+        if "phone_posteriors" in self.inputs:
+            self._streams["phone_posteriors"] = phones.PhoneWindowStream(posteriors=True)
         self._ready = {name: [] for name in self.inputs}
 
     def push(self, block: np.ndarray) -> dict[str, np.ndarray]:

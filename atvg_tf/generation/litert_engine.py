@@ -3,7 +3,8 @@
 Needs only numpy and ai-edge-litert (LiteRT), so it runs where TensorFlow does not (a Raspberry Pi,
 an Android Python environment: `mobile_demo/` imports this file from the repository) and starts
 fast (`atvg generate --runtime litert`). Exports whose AT-net hears phones also need pocketsphinx
-(`atvg_tf.frontend.phones`, also TensorFlow-free), but only to turn phone ids into windows.
+(`atvg_tf.frontend.phones`, also TensorFlow-free), but only to turn phone ids into windows; those
+with a phone head take phone posterior windows (`phones.PhoneWindowStream(posteriors=True)`).
 
     engine = LiteTalkingFace("exported/", variant="int8", threads=2)
     engine.start(identity_frame, identity_landmarks)             # aligned crop uint8, [68, 2] crop px
@@ -43,17 +44,18 @@ class LiteTalkingFace:
     """
 
     def __init__(self, model_dir: str, variant: str = "float32", threads: int = 2):
-        def runner(filename: str):
+        def runner(filename: str, threads: int = threads):
             path = os.path.join(model_dir, filename)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path} not found; export it with `atvg export --format tflite --variants {variant}`.")
             return Interpreter(model_path=path, num_threads=threads).get_signature_runner("serving_default")
 
-        self.atnet = runner(f"atnet_step.{variant}.tflite")
+        self.atnet = runner(f"atnet_step.{variant}.tflite", int(os.environ.get("ATNET_THREADS", threads)))
         audio = self.atnet.get_input_details()
-        self.uses_mfcc, self.uses_phones = "mfcc_window" in audio, "phone_window" in audio
+        self.uses_mfcc, self.uses_phones, self.uses_posteriors = ("mfcc_window" in audio, "phone_window" in audio,
+                                                                  "phone_posterior" in audio)
         self.mfcc = runner("mfcc.tflite") if self.uses_mfcc else None
-        self.phones = phone_front_end() if self.uses_phones else None
+        self.phones = phone_front_end() if self.uses_phones or self.uses_posteriors else None
         self.encoder = runner(f"identity_encoder.{variant}.tflite")
         self.vgnet = runner(f"vgnet_step.{variant}.tflite")
         self.crop_size = int(self.encoder.get_input_details()["identity_frame"]["shape"][1])
@@ -75,7 +77,8 @@ class LiteTalkingFace:
         crop = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
         self.start(crop, np.zeros((68, 2), np.float32))
         details = self.atnet.get_input_details()
-        self.step_audio({name: np.zeros(details[name]["shape"], np.float32) for name in ("mfcc_window", "phone_window") if name in details})
+        self.step_audio({name: np.zeros(details[name]["shape"], np.float32)
+                         for name in ("mfcc_window", "phone_window", "phone_posterior") if name in details})
         self._identity = {}
 
     @staticmethod
@@ -112,10 +115,13 @@ class LiteTalkingFace:
     def silence_audio(self) -> dict[str, np.ndarray]:
         """atnet_step's audio inputs for a frame of silence."""
         return self.audio(np.zeros((1, WINDOW_SAMPLES), np.float32) if self.uses_mfcc else None,
-                          np.zeros(28, np.int64) if self.uses_phones else None)
+                          np.zeros(28, np.int64) if self.uses_phones else None,
+                          self.phones.one_hot(np.zeros(28, np.int64)) if self.uses_posteriors else None)
 
-    def audio(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """One frame's atnet_step audio inputs from its [1, 4880] PCM window and/or its [28] phone ids."""
+    def audio(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None,
+              posteriors: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """One frame's atnet_step audio inputs from its [1, 4880] PCM window, its [28] phone ids and/or
+        its [28, 40] phone posterior window, as the export's AT-net hears."""
         audio = {}
         if self.uses_mfcc:
             if pcm is None:
@@ -127,21 +133,28 @@ class LiteTalkingFace:
             if phone_ids is None:
                 raise ValueError("this export's AT-net hears phones: give the frame's [28] phone ids (phone_ids=...).")
             audio["phone_window"] = self.phones.one_hot(phone_ids).reshape(1, 1, self.phones.WINDOW_ROWS, self.phones.NUM_PHONES)
+        if self.uses_posteriors:
+            if posteriors is None:
+                raise ValueError("this export's AT-net has a phone head: give the frame's [28, 40] phone posterior window (posteriors=...).")
+            audio["phone_posterior"] = np.asarray(posteriors, np.float32).reshape(1, 1, self.phones.WINDOW_ROWS, self.phones.NUM_PHONES)
         return audio
 
-    def step(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None,
+             posteriors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One frame from raw inputs: RGB uint8 [S, S, 3] and landmarks [68, 2] (crop px).
 
         Args:
             pcm: the frame's [1, 4880] PCM window (`mobile_demo/atvg_lite.py: pcm_window`), for exports that hear MFCC.
             phone_ids: the frame's [28] phone ids (`atvg_tf.frontend.phones.PhoneWindowStream`),
                 for exports that hear phones.
+            posteriors: the frame's [28, 40] phone posterior window
+                (`PhoneWindowStream(posteriors=True)`), for exports with a phone head.
         """
-        return self.step_audio(self.audio(pcm, phone_ids))
+        return self.step_audio(self.audio(pcm, phone_ids, posteriors))
 
     def step_audio(self, audio: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """One frame from atnet_step's audio inputs (`mfcc_window` [1, 1, 28, 12] and/or
-        `phone_window` [1, 1, 28, 40]): RGB uint8 [S, S, 3] and landmarks [68, 2] (crop px)."""
+        """One frame from atnet_step's audio inputs (`mfcc_window` [1, 1, 28, 12], `phone_window` or
+        `phone_posterior` [1, 1, 28, 40]): RGB uint8 [S, S, 3] and landmarks [68, 2] (crop px)."""
         if not self._identity:
             raise ValueError("call start(identity_frame, identity_landmarks) first.")
         landmarks = self._landmarks(audio) - self._offset

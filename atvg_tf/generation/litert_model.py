@@ -21,7 +21,7 @@ from atvg_tf.generation.litert_engine import LiteTalkingFace
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, check_model_folder, read_pca, read_settings
 
 # AT-net's audio inputs (a run of frames, as `audio_windows` gives them) -> atnet_step's (one frame).
-STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window"}
+STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior"}
 
 
 class LiteRTModel:
@@ -58,8 +58,10 @@ class LiteRTModel:
 
     @property
     def audio_inputs(self) -> tuple[str, ...]:
-        """What AT-net hears: `mfcc_windows` and/or `phone_windows` (see `frontend.audio_windows`)."""
-        return tuple(name for name, used in (("mfcc_windows", self._engine.uses_mfcc), ("phone_windows", self._engine.uses_phones)) if used)
+        """What AT-net hears: `mfcc_windows`, `phone_windows`, `phone_posteriors` (see `frontend.audio_windows`)."""
+        engine = self._engine
+        return tuple(name for name, used in (("mfcc_windows", engine.uses_mfcc), ("phone_windows", engine.uses_phones),
+                                             ("phone_posteriors", engine.uses_posteriors)) if used)
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         """How to align a face with these landmarks (`TalkingFaceModel.alignment`)."""
@@ -98,7 +100,7 @@ class LiteRTStreamer:
 
         Args:
             windows: AT-net's audio windows of the next n frames, as `audio_windows` gives them
-                (`mfcc_windows` [n, 28, 12], `phone_windows` [n, 28, 40]).
+                (`mfcc_windows` [n, 28, 12], `phone_windows` or `phone_posteriors` [n, 28, 40]).
 
         Returns:
             `landmarks` [n, 68, 2] (crop px), `frames` and `motion` uint8 [n, S, S, 3], `attention`

@@ -1,7 +1,9 @@
 """AT-net (ATVGnet Eq. 3-4): audio windows + the identity's landmark code -> landmark PCA codes per frame.
 
 The audio is MFCC windows (the paper), phone windows (`frontend.phones`), or both, as
-`ATNetConfig.audio_features` says; the model's inputs are named after what it hears.
+`ATNetConfig.audio_features` says; the model's inputs are named after what it hears. With
+`mfcc+phone_head` the recurrent network hears MFCC and a linear head on phone posterior windows
+(`phone_posteriors`) predicts the codes too; the two are blended (`layers.HeadBlend`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import keras
 from keras import layers
 
 from atvg_tf.models.config import ATNetConfig
-from atvg_tf.models.layers import PerFrame, TileOverTime, WindowNormalization, conv_block, dense
+from atvg_tf.models.layers import HeadBlend, PerFrame, TileOverTime, WindowNormalization, conv_block, dense
 
 
 def build_audio_encoder(config: ATNetConfig) -> keras.Model:
@@ -44,7 +46,11 @@ def atnet_layers(config: ATNetConfig) -> dict[str, layers.Layer]:
         parts["phone_flatten"] = layers.Reshape((-1, config.window_shape[0] * config.phone_classes), name="phone_flatten")
         for index, width in enumerate(config.phone_dense):
             parts[f"phone_fc{index + 1}"] = dense(width, f"phone_fc{index + 1}")
-    if len(config.audio_inputs) > 1:
+    if "phone_posteriors" in config.audio_inputs:
+        parts["phone_head_flatten"] = layers.Reshape((-1, config.window_shape[0] * config.phone_classes), name="phone_head_flatten")
+        parts["phone_head"] = layers.Dense(config.pca_components, name="phone_head")
+        parts["phone_head_blend"] = HeadBlend(config.phone_head_weight, name="phone_head_blend")
+    if len([name for name in config.audio_inputs if name != "phone_posteriors"]) > 1:
         parts["audio_fuse"] = layers.Concatenate(name="audio_fuse")
     parts |= {
         "landmark_fc1": dense(config.landmark_dense[0], "landmark_fc1"),
@@ -80,22 +86,27 @@ def atnet_graph(parts: dict, audio: dict, identity_pca_codes, run_recurrent: Cal
     """Wires AT-net's layers (from `atnet_layers` or a trained model) on symbolic inputs.
 
     Args:
-        audio: the audio inputs by name (`mfcc_windows` [B, T, 28, 12], `phone_windows` [B, T, 28, 40]).
+        audio: the audio inputs by name (`mfcc_windows` [B, T, 28, 12], `phone_windows` or
+            `phone_posteriors` [B, T, 28, 40]).
         run_recurrent: `run_recurrent(lstm, x) -> y` runs each LSTM; the default calls it as it is.
             The streaming form passes one that feeds and returns the LSTM states.
 
     Returns:
         The PCA codes [B, T, K].
     """
-    audio = audio_graph(parts, audio)
+    heard = audio_graph(parts, audio)
     identity = parts["landmark_fc2"](parts["landmark_fc1"](identity_pca_codes))
-    x = parts["fuse"]([parts["landmark_over_time"]([identity, audio]), audio])
+    x = parts["fuse"]([parts["landmark_over_time"]([identity, heard]), heard])
     index = 0
     while f"lstm_{index}" in parts:
         lstm = parts[f"lstm_{index}"]
         x = run_recurrent(lstm, x) if run_recurrent else lstm(x)
         index += 1
-    return parts["pca_codes"](x)
+    codes = parts["pca_codes"](x)
+    if "phone_head" in parts:
+        head_codes = parts["phone_head"](parts["phone_head_flatten"](audio["phone_posteriors"]))
+        codes = parts["phone_head_blend"]([codes, head_codes])
+    return codes
 
 
 def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
@@ -104,12 +115,14 @@ def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
     Inputs (as `config.audio_features` says):
         mfcc_windows: [B, T, 28, 12] MFCC window of each frame.
         phone_windows: [B, T, 28, 40] one-hot phone window of each frame.
+        phone_posteriors: [B, T, 28, 40] phone posterior window of each frame.
         identity_pca_codes: [B, K] landmark code of the identity image.
 
     Returns:
         A functional model with output `pca_codes` [B, T, K].
     """
-    shapes = {"mfcc_windows": config.window_shape, "phone_windows": (config.window_shape[0], config.phone_classes)}
+    phone_window = (config.window_shape[0], config.phone_classes)
+    shapes = {"mfcc_windows": config.window_shape, "phone_windows": phone_window, "phone_posteriors": phone_window}
     audio = {name: keras.Input((None, *shapes[name]), name=name) for name in config.audio_inputs}
     identity_codes = keras.Input((config.pca_components,), name="identity_pca_codes")
     codes = atnet_graph(atnet_layers(config), audio, identity_codes)
@@ -117,5 +130,5 @@ def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
 
 
 def audio_inputs(atnet: keras.Model) -> tuple[str, ...]:
-    """The audio inputs a built or loaded AT-net takes (`mfcc_windows`, `phone_windows`)."""
-    return tuple(name for name in ("mfcc_windows", "phone_windows") if name in atnet.input)
+    """The audio inputs a built or loaded AT-net takes (`mfcc_windows`, `phone_windows`, `phone_posteriors`)."""
+    return tuple(name for name in ("mfcc_windows", "phone_windows", "phone_posteriors") if name in atnet.input)

@@ -25,12 +25,15 @@ class ATNetConfig(Presets):
         lstm_layers: stacked LSTM layers.
         window_shape: MFCC window (rows, coefficients).
         audio_features: what AT-net hears: `mfcc` (the paper; converted official models),
-            `phones` (PocketSphinx phone windows, speaker-independent) or `mfcc+phones` (both
-            encoders, their features concatenated).
+            `phones` (PocketSphinx phone windows, speaker-independent), `mfcc+phones` (both
+            encoders, their features concatenated) or `mfcc+phone_head` (the MFCC network, blended
+            with a linear head on phone posterior windows, `frontend.phones.posterior_windows`).
         mfcc_normalisation: `none` (the paper) or `window`: each MFCC window normalised to zero mean
             and unit variance per coefficient (`layers.WindowNormalization`).
         phone_classes: phone symbols per row of a phone window (`frontend.phones.NUM_PHONES`).
         phone_dense: widths of the dense layers that encode a flattened 28-row phone window.
+        phone_head_weight: `mfcc+phone_head`: the codes are (1 - w) x the MFCC network's + w x the
+            phone head's (`layers.HeadBlend`).
     """
 
     pca_components: int = 6
@@ -44,6 +47,7 @@ class ATNetConfig(Presets):
     mfcc_normalisation: str = "none"
     phone_classes: int = 40
     phone_dense: tuple[int, ...] = (256, 256)
+    phone_head_weight: float = 0.5
 
     # `official`: the release's AT-net has the paper's sizes.
     PRESETS = {
@@ -61,12 +65,13 @@ class ATNetConfig(Presets):
 
     @property
     def audio_inputs(self) -> tuple[str, ...]:
-        """Names of AT-net's audio inputs, in order: `mfcc_windows` and/or `phone_windows`."""
+        """Names of AT-net's audio inputs, in order: `mfcc_windows`, `phone_windows`, `phone_posteriors`."""
         return AUDIO_FEATURES[self.audio_features]
 
 
 # audio_features -> the AT-net inputs it needs.
-AUDIO_FEATURES = {"mfcc": ("mfcc_windows",), "phones": ("phone_windows",), "mfcc+phones": ("mfcc_windows", "phone_windows")}
+AUDIO_FEATURES = {"mfcc": ("mfcc_windows",), "phones": ("phone_windows",), "mfcc+phones": ("mfcc_windows", "phone_windows"),
+                  "mfcc+phone_head": ("mfcc_windows", "phone_posteriors")}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -176,3 +176,20 @@ def lstm_stack(x, units: int, num_layers: int, name: str):
     for index in range(num_layers):
         x = layers.LSTM(units, return_sequences=True, name=f"{name}_{index}")(x)
     return x
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HeadBlend(layers.Layer):
+    """[codes [B, T, K], head codes [B, T, K]] -> (1 - w) x codes + w x head codes: a second
+    prediction of the codes (AT-net's phone head) blended into AT-net's."""
+
+    def __init__(self, head_weight: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.head_weight = float(head_weight)
+
+    def call(self, inputs):
+        codes, head_codes = inputs
+        return (1.0 - self.head_weight) * codes + self.head_weight * head_codes
+
+    def get_config(self):
+        return {**super().get_config(), "head_weight": self.head_weight}

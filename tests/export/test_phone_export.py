@@ -83,7 +83,8 @@ def test_streaming_graphs_follow_the_audio_inputs():
     from atvg_tf.export.saved_model import CascadeGraph, signature_names
     from atvg_tf.export.tflite import StreamingGraphs
 
-    expected = {"mfcc": (["mfcc_window"], True), "phones": (["phone_window"], False), "mfcc+phones": (["mfcc_window", "phone_window"], True)}
+    expected = {"mfcc": (["mfcc_window"], True), "phones": (["phone_window"], False), "mfcc+phones": (["mfcc_window", "phone_window"], True),
+                "mfcc+phone_head": (["mfcc_window", "phone_posterior"], True)}
     for features, (windows, with_mfcc) in expected.items():
         model = _cascade(features)
         functions = StreamingGraphs(model).functions()
@@ -91,7 +92,8 @@ def test_streaming_graphs_follow_the_audio_inputs():
         specs = functions["atnet_step"][1]
         assert [spec.name for spec in specs[: len(windows) + 1]] == [*windows, "identity_landmarks"]
         shapes = {spec.name: spec.shape.as_list() for spec in specs}
-        assert shapes.get("phone_window", [1, 1, 28, 40]) == [1, 1, 28, 40] and shapes.get("mfcc_window", [1, 1, 28, 12]) == [1, 1, 28, 12]
+        assert shapes.get("phone_window", [1, 1, 28, 40]) == shapes.get("phone_posterior", [1, 1, 28, 40]) == [1, 1, 28, 40]
+        assert shapes.get("mfcc_window", [1, 1, 28, 12]) == [1, 1, 28, 12]
         assert [spec.name for spec in CascadeGraph(model).audio_specs()] == list(model.audio_inputs)
         assert signature_names(model) == (("serving_default", "generate_from_mfcc", "landmarks") if features == "mfcc"
                                           else ("serving_default", "landmarks"))
@@ -224,7 +226,7 @@ def test_tflite_streaming_equals_the_keras_streamer(phone_model, clip, exported)
 @pytest.mark.slow
 def test_live_frame_inputs_equal_the_recording_windows(clip):
     """Block by block, MFCC and phone inputs come out frame-aligned and equal to the one-shot windows of the recording."""
-    engine = types.SimpleNamespace(uses_mfcc=True, uses_phones=True, phones=phones)
+    engine = types.SimpleNamespace(uses_mfcc=True, uses_phones=True, uses_posteriors=False, phones=phones)
     live = FrameInputs(engine)
     waveform = clip["waveform"]
     pushed = [inputs for start in range(0, waveform.size, 1000) for inputs in live.push(waveform[start : start + 1000])]

@@ -23,7 +23,7 @@ import pytest
 
 import atvg_tf
 from atvg_tf.models.conv_gru import ConvGRU2D
-from atvg_tf.models.layers import AttentionBlend, MeanOverTime, PerFrame, ReflectionPadding2D, TileOverTime, WindowNormalization
+from atvg_tf.models.layers import AttentionBlend, HeadBlend, MeanOverTime, PerFrame, ReflectionPadding2D, TileOverTime, WindowNormalization
 from atvg_tf.training.gan import VGNetGAN
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -70,6 +70,7 @@ CASES = {
         [_random(2, 3, 4, 4, 3, seed=1), _random(2, 3, 4, 4, 3, seed=2), _random(2, 3, 4, 4, 1, low=0.0, seed=3)],
     ),
     "MeanOverTime": Case(lambda: MeanOverTime(name="mean"), [_random(2, 3, 5)]),
+    "HeadBlend": Case(lambda: HeadBlend(0.3, name="head_blend"), [_random(2, 3, 6), _random(2, 3, 6, seed=2)]),
     "WindowNormalization": Case(lambda: WindowNormalization(epsilon=1e-2, name="cmvn"), [_random(2, 3, 28, 12)]),
     "ConvGRU2D": Case(lambda: ConvGRU2D(4, name="gru"), [SEQUENCE]),
     "ConvGRU2D-last-step-and-state": Case(
@@ -105,6 +106,7 @@ ROUND_TRIPPED = {
     TileOverTime: ["TileOverTime-vector", "TileOverTime-image"],
     AttentionBlend: ["AttentionBlend"],
     MeanOverTime: ["MeanOverTime"],
+    HeadBlend: ["HeadBlend"],
     WindowNormalization: ["WindowNormalization"],
     ConvGRU2D: [name for name in CASES if name.startswith("ConvGRU2D")],
     VGNetGAN: ["test_vgnet_gan_round_trips"],

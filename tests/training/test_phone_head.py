@@ -1,0 +1,118 @@
+"""AT-net's phone head: the closed-form fit, the blend into a trained AT-net, and a model folder with
+it through save/load, the Keras streamer, TF-Lite and the mobile demo's live inputs."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from atvg_tf.frontend import phones
+from atvg_tf.frontend.audio import load_audio
+from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.training.phone_head import PhoneHead, fit_phone_head, with_phone_head
+from tests.helpers import IDENTITY, REPO
+
+WINDOW = 28 * phones.NUM_PHONES
+
+
+def _examples(kernel, bias, count=6, frames=300, seed=0):
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        windows = rng.dirichlet(np.full(phones.NUM_PHONES, 0.3), (frames, 28)).astype(np.float32)
+        codes = windows.reshape(frames, -1) @ kernel + bias + rng.normal(0, 0.01, (frames, len(bias)))
+        yield windows, codes, 1.0 + index % 2
+
+
+def test_the_fit_recovers_a_linear_map_from_windows_to_codes():
+    rng = np.random.default_rng(1)
+    kernel, bias = rng.normal(0, 0.3, (WINDOW, 6)), rng.normal(0, 1, 6)
+    head = fit_phone_head(_examples(kernel, bias), ridge=1e-3)
+    assert head.frames == 1800 and head.kernel.shape == (WINDOW, 6) and head.kernel.dtype == np.float32
+    test = next(_examples(kernel, bias, count=1, seed=5))
+    predicted = test[0].reshape(len(test[0]), -1) @ head.kernel + head.bias
+    assert np.abs(predicted - test[1]).max() < 0.1
+    with pytest.raises(ValueError, match="no examples"):
+        fit_phone_head(iter(()))
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    return TalkingFaceModel.load()
+
+
+@pytest.fixture(scope="module")
+def head():
+    rng = np.random.default_rng(2)
+    return PhoneHead(rng.normal(0, 0.05, (WINDOW, 6)).astype(np.float32), rng.normal(0, 0.5, 6).astype(np.float32), 10)
+
+
+@pytest.fixture(scope="module")
+def speech(shared_data):
+    return load_audio(os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"))[: 16000 * 3]
+
+
+def test_the_head_is_blended_into_the_trained_codes(packaged, head):
+    rng = np.random.default_rng(3)
+    inputs = {"mfcc_windows": rng.normal(0, 1, (1, 12, 28, 12)).astype(np.float32),
+              "phone_posteriors": rng.dirichlet(np.ones(phones.NUM_PHONES), (1, 12, 28)).astype(np.float32),
+              "identity_pca_codes": rng.normal(0, 1, (1, 6)).astype(np.float32)}
+    trained = packaged.atnet.predict_on_batch({k: v for k, v in inputs.items() if k != "phone_posteriors"})["pca_codes"]
+    head_codes = inputs["phone_posteriors"].reshape(1, 12, -1) @ head.kernel + head.bias
+    for weight in (0.0, 0.5, 1.0):
+        atnet = with_phone_head(packaged.atnet, "small", head, weight)
+        np.testing.assert_allclose(atnet.predict_on_batch(inputs)["pca_codes"], (1 - weight) * trained + weight * head_codes, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def head_model_dir(packaged, head, tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("head_model") / "model")
+    info = json.loads(json.dumps(packaged.info))
+    info["runs"]["atnet"]["config"].update(audio_features="mfcc+phone_head", phone_head_weight=0.5)
+    info.pop("presets", None)
+    return TalkingFaceModel(with_phone_head(packaged.atnet, "small", head, 0.5), packaged.vgnet, packaged.pca, info).save(folder)
+
+
+def test_a_model_folder_with_a_phone_head_round_trips_and_streams(packaged, head, head_model_dir, speech):
+    model = TalkingFaceModel.load(head_model_dir)
+    assert model.audio_inputs == ("mfcc_windows", "phone_posteriors")
+    with open(os.path.join(head_model_dir, "training.json")) as handle:
+        presets = json.load(handle)["presets"]["atnet"]
+    assert presets["audio_features"] == "mfcc+phone_head" and presets["phone_head_weight"] == 0.5
+    windows = model.audio_windows(speech)
+    assert windows["phone_posteriors"].shape == (75, 28, phones.NUM_PHONES)
+    identity = IDENTITY
+    expected = with_phone_head(packaged.atnet, "small", head, 0.5)
+    codes = expected.predict_on_batch({**{k: v[None] for k, v in windows.items()},
+                                      "identity_pca_codes": model.landmark_space.identity_code(identity)})["pca_codes"][0]
+    np.testing.assert_allclose(model.predict_landmarks(windows, identity), model.landmarks_from_codes(codes, identity, True), atol=1e-4)
+    # The streaming models (the Keras streamer, what the exports are built from) equal the one-shot call.
+    frame = np.full((128, 128, 3), 128, np.uint8)
+    streamer = model.streamer(frame, identity)
+    streamed = np.concatenate([streamer({k: v[start: start + 20] for k, v in windows.items()})["landmarks"] for start in range(0, 75, 20)])
+    np.testing.assert_allclose(streamed, model.predict_landmarks(windows, identity), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_tflite_and_the_live_inputs_of_a_phone_head_export(head_model_dir, speech, tmp_path):
+    """atnet_step takes `phone_posterior`; LiteRT on the live posterior windows equals the Keras streamer."""
+    from atvg_tf.export.tflite import export_tflite
+
+    sys.path.insert(0, os.path.join(REPO, "mobile_demo"))
+    from atvg_lite import FrameInputs, LiteTalkingFace
+
+    model = TalkingFaceModel.load(head_model_dir)
+    export_tflite(model, str(tmp_path), ("float32",))
+    engine = LiteTalkingFace(str(tmp_path), "float32")
+    assert engine.uses_mfcc and engine.uses_posteriors and not engine.uses_phones
+    identity, frame = IDENTITY, np.full((128, 128, 3), 128, np.uint8)
+    engine.start(frame, identity)
+    live = FrameInputs(engine)
+    inputs = [step for start in range(0, speech.size, 4000) for step in live.push(speech[start: start + 4000])] + live.finish()
+    assert len(inputs) == 75 and set(inputs[0]) == {"pcm", "posteriors"}
+    landmarks = np.stack([engine.step(**step)[1] for step in inputs])
+    expected = model.streamer(frame, identity)(model.audio_windows(speech))["landmarks"]
+    np.testing.assert_allclose(landmarks, expected, atol=1e-2)
+    with pytest.raises(ValueError, match="posterior window"):
+        engine.step(pcm=inputs[0]["pcm"])
