@@ -59,6 +59,9 @@ def _add_prepare(subparsers) -> None:
     parser.add_argument("--clips-per-shard", type=int, default=32, help="clips per TFRecord shard (default: 32)")
     parser.add_argument("--no-phones", dest="phones", action="store_false",
                         help="do not write PocketSphinx phone windows (only MFCC-only AT-nets can train on the result)")
+    parser.add_argument("--phone-posteriors", action="store_true",
+                        help="also write PocketSphinx phone posterior windows, for AT-nets with a phone head "
+                        "(--audio-features mfcc+phone_head; about 5 ms of one core per frame and audio variant)")
     parser.add_argument("--audio-variants", type=int, default=0, metavar="N",
                         help="also write the audio features of N augmented copies of each clip's sound (reverb, noise, "
                         "band limits, EQ, pitch) for robust AT-net training (default: 0)")
@@ -91,6 +94,7 @@ def _run_prepare(args) -> int:
         clips_per_shard=args.clips_per_shard,
         workers=args.workers,
         phones=args.phones,
+        phone_posteriors=args.phone_posteriors,
         audio_variants=args.audio_variants,
     )
     if args.beam_option and args.runner != "beam":
@@ -155,9 +159,10 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="training batches per epoch (overrides the config)")
     parser.add_argument("--validation-steps", type=int, help="validation batches after each epoch; 0 = no validation (overrides the config)")
     parser.add_argument("--batch-size", type=int, help="sequences per batch (overrides the config)")
-    parser.add_argument("--audio-features", choices=["mfcc", "phones", "mfcc+phones"],
-                        help="atnet: what it hears: mfcc (the paper), phones (PocketSphinx phone windows, speaker-independent) "
-                        "or both (overrides the config; default: mfcc)")
+    parser.add_argument("--audio-features", choices=["mfcc", "phones", "mfcc+phones", "mfcc+phone_head"],
+                        help="atnet: what it hears: mfcc (the paper), phones (PocketSphinx phone windows, speaker-independent), "
+                        "both, or mfcc with a linear head on phone posteriors (prepared with --phone-posteriors) "
+                        "(overrides the config; default: mfcc)")
     parser.add_argument("--audio-augmentation", type=float, metavar="P",
                         help="atnet: train on an augmented copy of the audio with probability P (needs `atvg prepare --audio-variants N`)")
     parser.add_argument("--init-from", metavar="MODEL_DIR",

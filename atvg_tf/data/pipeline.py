@@ -9,6 +9,7 @@ Each example (before batching) is a dict:
 | pca_codes | [T, K] | float32 | landmark PCA codes |
 | mfcc_windows | [T, 28, 12] | float32 | MFCC window of each frame |
 | phone_windows | [T, 28, 40] | float32 | one-hot phone window of each frame (only with `audio_features` phones) |
+| phone_posteriors | [T, 28, 40] | float32 | phone posterior window of each frame (only with `audio_features` phone_posteriors) |
 | identity_frame | [128, 128, 3] | float32 | a random frame of the same clip segment, [-1, 1] |
 | identity_landmarks | [136] | float32 | its landmarks |
 | identity_pca_codes | [K] | float32 | its PCA codes |
@@ -52,7 +53,7 @@ class PipelineConfig:
         deterministic: fixed order and fixed random choices for a given seed.
         seed: seed of the random choices.
         drop_remainder: drop the last, smaller batch.
-        audio_features: `mfcc` and/or `phones`: which audio windows the examples carry.
+        audio_features: `mfcc`, `phones` and/or `phone_posteriors`: which audio windows the examples carry.
         audio_augmentation: probability of taking an augmented copy of the audio features.
         speaker_repeats: (speaker id, factor) pairs: that speaker's segments yield `factor` times
             as many examples (weights up a few clips of other voices beside a large corpus).
@@ -160,6 +161,7 @@ def make_dataset(
             f"rerun `atvg prepare` into a new folder."
         )
     with_phones = "phones" in config.audio_features
+    with_posteriors = "phone_posteriors" in config.audio_features
     repeats = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant([speaker for speaker, _ in config.speaker_repeats] or [""], tf.string),
@@ -247,6 +249,9 @@ def make_dataset(
         if with_phones:
             ids = tf.gather(segment["phone_windows"][variant], heard)
             example["phone_windows"] = tf.ensure_shape(tf.one_hot(ids, NUM_PHONES), [T, records.PHONE_WINDOW_ROWS, NUM_PHONES])
+        if with_posteriors:
+            posteriors = tf.gather(segment["phone_posteriors"][variant], heard)
+            example["phone_posteriors"] = tf.ensure_shape(posteriors, [T, records.PHONE_WINDOW_ROWS, NUM_PHONES])
         return example
 
     # One random key per segment and pass over the data: every epoch draws new windows, and a

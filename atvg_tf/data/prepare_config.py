@@ -40,6 +40,9 @@ class PrepareConfig:
         workers: worker processes (1 runs in-process).
         phones: also write PocketSphinx phone windows (`frontend.phones`), for AT-nets with
             `audio_features` `phones` or `mfcc+phones`.
+        phone_posteriors: also write phone posterior windows (`frontend.phones.posterior_windows`),
+            for AT-nets with `audio_features` `mfcc+phone_head`; about 5 ms of one core per frame
+            and audio variant.
         audio_variants: augmented copies of each clip's audio features besides the recorded ones
             (`frontend.augment`: reverb, noise, band limits, EQ, pitch), drawn from at training time.
         audio: audio front end configuration.
@@ -62,6 +65,7 @@ class PrepareConfig:
     clips_per_shard: int = 32
     workers: int = 2
     phones: bool = True
+    phone_posteriors: bool = False
     audio_variants: int = 0
     audio: AudioConfig = AudioConfig()
     alignment: AlignmentConfig = AlignmentConfig()

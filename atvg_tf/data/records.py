@@ -9,6 +9,7 @@
 | pca_codes | float | [N * K] | landmark PCA codes; K = num_pca_components |
 | mfcc_windows | float | [V * N * 28 * 12] | the MFCC window of each frame, for each audio variant |
 | phone_windows | int64 | [V * N * 28] | the phone ids (`frontend.phones`) of each frame's window; empty in shards written before phones |
+| phone_posteriors | bytes | [V] | per audio variant, the phone posterior windows [N, 28, 40] as uint8 (x 255, rounded); absent unless asked for |
 | audio_variants | int64 | [] | V: 1 (the recorded audio) + augmented copies; absent (1) in older shards |
 | transforms | float | [N * 6] | source-frame -> crop similarity per frame (2 x 3) |
 | interpolated | int64 | [N] | 1 where the landmarks were interpolated over a detection gap |
@@ -23,6 +24,7 @@ import functools
 import numpy as np
 
 from atvg_tf.data.tfrecord_lib import serialize_example
+from atvg_tf.frontend.phones import NUM_PHONES
 
 WINDOW_SHAPE = (28, 12)
 PHONE_WINDOW_ROWS = 28
@@ -40,6 +42,7 @@ def encode_segment(
     pca_codes: np.ndarray,
     mfcc_windows: np.ndarray,
     phone_windows: np.ndarray | None = None,
+    phone_posteriors: np.ndarray | None = None,
     transforms: np.ndarray,
     interpolated: np.ndarray,
     words: list[tuple[str, float, float]] = (),
@@ -47,7 +50,7 @@ def encode_segment(
     """Serialises one segment to a `tf.train.Example` (see the module docstring for the layout).
 
     `mfcc_windows` is [N, 28, 12] or, with augmented audio, [V, N, 28, 12]; `phone_windows` is
-    None, [N, 28] or [V, N, 28] with the same V.
+    None, [N, 28] or [V, N, 28] with the same V; `phone_posteriors` None, [N, 28, 40] or [V, N, 28, 40].
     """
     num_frames = len(jpeg_frames)
     mfcc_windows = np.asarray(mfcc_windows, np.float32)
@@ -58,16 +61,25 @@ def encode_segment(
         phone_windows = phone_windows[None] if phone_windows.ndim == 2 else phone_windows
         if len(phone_windows) != variants:
             raise ValueError(f"phone_windows has {len(phone_windows)} variants, mfcc_windows {variants}.")
+    if phone_posteriors is not None:
+        phone_posteriors = np.asarray(phone_posteriors, np.float32)
+        phone_posteriors = phone_posteriors[None] if phone_posteriors.ndim == 3 else phone_posteriors
+        if len(phone_posteriors) != variants:
+            raise ValueError(f"phone_posteriors has {len(phone_posteriors)} variants, mfcc_windows {variants}.")
     per_frame = [("landmarks", landmarks), ("pca_codes", pca_codes), ("mfcc_windows", mfcc_windows[0]),
                  ("transforms", transforms), ("interpolated", interpolated)]
     if phone_windows is not None:
         per_frame.append(("phone_windows", phone_windows[0]))
+    if phone_posteriors is not None:
+        per_frame.append(("phone_posteriors", phone_posteriors[0]))
     for name, array in per_frame:
         if len(array) != num_frames:
             raise ValueError(f"{name} has {len(array)} rows for {num_frames} frames.")
     return serialize_example(
         {"clip_id": [clip_id.encode()], "speaker_id": [speaker_id.encode()], "source": [source.encode()],
-         "frames": jpeg_frames, "words": [w.encode() for w, _, _ in words]},
+         "frames": jpeg_frames, "words": [w.encode() for w, _, _ in words],
+         "phone_posteriors": () if phone_posteriors is None else [
+             np.round(np.clip(variant, 0.0, 1.0) * 255.0).astype(np.uint8).tobytes() for variant in phone_posteriors]},
         {"landmarks": landmarks, "pca_codes": pca_codes, "mfcc_windows": mfcc_windows, "transforms": transforms,
          "word_start": [s for _, s, _ in words], "word_end": [e for _, _, e in words]},
         {"segment": [segment], "start_frame": [start_frame], "num_frames": [num_frames],
@@ -93,6 +105,7 @@ def _feature_spec() -> dict:
         "pca_codes": tf.io.VarLenFeature(tf.float32),
         "mfcc_windows": tf.io.VarLenFeature(tf.float32),
         "phone_windows": tf.io.VarLenFeature(tf.int64),
+        "phone_posteriors": tf.io.VarLenFeature(tf.string),
         "audio_variants": tf.io.FixedLenFeature([], tf.int64, default_value=1),
         "transforms": tf.io.VarLenFeature(tf.float32),
         "interpolated": tf.io.VarLenFeature(tf.int64),
@@ -109,6 +122,7 @@ def parse_segment(serialized):
         A dict with the scalar fields, `frames` [N] string, `landmarks` [N, 68, 2],
         `pca_codes` [N, K], `mfcc_windows` [N, 28, 12] (the recorded audio), `mfcc_variants`
         [V, N, 28, 12], `phone_windows` [V, N, 28] int32 ([0, N, 28] in shards without phones),
+        `phone_posteriors` [V, N, 28, 40] float32 ([0, N, 28, 40] in shards without them),
         `transforms` [N, 2, 3], `interpolated` [N], `words` [W], `word_start` [W], `word_end` [W].
     """
     import tensorflow as tf
@@ -122,6 +136,8 @@ def parse_segment(serialized):
     dense["mfcc_variants"] = tf.reshape(dense["mfcc_windows"], [variants, n, *WINDOW_SHAPE])
     dense["mfcc_windows"] = dense["mfcc_variants"][0]
     dense["phone_windows"] = tf.reshape(tf.cast(dense["phone_windows"], tf.int32), [-1, n, PHONE_WINDOW_ROWS])
+    posteriors = tf.io.decode_raw(dense["phone_posteriors"], tf.uint8)  # [V, N * 28 * 40]; [0, 0] when absent
+    dense["phone_posteriors"] = tf.reshape(tf.cast(posteriors, tf.float32) / 255.0, [-1, n, PHONE_WINDOW_ROWS, NUM_PHONES])
     dense["transforms"] = tf.reshape(dense["transforms"], [n, 2, 3])
     return dense
 

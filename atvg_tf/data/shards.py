@@ -104,10 +104,14 @@ def run_settings(config: PrepareConfig, detector_info: dict, pca: LandmarkPCA) -
 
 
 def audio_feature_settings(config: PrepareConfig) -> dict:
-    """Which audio features the shards carry: `mfcc` always, `phones` when asked, and the variants."""
-    features = {"features": ["mfcc", "phones"] if config.phones else ["mfcc"], "variants": 1 + config.audio_variants}
+    """Which audio features the shards carry: `mfcc` always, `phones` and `phone_posteriors` when
+    asked, and the variants."""
+    written = ["mfcc"] + (["phones"] if config.phones else []) + (["phone_posteriors"] if config.phone_posteriors else [])
+    features = {"features": written, "variants": 1 + config.audio_variants}
     if config.phones:
         features["phone_decoder"] = f"pocketsphinx {version('pocketsphinx')} allphone en-us"
+    if config.phone_posteriors:
+        features["posterior_decoder"] = f"pocketsphinx {version('pocketsphinx')} phone lattice en-us, 2 s utterances"
     if config.audio_variants:
         features["augmentation"] = f"audiomentations {version('audiomentations')}"
     return features

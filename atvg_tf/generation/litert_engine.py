@@ -44,13 +44,13 @@ class LiteTalkingFace:
     """
 
     def __init__(self, model_dir: str, variant: str = "float32", threads: int = 2):
-        def runner(filename: str, threads: int = threads):
+        def runner(filename: str):
             path = os.path.join(model_dir, filename)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path} not found; export it with `atvg export --format tflite --variants {variant}`.")
             return Interpreter(model_path=path, num_threads=threads).get_signature_runner("serving_default")
 
-        self.atnet = runner(f"atnet_step.{variant}.tflite", int(os.environ.get("ATNET_THREADS", threads)))
+        self.atnet = runner(f"atnet_step.{variant}.tflite")
         audio = self.atnet.get_input_details()
         self.uses_mfcc, self.uses_phones, self.uses_posteriors = ("mfcc_window" in audio, "phone_window" in audio,
                                                                   "phone_posterior" in audio)

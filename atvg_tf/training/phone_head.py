@@ -4,8 +4,8 @@ posterior window to its landmark code, fitted in closed form and blended into a 
 The MFCC network learned one speaker's voice; the phone posteriors come from PocketSphinx's acoustic
 model, trained on many speakers. A linear map from them is too simple to learn one voice by heart,
 so it carries to voices neither network heard: averaged with the MFCC network's codes
-(`layers.HeadBlend`), the mouth of unseen people follows their speech more closely (README,
-"Lip-sync for any voice").
+(`layers.HeadBlend`), the mouth of unseen people follows their speech more closely (README, "A
+phone head: lip-sync that carries to new voices").
 
     head = fit_phone_head(examples)                  # examples: (posterior windows, codes, weight)
     atnet = with_phone_head(mfcc_atnet, "small", head, weight=0.5)

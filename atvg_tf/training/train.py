@@ -83,7 +83,8 @@ class TrainConfig:
         mouth_pixel_weight: VG-net: extra pixel-loss weight inside the mouth box (0 = the paper).
         discriminator_weight: VG-net: weight of the discriminator's terms in the generator's loss (1 =
             the paper's GAN; 0 = the pixel loss alone, the discriminator never runs).
-        audio_features: AT-net: `mfcc` (the paper), `phones` or `mfcc+phones`; None keeps the preset's.
+        audio_features: AT-net: `mfcc` (the paper), `phones`, `mfcc+phones` or `mfcc+phone_head`
+            (needs `atvg prepare --phone-posteriors`); None keeps the preset's.
         mfcc_normalisation: AT-net: `none` (the paper) or `window` (see `ATNetConfig`); None keeps the preset's.
         audio_augmentation: AT-net: probability of training on an augmented copy of a clip's audio
             (needs `atvg prepare --audio-variants N`).
@@ -173,7 +174,9 @@ class TrainConfig:
 
 
 def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
-    atnet_audio = config.atnet_config().audio_features.split("+") if network == "atnet" else ["mfcc"]
+    # The prepared features each AT-net input comes from (`mfcc+phone_head`: MFCC and phone posteriors).
+    prepared_feature = {"mfcc": "mfcc", "phones": "phones", "phone_head": "phone_posteriors"}
+    atnet_audio = [prepared_feature[part] for part in config.atnet_config().audio_features.split("+")] if network == "atnet" else ["mfcc"]
     pipeline = PipelineConfig(
         sequence_length=config.sequence_length, batch_size=config.batch_size, shuffle_buffer=config.shuffle_buffer if shuffle else 0,
         interleave_cycle_length=config.interleave_cycle_length, autotune_ram_budget_mb=config.autotune_ram_budget_mb,
@@ -264,8 +267,9 @@ def trained_weights(network: str, source: str) -> list:
 def initialise_from(model: keras.Model, network: str, source: str, basis: LandmarkPCA | None = None) -> None:
     """Copies the weights of a trained network (model folder or `.keras` file, read in safe mode) into `model`.
 
-    An AT-net that hears more audio inputs than the trained one (`mfcc+phones` from an `mfcc` AT-net)
-    is grafted (`graft.graft_weights`): the trained layers, the new input's branch fresh. An AT-net
+    An AT-net that hears more audio inputs than the trained one (`mfcc+phones` or `mfcc+phone_head`
+    from an `mfcc` AT-net) is grafted (`graft.graft_weights`): the trained layers, the new input's
+    branch fresh. An AT-net
     from a model folder whose basis is not `basis` is rebased into it (`rebase.rebase_atnet`).
     """
     trained = trained_network(network, source)
@@ -290,9 +294,8 @@ def initialise_from(model: keras.Model, network: str, source: str, basis: Landma
         except ValueError as error:
             problem = str(error)
         else:
-            if widened:
-                logger.info("init_from %s: grafted (new inputs in %s)", source, ", ".join(widened))
-                return
+            logger.info("init_from %s: grafted (new inputs in %s)", source, ", ".join(widened) or "their own layers only")
+            return
     raise InputError(f"init_from: {source} does not fit this run's {network} ({problem}); use the same model preset.")
 
 

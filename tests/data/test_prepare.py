@@ -213,6 +213,44 @@ def test_dlib_backend_prepares_a_clip(prepared_inputs, tmp_path):
     assert manifest["settings"]["landmarks"]["model_file"] == "shape_predictor_68_face_landmarks.dat"
 
 
+def test_phone_posteriors_are_written_and_read_by_the_pipeline(prepared_inputs, prepared_dir, tmp_path):
+    """`phone_posteriors`: each variant's posterior windows as uint8, read back within 1/255; the
+    pipeline carries them for a phone-head AT-net; shards without them read as [0, N, 28, 40] and are refused."""
+    from atvg_tf.data.clip_preparer import clip_waveform
+    from atvg_tf.data.pipeline import PipelineConfig, make_dataset
+    from atvg_tf.frontend.phones import posterior_windows
+
+    clip = os.path.join(prepared_inputs[0], "bbal7s.mpg")
+    output = str(tmp_path / "out")
+    manifest = prepare([clip], output, PrepareConfig(workers=1, val_fraction=0.0, phone_posteriors=True, audio_variants=1), progress=False)
+    assert manifest["settings"]["audio_features"]["features"] == ["mfcc", "phones", "phone_posteriors"]
+    (segment,) = records.read_segments(glob.glob(os.path.join(output, "*.tfrecord")))
+    n = len(segment["pca_codes"])
+    assert segment["phone_posteriors"].shape == (2, n, 28, 40)
+    expected = posterior_windows(clip_waveform(clip, 16000), manifest["clips"][0]["frames_total"])[segment["start_frame"]:][:n]
+    np.testing.assert_allclose(segment["phone_posteriors"][0], expected, atol=0.5 / 255 + 1e-6)
+    assert not np.array_equal(segment["phone_posteriors"][1], segment["phone_posteriors"][0])  # the augmented copy's own
+    config = PipelineConfig(batch_size=2, sequence_length=8, shuffle_buffer=0, audio_features=("mfcc", "phone_posteriors"))
+    batch = next(iter(make_dataset(output, None, config)))
+    assert batch["phone_posteriors"].shape == (2, 8, 28, 40)
+    np.testing.assert_allclose(np.sum(batch["phone_posteriors"], axis=-1), 1.0, atol=40 * 0.5 / 255)
+    (old,) = records.read_segments(sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord")))[:1])[:1]
+    assert old["phone_posteriors"].shape == (0, len(old["pca_codes"]), 28, 40)
+    with pytest.raises(Exception, match="phone_posteriors"):
+        make_dataset(prepared_dir, None, config)
+    # `atvg train atnet` on them: a phone-head AT-net grafted from the packaged MFCC one.
+    import keras
+
+    from atvg_tf.generation.model import DEFAULT_MODEL_DIR
+    from atvg_tf.training.train import TrainConfig, train
+
+    run = str(tmp_path / "run")
+    history = train("atnet", output, run, TrainConfig(epochs=1, steps_per_epoch=2, validation_steps=0, batch_size=2, sequence_length=8,
+                                                      audio_features="mfcc+phone_head", init_from=DEFAULT_MODEL_DIR), verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert set(keras.saving.load_model(os.path.join(run, "last.keras")).input) == {"mfcc_windows", "phone_posteriors", "identity_pca_codes"}
+
+
 def test_split_by_speaker_keeps_speakers_together(tmp_path, shared_data):
     config = PrepareConfig(split_by="speaker", val_fraction=0.5)
     clips = discover_clips([os.path.join(shared_data, "grid", "s1")])
