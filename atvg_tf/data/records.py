@@ -56,16 +56,8 @@ def encode_segment(
     mfcc_windows = np.asarray(mfcc_windows, np.float32)
     mfcc_windows = mfcc_windows[None] if mfcc_windows.ndim == 3 else mfcc_windows
     variants = len(mfcc_windows)
-    if phone_windows is not None:
-        phone_windows = np.asarray(phone_windows)
-        phone_windows = phone_windows[None] if phone_windows.ndim == 2 else phone_windows
-        if len(phone_windows) != variants:
-            raise ValueError(f"phone_windows has {len(phone_windows)} variants, mfcc_windows {variants}.")
-    if phone_posteriors is not None:
-        phone_posteriors = np.asarray(phone_posteriors, np.float32)
-        phone_posteriors = phone_posteriors[None] if phone_posteriors.ndim == 3 else phone_posteriors
-        if len(phone_posteriors) != variants:
-            raise ValueError(f"phone_posteriors has {len(phone_posteriors)} variants, mfcc_windows {variants}.")
+    phone_windows = _per_variant("phone_windows", phone_windows, 2, variants)
+    phone_posteriors = _per_variant("phone_posteriors", phone_posteriors, 3, variants, np.float32)
     per_frame = [("landmarks", landmarks), ("pca_codes", pca_codes), ("mfcc_windows", mfcc_windows[0]),
                  ("transforms", transforms), ("interpolated", interpolated)]
     if phone_windows is not None:
@@ -86,6 +78,17 @@ def encode_segment(
          "num_pca_components": [pca_codes.shape[-1]], "phone_windows": () if phone_windows is None else phone_windows,
          "audio_variants": [variants], "interpolated": interpolated},
     )
+
+
+def _per_variant(name: str, array: np.ndarray | None, frame_ndim: int, variants: int, dtype=None) -> np.ndarray | None:
+    """A per-frame audio feature as [V, N, ...] (a single variant may come without its V axis)."""
+    if array is None:
+        return None
+    array = np.asarray(array, dtype)
+    array = array[None] if array.ndim == frame_ndim else array
+    if len(array) != variants:
+        raise ValueError(f"{name} has {len(array)} variants, mfcc_windows {variants}.")
+    return array
 
 
 @functools.cache

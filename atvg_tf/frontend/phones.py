@@ -258,7 +258,7 @@ def _row_posteriors(path: str, rows: int) -> np.ndarray:
         text = handle.read()
     nodes = _NODE.findall(text)
     number = np.array([int(i) for i, _, _ in nodes], np.int64)
-    phone, row = np.zeros(number.max(initial=-1) + 1, np.int64), np.zeros(number.max(initial=-1) + 1, np.int64)
+    phone, row = (np.zeros(number.max(initial=-1) + 1, np.int64) for _ in range(2))
     phone[number] = [_PHONE_INDEX.get(word, 0) for _, _, word in nodes]
     row[number] = np.clip(np.round(np.array([float(t) for _, t, _ in nodes]) * 100), 0, rows)
     links = np.array(_LINK.findall(text), dtype=np.float64).reshape(-1, 3)
