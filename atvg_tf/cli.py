@@ -387,7 +387,8 @@ def _add_generate(subparsers) -> None:
                         "int8: int8 activations too, furthest from Keras)")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
     parser.add_argument("--motion-gain", type=float, metavar="G",
-                        help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it)")
+                        help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it); "
+                        "lips that a larger motion would push through each other meet instead")
     parser.add_argument("--raw-mfcc", action="store_true",
                         help="AT-net hears the raw MFCC, as in the paper, without the model's voice normalisation "
                         "(which maps the speech's cepstral statistics onto its training voices'; docs/METHOD.md), for models that have one")

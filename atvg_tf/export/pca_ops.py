@@ -8,7 +8,7 @@ import tensorflow as tf
 from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.generation.landmark_space import OfficialLandmarks
-from atvg_tf.rendering.face_points import MOUTH
+from atvg_tf.rendering.face_points import LOWER_INNER_LIP, MOUTH, UPPER_INNER_LIP
 
 
 def _similarity(source: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -35,6 +35,17 @@ def _apply(points: tf.Tensor, a, b, translation) -> tf.Tensor:
 def _fit_similarity(shapes: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """Each [B, 68, 2] shape mapped onto `target` [68, 2] by its own least-squares similarity."""
     return _apply(shapes, *_similarity(shapes, target))
+
+
+def _uncross_lips(landmarks: tf.Tensor) -> tf.Tensor:
+    """`face_points.uncross_lips` on [T, 136] landmarks (x, y interleaved)."""
+    upper = tf.gather(landmarks, [2 * point + 1 for point in UPPER_INNER_LIP], axis=-1)
+    lower = tf.gather(landmarks, [2 * point + 1 for point in LOWER_INNER_LIP], axis=-1)
+    middle = (upper + lower) / 2
+    moves = tf.concat([tf.minimum(upper, middle) - upper, tf.maximum(lower, middle) - lower], axis=-1)
+    placement = np.zeros((6, 136), np.float32)
+    placement[np.arange(6), [2 * point + 1 for point in UPPER_INNER_LIP + LOWER_INNER_LIP]] = 1.0
+    return landmarks + tf.matmul(moves, tf.constant(placement))
 
 
 class PcaOps:
@@ -79,11 +90,10 @@ class PcaOps:
         """[T, K] codes -> [T, 136] crop px, as `TalkingFaceModel.landmarks_from_codes`."""
         rest = self._decode(identity_code)
         landmarks = identity_landmarks + self.motion_gain * (self._decode(codes) - rest)
-        if not self.mouth_from_basis:
-            return landmarks
-        outside = tf.reshape(identity_landmarks - rest, [68, 2])[MOUTH[0]:MOUTH[-1] + 1]
-        outside = tf.reshape(tf.pad(outside - tf.reduce_mean(outside, axis=0), [[MOUTH[0], 67 - MOUTH[-1]], [0, 0]]), [1, 136])
-        return landmarks - outside
+        if self.mouth_from_basis:
+            outside = tf.reshape(identity_landmarks - rest, [68, 2])[MOUTH[0]:MOUTH[-1] + 1]
+            landmarks -= tf.reshape(tf.pad(outside - tf.reduce_mean(outside, axis=0), [[MOUTH[0], 67 - MOUTH[-1]], [0, 0]]), [1, 136])
+        return _uncross_lips(landmarks)
 
     def vgnet_identity(self, identity_landmarks: tf.Tensor) -> tf.Tensor:
         return identity_landmarks / self.crop

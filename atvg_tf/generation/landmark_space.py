@@ -23,7 +23,7 @@ from atvg_tf.frontend.face.alignment import (
     transform_points,
 )
 from atvg_tf.frontend.face.pca import LandmarkPCA
-from atvg_tf.rendering.face_points import MOUTH
+from atvg_tf.rendering.face_points import MOUTH, uncross_lips
 
 OFFICIAL_FILE = "official.npz"
 # The release aligns on points 27-44 and calls eyes open when sum(y[37:39] - y[40:42]) < -9 px.
@@ -72,7 +72,7 @@ class CropLandmarks:
         if self.mouth_from_basis:
             outside = identity_landmarks[list(MOUTH)] - rest[list(MOUTH)]
             landmarks[:, list(MOUTH)] -= outside - outside.mean(axis=0)
-        return landmarks
+        return uncross_lips(landmarks)
 
     def vgnet_identity(self, identity_landmarks: np.ndarray) -> np.ndarray:
         """VG-net's `identity_landmarks` input [1, 136]."""

@@ -21,6 +21,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from atvg_tf.frontend.mfcc_normalization import MfccNormalizer
+from atvg_tf.rendering.face_points import uncross_lips
 
 WINDOW_SAMPLES = 4880  # what mfcc.tflite reads per frame
 NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
@@ -159,7 +160,7 @@ class LiteTalkingFace:
             raise ValueError("call start(identity_frame, identity_landmarks) first.")
         landmarks = self._landmarks(audio) - self._offset
         if self.motion_factor != 1.0:
-            landmarks = self._marks + self.motion_factor * (landmarks - self._marks)
+            landmarks = uncross_lips((self._marks + self.motion_factor * (landmarks - self._marks)).reshape(68, 2)).reshape(1, 136)
         rendered = self.vgnet(landmarks=landmarks, identity_landmarks=self._marks, **self._identity, **self._vgnet_states)
         self._vgnet_states = {name[5:]: value for name, value in rendered.items() if name.startswith("next_")}
         frame = np.clip(np.round((rendered["frame"][0] + 1.0) * 127.5), 0, 255).astype(np.uint8)

@@ -16,6 +16,8 @@ ANCHOR_POINTS = (1, 2, 14, 15, *range(29, 36))
 OUTER_LIPS = tuple(range(48, 60))
 INNER_LIPS = tuple(range(60, 68))
 LOWER_FACE = (*range(2, 15), *range(31, 36), *MOUTH)
+# The inner-lip points facing each other: 61-67, 62-66, 63-65.
+UPPER_INNER_LIP, LOWER_INNER_LIP = (61, 62, 63), (67, 66, 65)
 
 
 def inner_aperture(landmarks: np.ndarray) -> np.ndarray:
@@ -28,7 +30,22 @@ def inner_aperture(landmarks: np.ndarray) -> np.ndarray:
         [...] apertures (negative when the lips overlap).
     """
     landmarks = np.asarray(landmarks, np.float64)
-    return np.mean(landmarks[..., [67, 66, 65], 1] - landmarks[..., [61, 62, 63], 1], axis=-1)
+    return np.mean(landmarks[..., LOWER_INNER_LIP, 1] - landmarks[..., UPPER_INNER_LIP, 1], axis=-1)
+
+
+def uncross_lips(landmarks: np.ndarray) -> np.ndarray:
+    """[..., 68, 2] landmarks (y down) with each pair of facing inner-lip points that overlap (the
+    upper point below the lower one) moved to meet halfway; other points unchanged.
+
+    Motion scaled up (a motion gain) closes an open photo's mouth past closed; lips cannot pass
+    through each other, and crossed points fold the renderers' warps.
+    """
+    out = np.array(landmarks, copy=True)
+    upper, lower = out[..., UPPER_INNER_LIP, 1], out[..., LOWER_INNER_LIP, 1]
+    middle = (upper + lower) / 2
+    out[..., UPPER_INNER_LIP, 1] = np.minimum(upper, middle)
+    out[..., LOWER_INNER_LIP, 1] = np.maximum(lower, middle)
+    return out
 
 
 def mouth_width(landmarks: np.ndarray) -> float:

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from atvg_tf.rendering.face_points import LOWER_FACE, OUTER_LIPS, inner_aperture
+from atvg_tf.rendering.face_points import LOWER_FACE, OUTER_LIPS, inner_aperture, uncross_lips
 from atvg_tf.rendering.hybrid_renderer import FALLOFF, HybridRenderer
 from atvg_tf.rendering.piecewise_affine import MIN_AREA_RATIO, PiecewiseAffineWarp, signed_areas, split_detail
 from atvg_tf.rendering.vgnet_renderer import VGNetRenderer
@@ -201,3 +201,15 @@ def test_a_face_cut_by_the_photo_border(renderer):
     assert frame.shape == photo.shape
     rows = upper_face_rows(shift)
     np.testing.assert_array_equal(frame[rows], photo[rows])
+
+
+def test_overlapping_inner_lips_meet_halfway():
+    crossed = opened(-4)  # the lower lip 4 px above the photo's: past closed for IDENTITY's inner lips
+    assert inner_aperture(crossed) < 0
+    met = uncross_lips(crossed)
+    np.testing.assert_allclose(inner_aperture(met), 0.0, atol=1e-6)
+    middle = (crossed[[61, 62, 63], 1] + crossed[[67, 66, 65], 1]) / 2
+    np.testing.assert_allclose(met[[61, 62, 63], 1], middle)
+    others = [point for point in range(68) if point not in (61, 62, 63, 65, 66, 67)]
+    np.testing.assert_array_equal(met[others], crossed[others])
+    np.testing.assert_array_equal(uncross_lips(opened(3)), opened(3))  # open lips are left as they are
