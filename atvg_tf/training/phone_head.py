@@ -30,8 +30,8 @@ from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import ATNetConfig
 from atvg_tf.training.graft import graft_weights
 
-# Ridge penalty of the fit: chosen with the blend weight on the dev clips (10 and 100 scored alike).
-RIDGE = 100.0
+# Ridge penalty of the fit, chosen by leaving each real-world person out (`training/phone_head_cv.py`).
+RIDGE = 1000.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +49,52 @@ class PhoneHead:
     frames: int
 
 
+@dataclasses.dataclass(frozen=True)
+class HeadStatistics:
+    """The weighted sums a ridge fit of the head needs; sums of them fit the union of their frames.
+
+    Attributes:
+        gram: [D, D] sum of w x x^T; moments: [D, K] sum of w x y^T (D = 28 * 40 inputs, K codes).
+        input_sum: [D]; target_sum: [K]; total: the sum of the weights; frames: the frame count.
+    """
+
+    gram: np.ndarray
+    moments: np.ndarray
+    input_sum: np.ndarray
+    target_sum: np.ndarray
+    total: float
+    frames: int
+
+    @classmethod
+    def of(cls, windows: np.ndarray, codes: np.ndarray, weight: float = 1.0) -> HeadStatistics:
+        """The sums of one clip: posterior windows [N, 28, 40], codes [N, K], the weight of its frames."""
+        x = np.asarray(windows, np.float64).reshape(len(windows), -1)
+        y = np.asarray(codes, np.float64)
+        return cls(weight * x.T @ x, weight * x.T @ y, weight * x.sum(axis=0), weight * y.sum(axis=0), weight * len(x), len(x))
+
+    def __add__(self, other: HeadStatistics) -> HeadStatistics:
+        return HeadStatistics(*(getattr(self, field.name) + getattr(other, field.name) for field in dataclasses.fields(self)))
+
+    def weighted(self, weight: float) -> HeadStatistics:
+        """The same frames counted `weight` times as much."""
+        return dataclasses.replace(self, gram=weight * self.gram, moments=weight * self.moments, input_sum=weight * self.input_sum,
+                                   target_sum=weight * self.target_sum, total=weight * self.total)
+
+    def solve(self, ridge: float = RIDGE) -> PhoneHead:
+        """The ridge regression of these frames; `ridge` penalises the kernel, not the bias."""
+        mean_x, mean_y = self.input_sum / self.total, self.target_sum / self.total
+        centred_gram = self.gram - self.total * np.outer(mean_x, mean_x)
+        centred_moments = self.moments - self.total * np.outer(mean_x, mean_y)
+        kernel = np.linalg.solve(centred_gram + ridge * np.eye(len(mean_x)), centred_moments)
+        return PhoneHead(kernel.astype(np.float32), (mean_y - mean_x @ kernel).astype(np.float32), self.frames)
+
+
 def fit_phone_head(examples: Iterable[tuple[np.ndarray, np.ndarray, float]], ridge: float = RIDGE) -> PhoneHead:
     """Ridge regression from phone posterior windows to landmark codes.
 
     Args:
-        examples: per clip segment, its posterior windows [N, 28, 40], its landmark codes [N, K]
-            and the weight of its frames (a few real-world voices count more than many clips of one).
+        examples: per clip, its posterior windows [N, 28, 40], its landmark codes [N, K] and the
+            weight of its frames (a few real-world voices count more than many clips of one).
         ridge: the penalty on the kernel.
 
     Returns:
@@ -62,28 +102,13 @@ def fit_phone_head(examples: Iterable[tuple[np.ndarray, np.ndarray, float]], rid
         speakers' closed mouths (a head fitted to motion from each segment's mean kept an open
         photo's mouth half open in silence, and followed speech less: dev 0.31 against 0.33).
     """
-    gram = moments = None
-    total = weighted_sum = target_sum = 0.0
-    frames = 0
+    statistics = None
     for windows, codes, weight in examples:
-        x = np.asarray(windows, np.float64).reshape(len(windows), -1)
-        y = np.asarray(codes, np.float64)
-        if gram is None:
-            gram, moments = np.zeros((x.shape[1], x.shape[1])), np.zeros((x.shape[1], y.shape[1]))
-        gram += weight * x.T @ x
-        moments += weight * x.T @ y
-        weighted_sum = weighted_sum + weight * x.sum(axis=0)
-        target_sum = target_sum + weight * y.sum(axis=0)
-        total += weight * len(x)
-        frames += len(x)
-    if gram is None:
+        clip = HeadStatistics.of(windows, codes, weight)
+        statistics = clip if statistics is None else statistics + clip
+    if statistics is None:
         raise ValueError("no examples to fit the phone head on.")
-    mean_x, mean_y = weighted_sum / total, target_sum / total
-    # Centred normal equations: the bias is not penalised.
-    centred_gram = gram - total * np.outer(mean_x, mean_x)
-    centred_moments = moments - total * np.outer(mean_x, mean_y)
-    kernel = np.linalg.solve(centred_gram + ridge * np.eye(len(mean_x)), centred_moments)
-    return PhoneHead(kernel.astype(np.float32), (mean_y - mean_x @ kernel).astype(np.float32), frames)
+    return statistics.solve(ridge)
 
 
 def with_phone_head(trained: keras.Model, preset: str, head: PhoneHead, weight: float) -> keras.Model:
@@ -99,25 +124,41 @@ def with_phone_head(trained: keras.Model, preset: str, head: PhoneHead, weight: 
     return atnet
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedClip:
+    """One clip of a folder of `atvg prepare`: its segments' frames joined, and its posteriors.
+
+    Attributes:
+        manifest: the clip's manifest entry (`id`, `speaker`, `split`, ...).
+        frames: [N] the frame numbers the segments cover.
+        codes: [N, K] landmark codes; landmarks: [N, 68, 2] (crop px); mfcc_windows: [N, 28, 12].
+        posteriors: [frames_total, 28, 40] posterior windows of every frame of the clip, from its sound.
+    """
+
+    manifest: dict
+    frames: np.ndarray
+    codes: np.ndarray
+    landmarks: np.ndarray
+    mfcc_windows: np.ndarray
+    posteriors: np.ndarray
+
+    def heard(self, audio_offset: int = 0) -> np.ndarray:
+        """[N, 28, 40] the posterior windows the frames hear when frame t hears the window of t - offset."""
+        return self.posteriors[np.clip(self.frames - audio_offset, 0, len(self.posteriors) - 1)]
+
+
 def _clip_posteriors(job: tuple[str, str, int]) -> tuple[str, np.ndarray]:
     clip_id, path, frames = job
     return clip_id, phones.posterior_windows(clip_waveform(path, AudioConfig().sample_rate), frames)
 
 
-def prepared_examples(prepared_dir: str, weight_of: Callable[[dict], float], audio_offsets: dict[str, int] | None = None,
-                      workers: int = os.cpu_count() or 1) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-    """(posterior windows [N, 28, 40], codes [N, K], weight) of every training segment of a folder
-    of `atvg prepare` (its `train` split), the posteriors computed from each clip's sound.
-
-    Args:
-        weight_of: the weight of a clip's frames from its manifest entry (0 leaves it out).
-        audio_offsets: clip id -> k: frame t hears the window of frame t - k (`TrainConfig.audio_offsets`).
-    """
+def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int = os.cpu_count() or 1) -> Iterator[PreparedClip]:
+    """The clips of a folder of `atvg prepare` whose manifest entry `keep` accepts (status ok only),
+    the posteriors computed from each clip's sound as prepare read it (`workers` processes)."""
     from atvg_tf.data.records import read_segments
 
     with open(os.path.join(prepared_dir, "manifest.json")) as handle:
-        clips = {clip["id"]: clip for clip in json.load(handle)["clips"]
-                 if clip.get("status") == "ok" and clip.get("split") == "train" and weight_of(clip) > 0}
+        clips = {clip["id"]: clip for clip in json.load(handle)["clips"] if clip.get("status") == "ok" and keep(clip)}
     segments: dict[str, list[dict]] = {}
     for segment in read_segments(sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord")))):
         clip_id = segment["clip_id"].decode()
@@ -126,9 +167,23 @@ def prepared_examples(prepared_dir: str, weight_of: Callable[[dict], float], aud
     jobs = [(clip_id, clips[clip_id]["source"], clips[clip_id]["frames_total"]) for clip_id in sorted(segments)]
     with Pool(workers) as pool:
         for clip_id, windows in pool.imap_unordered(_clip_posteriors, jobs):
-            shift = (audio_offsets or {}).get(clip_id, 0)
-            for segment in segments[clip_id]:
-                start = int(segment["start_frame"])
-                codes = segment["pca_codes"]
-                heard = np.clip(np.arange(start, start + len(codes)) - shift, 0, len(windows) - 1)
-                yield windows[heard], codes, weight_of(clips[clip_id])
+            parts = sorted(segments[clip_id], key=lambda segment: int(segment["start_frame"]))
+            yield PreparedClip(
+                clips[clip_id],
+                np.concatenate([int(part["start_frame"]) + np.arange(len(part["pca_codes"])) for part in parts]),
+                *(np.concatenate([part[key] for part in parts]) for key in ("pca_codes", "landmarks", "mfcc_windows")),
+                windows,
+            )
+
+
+def prepared_examples(prepared_dir: str, weight_of: Callable[[dict], float], audio_offsets: dict[str, int] | None = None,
+                      workers: int = os.cpu_count() or 1) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """(posterior windows [N, 28, 40], codes [N, K], weight) of every training clip of a folder of
+    `atvg prepare` (its `train` split), for `fit_phone_head`.
+
+    Args:
+        weight_of: the weight of a clip's frames from its manifest entry (0 leaves it out).
+        audio_offsets: clip id -> k: frame t hears the window of frame t - k (`TrainConfig.audio_offsets`).
+    """
+    for clip in prepared_clips(prepared_dir, lambda entry: entry.get("split") == "train" and weight_of(entry) > 0, workers):
+        yield clip.heard((audio_offsets or {}).get(clip.manifest["id"], 0)), clip.codes, weight_of(clip.manifest)

@@ -238,6 +238,17 @@ def test_phone_posteriors_are_written_and_read_by_the_pipeline(prepared_inputs, 
     assert old["phone_posteriors"].shape == (0, len(old["pca_codes"]), 28, 40)
     with pytest.raises(Exception, match="phone_posteriors"):
         make_dataset(prepared_dir, None, config)
+    # The phone head's closed-form fit reads the same windows from the clip's sound.
+    from atvg_tf.training.phone_head import prepared_clips, prepared_examples
+
+    (whole,) = prepared_clips(output, lambda entry: True, workers=1)
+    np.testing.assert_array_equal(whole.frames, segment["start_frame"] + np.arange(n))
+    np.testing.assert_array_equal(whole.codes, segment["pca_codes"])
+    np.testing.assert_allclose(whole.heard(0), segment["phone_posteriors"][0], atol=0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(whole.heard(2)[2:], whole.heard(0)[:-2])
+    ((windows, codes, weight),) = prepared_examples(output, lambda entry: 3.0, {manifest["clips"][0]["id"]: 2}, workers=1)
+    np.testing.assert_array_equal(windows, whole.heard(2))
+    assert weight == 3.0 and not list(prepared_examples(output, lambda entry: 0.0, workers=1))
     # `atvg train atnet` on them: a phone-head AT-net grafted from the packaged MFCC one.
     import keras
 

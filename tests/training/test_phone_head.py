@@ -11,7 +11,7 @@ import pytest
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import load_audio
 from atvg_tf.generation.model import TalkingFaceModel
-from atvg_tf.training.phone_head import PhoneHead, fit_phone_head, with_phone_head
+from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, fit_phone_head, with_phone_head
 from tests.helpers import IDENTITY, REPO
 
 WINDOW = 28 * phones.NUM_PHONES
@@ -35,6 +35,20 @@ def test_the_fit_recovers_a_linear_map_from_windows_to_codes():
     assert np.abs(predicted - test[1]).max() < 0.1
     with pytest.raises(ValueError, match="no examples"):
         fit_phone_head(iter(()))
+
+
+def test_statistics_add_up_and_weigh_like_repeated_frames():
+    # The cross-validation (training/phone_head_cv.py) fits from sums of per-person statistics.
+    rng = np.random.default_rng(4)
+    kernel, bias = rng.normal(0, 0.3, (WINDOW, 6)), rng.normal(0, 1, 6)
+    (a, a_codes, _), (b, b_codes, _) = _examples(kernel, bias, count=2, frames=200)
+    summed = (HeadStatistics.of(a, a_codes) + HeadStatistics.of(b, b_codes).weighted(3.0)).solve(10.0)
+    repeated = fit_phone_head([(a, a_codes, 1.0)] + [(b, b_codes, 1.0)] * 3, ridge=10.0)
+    direct = fit_phone_head([(a, a_codes, 1.0), (b, b_codes, 3.0)], ridge=10.0)
+    np.testing.assert_allclose(summed.kernel, direct.kernel, atol=1e-6)
+    np.testing.assert_allclose(summed.bias, direct.bias, atol=1e-5)
+    np.testing.assert_allclose(summed.kernel, repeated.kernel, atol=1e-6)
+    assert summed.frames == 400 and repeated.frames == 800
 
 
 @pytest.fixture(scope="module")

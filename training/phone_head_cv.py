@@ -1,0 +1,114 @@
+"""Chooses the phone head's settings by leaving one real-world person out at a time.
+
+    python training/phone_head_cv.py --work runs/phones [--ridges 100 1000] [--voice-weights 5 40] [--weights 0.3 0.5 0.7]
+
+For each setting (ridge penalty, weight of the real-world voices' frames against GRID s1's, the head's
+share of AT-net's codes) and each real-world person of the `phones` recipe's prepared folder
+(`wild_train/` and `wild/`; clips named `<person>_clip<N>...` are one person): the head is fitted
+without that person (GRID s1's training clips always in), blended with the packaged MFCC AT-net, and
+drives the person's landmarks from their clips' sound. The table gives, over the people, the mean
+correlation of the predicted inner-lip aperture with the real one (each clip at its measured audio
+offset) and the mean aperture std ratio (motion gain 1); then the same on the s1 validation clips
+with the head fitted on everyone, and their landmark LMD (mouth points, crop px). The `phone_head`
+recipe's settings come from this table; `wild_sync/` is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import re
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from train_default_model import WILD_AUDIO_OFFSETS  # noqa: E402
+
+from atvg_tf.evaluation import metrics  # noqa: E402
+from atvg_tf.generation.model import TalkingFaceModel  # noqa: E402
+from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, PreparedClip, prepared_clips  # noqa: E402
+
+# Shorter clips give no meaningful correlation.
+MIN_FRAMES = 50
+
+
+def person_of(clip_id: str) -> str:
+    return re.sub(r"_clip_?\d.*$", "", clip_id)
+
+
+class HeldOutScorer:
+    """Aperture sync of blended codes on one clip: the packaged MFCC AT-net's codes are computed once."""
+
+    def __init__(self, model: TalkingFaceModel, clip: PreparedClip, audio_offset: int):
+        identity = clip.landmarks[0]
+        self.model, self.identity, self.posteriors = model, identity, clip.heard(0).reshape(len(clip.frames), -1)
+        audio = {"mfcc_windows": clip.mfcc_windows[None], "identity_pca_codes": model.landmark_space.identity_code(identity)}
+        self.mfcc_codes = model.atnet.predict_on_batch(audio)["pca_codes"][0]
+        real = metrics.mouth_aperture(clip.landmarks)
+        # Frame t hears the window of t - offset: prediction i goes with real frame i + offset.
+        self.keep = slice(max(0, -audio_offset), len(real) - max(0, audio_offset))
+        self.real = real[max(0, audio_offset):len(real) + min(0, audio_offset)]
+        self.real_landmarks = clip.landmarks[max(0, audio_offset):len(real) + min(0, audio_offset)]
+
+    def score(self, head: PhoneHead, weight: float) -> tuple[float, float, float]:
+        """(sync_corr, aperture std ratio, LMD) with `weight` of the codes from `head` (`layers.HeadBlend`)."""
+        codes = (1 - weight) * self.mfcc_codes + weight * (self.posteriors @ head.kernel + head.bias)
+        landmarks = (self.model.landmarks_from_codes(codes, self.identity) - self.model.silence_offset(self.identity))[self.keep]
+        aperture = metrics.mouth_aperture(landmarks)
+        lmd = np.mean([metrics.landmark_distance(real, generated) for real, generated in zip(self.real_landmarks, landmarks)])
+        return metrics.pearson(aperture, self.real), metrics.std_ratio(aperture, self.real), lmd
+
+
+def fit_without(s1_train: HeadStatistics, people: dict[str, HeadStatistics], left_out: str | None, voice_weight: float,
+                ridge: float) -> PhoneHead:
+    """The head fitted on GRID s1 and every real-world person but `left_out`, their frames x `voice_weight`."""
+    statistics = s1_train
+    for person, sums in people.items():
+        if person != left_out:
+            statistics = statistics + sums.weighted(voice_weight)
+    return statistics.solve(ridge)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=os.path.join(REPO, "runs", "phones"), help="the `phones` recipe's work folder")
+    parser.add_argument("--ridges", nargs="+", type=float, default=[100.0, 1000.0, 3000.0])
+    parser.add_argument("--voice-weights", nargs="+", type=float, default=[5.0, 20.0, 40.0])
+    parser.add_argument("--weights", nargs="+", type=float, default=[0.3, 0.5, 0.7])
+    args = parser.parse_args()
+    model = TalkingFaceModel.load(None)
+    s1_train = None
+    people: dict[str, HeadStatistics] = {}
+    scorers: dict[str, list[HeldOutScorer]] = {}
+    for clip in prepared_clips(os.path.join(args.work, "prepared"), lambda entry: True):
+        clip_id, offset = clip.manifest["id"], WILD_AUDIO_OFFSETS.get(clip.manifest["id"], 0)
+        s1 = clip.manifest["speaker"] == "s1"
+        group = "s1" if s1 else person_of(clip_id)
+        if clip.manifest["split"] == "train":
+            statistics = HeadStatistics.of(clip.heard(offset), clip.codes)
+            if s1:
+                s1_train = statistics if s1_train is None else s1_train + statistics
+            else:
+                people[group] = statistics if group not in people else people[group] + statistics
+        if (not s1 or clip.manifest["split"] == "val") and len(clip.frames) >= MIN_FRAMES:
+            scorers.setdefault(group, []).append(HeldOutScorer(model, clip, offset))
+    held_out = sorted(set(scorers) - {"s1"})
+    print(f"{len(held_out)} people: {', '.join(held_out)}")
+    print("| ridge | voice weight | head weight | people: sync_corr | std ratio | s1 val: sync_corr | std ratio | LMD |")
+    print("|---|---|---|---|---|---|---|---|")
+    for ridge, voice_weight in itertools.product(args.ridges, args.voice_weights):
+        heads = {person: fit_without(s1_train, people, person, voice_weight, ridge) for person in held_out}
+        everyone = fit_without(s1_train, people, None, voice_weight, ridge)
+        for weight in args.weights:
+            per_person = [np.mean([scorer.score(heads[person], weight) for scorer in scorers[person]], axis=0) for person in held_out]
+            sync, std, _ = np.mean(per_person, axis=0)
+            s1_sync, s1_std, s1_lmd = np.mean([scorer.score(everyone, weight) for scorer in scorers["s1"]], axis=0)
+            print(f"| {ridge:g} | {voice_weight:g} | {weight:g} | {sync:.3f} | {std:.2f} | {s1_sync:.3f} | {s1_std:.2f} | {s1_lmd:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
