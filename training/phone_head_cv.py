@@ -28,9 +28,9 @@ sys.path.insert(0, REPO)
 
 from train_default_model import WILD_AUDIO_OFFSETS  # noqa: E402
 
-from atvg_tf.evaluation import metrics  # noqa: E402
+from atvg_tf.evaluation.head_blend_scores import HeadBlendScorer  # noqa: E402
 from atvg_tf.generation.model import TalkingFaceModel  # noqa: E402
-from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, PreparedClip, prepared_clips  # noqa: E402
+from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, prepared_clips  # noqa: E402
 
 # Shorter clips give no meaningful correlation.
 MIN_FRAMES = 50
@@ -38,29 +38,6 @@ MIN_FRAMES = 50
 
 def person_of(clip_id: str) -> str:
     return re.sub(r"_clip_?\d.*$", "", clip_id)
-
-
-class HeldOutScorer:
-    """Aperture sync of blended codes on one clip: the packaged MFCC AT-net's codes are computed once."""
-
-    def __init__(self, model: TalkingFaceModel, clip: PreparedClip, audio_offset: int):
-        identity = clip.landmarks[0]
-        self.model, self.identity, self.posteriors = model, identity, clip.heard(0).reshape(len(clip.frames), -1)
-        audio = {"mfcc_windows": clip.mfcc_windows[None], "identity_pca_codes": model.landmark_space.identity_code(identity)}
-        self.mfcc_codes = model.atnet.predict_on_batch(audio)["pca_codes"][0]
-        real = metrics.mouth_aperture(clip.landmarks)
-        # Frame t hears the window of t - offset: prediction i goes with real frame i + offset.
-        self.keep = slice(max(0, -audio_offset), len(real) - max(0, audio_offset))
-        self.real = real[max(0, audio_offset):len(real) + min(0, audio_offset)]
-        self.real_landmarks = clip.landmarks[max(0, audio_offset):len(real) + min(0, audio_offset)]
-
-    def score(self, head: PhoneHead, weight: float) -> tuple[float, float, float]:
-        """(sync_corr, aperture std ratio, LMD) with `weight` of the codes from `head` (`layers.HeadBlend`)."""
-        codes = (1 - weight) * self.mfcc_codes + weight * (self.posteriors @ head.kernel + head.bias)
-        landmarks = (self.model.landmarks_from_codes(codes, self.identity) - self.model.silence_offset(self.identity))[self.keep]
-        aperture = metrics.mouth_aperture(landmarks)
-        lmd = np.mean([metrics.landmark_distance(real, generated) for real, generated in zip(self.real_landmarks, landmarks)])
-        return metrics.pearson(aperture, self.real), metrics.std_ratio(aperture, self.real), lmd
 
 
 def fit_without(s1_train: HeadStatistics, people: dict[str, HeadStatistics], left_out: str | None, voice_weight: float,
@@ -83,7 +60,7 @@ def main() -> None:
     model = TalkingFaceModel.load(None)
     s1_train = None
     people: dict[str, HeadStatistics] = {}
-    scorers: dict[str, list[HeldOutScorer]] = {}
+    scorers: dict[str, list[HeadBlendScorer]] = {}
     for clip in prepared_clips(os.path.join(args.work, "prepared"), lambda entry: True):
         clip_id, offset = clip.manifest["id"], WILD_AUDIO_OFFSETS.get(clip.manifest["id"], 0)
         s1 = clip.manifest["speaker"] == "s1"
@@ -95,7 +72,7 @@ def main() -> None:
             else:
                 people[group] = statistics if group not in people else people[group] + statistics
         if (not s1 or clip.manifest["split"] == "val") and len(clip.frames) >= MIN_FRAMES:
-            scorers.setdefault(group, []).append(HeldOutScorer(model, clip, offset))
+            scorers.setdefault(group, []).append(HeadBlendScorer(model, clip, offset))
     held_out = sorted(set(scorers) - {"s1"})
     print(f"{len(held_out)} people: {', '.join(held_out)}")
     print("| ridge | voice weight | head weight | people: sync_corr | std ratio | s1 val: sync_corr | std ratio | LMD |")

@@ -201,21 +201,18 @@ def main() -> None:
 
 def export_phone_head(prepared: str, destination: str, inference: dict, command: str, started: float) -> None:
     """The packaged model with a phone head fitted on `prepared` (recipe `phone_head`), written to `destination`."""
-    from atvg_tf.training.phone_head import RIDGE, fit_phone_head, prepared_examples, with_phone_head
+    from atvg_tf.training.phone_head import RIDGE, fit_phone_head, model_with_phone_head, prepared_examples
 
     def weight_of(clip: dict) -> float:
         return 1.0 if clip["speaker"] == "s1" else PHONE_HEAD_VOICE_WEIGHT
 
     head = fit_phone_head(prepared_examples(prepared, weight_of, WILD_AUDIO_OFFSETS))
     packaged = TalkingFaceModel.load(DEFAULT_EXPORT)
-    atnet = with_phone_head(packaged.atnet, packaged.info["runs"]["atnet"]["config"]["model_preset"], head, PHONE_HEAD_WEIGHT)
-    info = json.loads(json.dumps(packaged.info))
-    info["runs"]["atnet"]["config"].update(audio_features="mfcc+phone_head", phone_head_weight=PHONE_HEAD_WEIGHT)
-    info["phone_head"] = {"frames": head.frames, "ridge": RIDGE, "voice_weight": PHONE_HEAD_VOICE_WEIGHT, "prepared": prepared,
-                          "audio_offsets": WILD_AUDIO_OFFSETS}
-    info.update(command=command, inference={**packaged.inference, **inference})
-    info.pop("presets", None)
-    TalkingFaceModel(atnet, packaged.vgnet, packaged.pca, info).save(destination, replace=os.path.abspath(destination) == DEFAULT_EXPORT)
+    phone_head = {"frames": head.frames, "ridge": RIDGE, "voice_weight": PHONE_HEAD_VOICE_WEIGHT, "prepared": prepared,
+                  "audio_offsets": WILD_AUDIO_OFFSETS}
+    model = model_with_phone_head(packaged, head, PHONE_HEAD_WEIGHT, command=command, inference={**packaged.inference, **inference},
+                                  phone_head=phone_head)
+    model.save(destination, replace=os.path.abspath(destination) == DEFAULT_EXPORT)
     print(f"{destination}: phone head fitted on {head.frames} frames, {time.time() - started:.0f} s", flush=True)
 
 

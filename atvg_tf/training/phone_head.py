@@ -26,6 +26,7 @@ import numpy as np
 from atvg_tf.data.clip_preparer import clip_waveform
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import AudioConfig
+from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import ATNetConfig
 from atvg_tf.training.graft import graft_weights
@@ -111,13 +112,27 @@ def fit_phone_head(examples: Iterable[tuple[np.ndarray, np.ndarray, float]], rid
     return statistics.solve(ridge)
 
 
+def model_with_phone_head(model: TalkingFaceModel, head: PhoneHead, weight: float, **info) -> TalkingFaceModel:
+    """`model` (its AT-net hears MFCC) with `head` given `weight` of AT-net's codes; `info` is added to its
+    `training.json`, which records the new AT-net configuration."""
+    atnet_config, vgnet_config = network_configs(model.info, model.atnet)
+    config = dataclasses.replace(atnet_config, audio_features="mfcc+phone_head", phone_head_weight=weight)
+    presets = {"atnet": dataclasses.asdict(config), "vgnet": dataclasses.asdict(vgnet_config)}
+    return TalkingFaceModel(_grafted(config, model.atnet, head), model.vgnet, model.pca,
+                            {**json.loads(json.dumps(model.info)), "presets": presets, **info})
+
+
 def with_phone_head(trained: keras.Model, preset: str, head: PhoneHead, weight: float) -> keras.Model:
     """An `mfcc+phone_head` AT-net: `trained` (an MFCC AT-net of `preset`) unchanged, plus `head`.
 
     Args:
         weight: the head's share of the codes (`ATNetConfig.phone_head_weight`).
     """
-    config = dataclasses.replace(ATNetConfig.preset(preset), audio_features="mfcc+phone_head", phone_head_weight=weight)
+    return _grafted(dataclasses.replace(ATNetConfig.preset(preset), audio_features="mfcc+phone_head", phone_head_weight=weight),
+                    trained, head)
+
+
+def _grafted(config: ATNetConfig, trained: keras.Model, head: PhoneHead) -> keras.Model:
     atnet = build_atnet(config)
     graft_weights(atnet, trained)
     atnet.get_layer("phone_head").set_weights([head.kernel, head.bias])

@@ -11,7 +11,7 @@ import pytest
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import load_audio
 from atvg_tf.generation.model import TalkingFaceModel
-from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, fit_phone_head, with_phone_head
+from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, fit_phone_head, model_with_phone_head, with_phone_head
 from tests.helpers import IDENTITY, REPO
 
 WINDOW = 28 * phones.NUM_PHONES
@@ -81,11 +81,9 @@ def test_the_head_is_blended_into_the_trained_codes(packaged, head):
 
 @pytest.fixture(scope="module")
 def head_model_dir(packaged, head, tmp_path_factory):
+    # As the `phone_head` recipe writes it.
     folder = str(tmp_path_factory.mktemp("head_model") / "model")
-    info = json.loads(json.dumps(packaged.info))
-    info["runs"]["atnet"]["config"].update(audio_features="mfcc+phone_head", phone_head_weight=0.5)
-    info.pop("presets", None)
-    return TalkingFaceModel(with_phone_head(packaged.atnet, "small", head, 0.5), packaged.vgnet, packaged.pca, info).save(folder)
+    return model_with_phone_head(packaged, head, 0.5, phone_head={"ridge": 1.0}).save(folder)
 
 
 def test_a_model_folder_with_a_phone_head_round_trips_and_streams(packaged, head, head_model_dir, speech):
@@ -94,6 +92,7 @@ def test_a_model_folder_with_a_phone_head_round_trips_and_streams(packaged, head
     with open(os.path.join(head_model_dir, "training.json")) as handle:
         presets = json.load(handle)["presets"]["atnet"]
     assert presets["audio_features"] == "mfcc+phone_head" and presets["phone_head_weight"] == 0.5
+    assert model.info["phone_head"] == {"ridge": 1.0} and model.info["runs"] == packaged.info["runs"]
     windows = model.audio_windows(speech)
     assert windows["phone_posteriors"].shape == (75, 28, phones.NUM_PHONES)
     identity = IDENTITY
