@@ -57,11 +57,15 @@ def main() -> None:
     parser.add_argument("--voice-weights", nargs="+", type=float, default=[5.0, 20.0, 40.0])
     parser.add_argument("--weights", nargs="+", type=float, default=[0.3, 0.5, 0.7])
     args = parser.parse_args()
+    prepared = os.path.join(args.work, "prepared")
+    if not os.path.isfile(os.path.join(prepared, "manifest.json")):
+        parser.error(f"{prepared} holds no prepared data; run `python training/train_default_model.py --recipe phone_head "
+                     f"--work {args.work}` (or --recipe phones) first.")
     model = TalkingFaceModel.load(None)
     s1_train = None
     people: dict[str, HeadStatistics] = {}
     scorers: dict[str, list[HeadBlendScorer]] = {}
-    for clip in prepared_clips(os.path.join(args.work, "prepared"), lambda entry: True):
+    for clip in prepared_clips(prepared, lambda entry: True):
         clip_id, offset = clip.manifest["id"], WILD_AUDIO_OFFSETS.get(clip.manifest["id"], 0)
         s1 = clip.manifest["speaker"] == "s1"
         group = "s1" if s1 else person_of(clip_id)
