@@ -49,6 +49,7 @@ from atvg_tf._native import quiet_stderr
 from atvg_tf.errors import InputError
 from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, cepstra_matrix, mel_filter_bank
+from atvg_tf.frontend.audio_windows import STEP_INPUTS
 from atvg_tf.frontend.face.alignment import align_face
 from atvg_tf.frontend.image import to_unit
 from atvg_tf.frontend.phones import one_hot
@@ -59,8 +60,6 @@ from atvg_tf.utils.files import atomic_path, atomic_write
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 NETWORKS = ("identity_encoder", "atnet_step", "vgnet_step")
 INFERENCE_FILE = "inference.json"
-# AT-net's audio inputs (one run of frames) -> atnet_step's input (one frame).
-STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior"}
 
 
 def pcm_window_samples(config: AudioConfig = AudioConfig()) -> int:

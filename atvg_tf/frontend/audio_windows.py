@@ -21,6 +21,8 @@ from atvg_tf.frontend.audio import MfccWindowStream, mfcc_windows, num_video_fra
 from atvg_tf.frontend.mfcc_normalization import MfccNormalizer, normalize_mfcc_windows
 
 AUDIO_INPUTS = ("mfcc_windows", "phone_windows", "phone_posteriors")
+# Each input (a run of frames) -> the one-frame input of the exported streaming step model (`atnet_step`).
+STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior"}
 
 
 def _check(inputs: Sequence[str]) -> tuple[str, ...]:

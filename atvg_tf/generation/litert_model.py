@@ -14,14 +14,12 @@ import os
 import numpy as np
 
 from atvg_tf._native import quiet_stderr
+from atvg_tf.frontend.audio_windows import STEP_INPUTS
 from atvg_tf.frontend.face.alignment import AlignmentConfig
 from atvg_tf.frontend.image import to_uint8
 from atvg_tf.generation.landmark_space import OfficialLandmarks
 from atvg_tf.generation.litert_engine import LiteTalkingFace
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, check_model_folder, read_pca, read_settings
-
-# AT-net's audio inputs (a run of frames, as `audio_windows` gives them) -> atnet_step's (one frame).
-STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior"}
 
 
 class LiteRTModel:
