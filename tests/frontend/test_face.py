@@ -99,6 +99,21 @@ def test_huge_images_align_like_small_ones(shared_data):
     assert np.abs(small_crop - huge_crop).mean() < 12
 
 
+@pytest.mark.parametrize("canvas_shape, corner", [((1200, 1600), (300, 800)), ((3000, 4000), (2000, 3000)), ((1200, 1600), (976, 1376))])
+def test_a_face_small_in_a_large_photo_is_found(shared_data, canvas_shape, corner):
+    # A half-body photo: the face is a seventh of the image's width or less, which MediaPipe's
+    # detector misses on the whole image; the tile search finds it and measures it as on its own.
+    photo = _photo(shared_data, "EzraMiller_00075.jpg")
+    canvas = np.full((*canvas_shape, 3), (120, 130, 140), np.uint8)
+    (y, x), side = corner, photo.shape[0]
+    canvas[y : y + side, x : x + side] = photo
+    with create_landmark_detector("mediapipe") as detector:
+        assert detector.image_landmarks(canvas) == []
+        alone = detector.largest_face(photo)
+        found = detector.largest_face(canvas)
+    assert np.abs(found - np.float32([x, y]) - alone).mean() < 1.0
+
+
 def test_clip_transforms_are_smoothed_over_time(clip_landmarks):
     _, found = clip_landmarks
     landmarks = np.stack(found["mediapipe"])

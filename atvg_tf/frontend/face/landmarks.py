@@ -21,6 +21,7 @@ import sys
 import types
 from collections.abc import Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from atvg_tf._native import quiet_stderr
@@ -77,6 +78,11 @@ class LandmarkDetector(abc.ABC):
     def image_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
         """All faces of an RGB uint8 image as [68, 2] float32 arrays, largest first."""
 
+    def photo_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
+        """All faces of a photo, largest first: `image_landmarks`, plus whatever a backend does
+        for faces that are small in the frame (`largest_face` uses it)."""
+        return self.image_landmarks(image)
+
     # Frames of the last clip in which more than one face was found (set by `clip_landmarks`).
     frames_with_several_faces: int = 0
 
@@ -109,7 +115,7 @@ class LandmarkDetector(abc.ABC):
         """
         if face_index < 0:  # -1 would silently pick the smallest face
             raise InputError(f"the face index must be 0 (the largest face) or more, got {face_index}.")
-        faces = self.image_landmarks(image)
+        faces = self.photo_landmarks(image)
         if not faces:
             raise NoFaceError("no face found in the image; use a photo with a clearly visible frontal face.")
         if face_index >= len(faces):
@@ -126,6 +132,39 @@ class LandmarkDetector(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# The small-face search of photos (`MediaPipeLandmarker.photo_meshes`): tile sides halve from half
+# the image's shorter side down to SMALLEST_TILE px, tiles overlap by half; a face found in a tile
+# is measured again in a crop FACE_CROP_SCALE times its width.
+SMALLEST_TILE = 160
+TILE_PIXELS = 384
+CROP_PIXELS = 768
+FACE_CROP_SCALE = 2.5
+
+
+def _tile_sides(shape: tuple[int, int]) -> list[int]:
+    sides, side = [], min(shape) // 2
+    while side >= SMALLEST_TILE:
+        sides.append(side)
+        side //= 2
+    return sides
+
+
+def _tile_corners(shape: tuple[int, int], side: int) -> list[tuple[int, int]]:
+    """Top-left corners of square tiles of `side` px covering an image, overlapping by half."""
+    starts = lambda length: sorted({*range(0, length - side + 1, side // 2), length - side})  # noqa: E731
+    return [(x, y) for y in starts(shape[0]) for x in starts(shape[1])]
+
+
+def _distinct(meshes: list[np.ndarray]) -> list[np.ndarray]:
+    """One mesh per face: a mesh whose centre lies within half a face width of a kept one is dropped."""
+    kept: list[np.ndarray] = []
+    for mesh in meshes:
+        centre, width = mesh.mean(axis=0), float(np.ptp(mesh[:, 0]))
+        if all(np.linalg.norm(centre - other.mean(axis=0)) > width / 2 for other in kept):
+            kept.append(mesh)
+    return kept
 
 
 class MediaPipeLandmarker(LandmarkDetector):
@@ -184,6 +223,43 @@ class MediaPipeLandmarker(LandmarkDetector):
 
     def image_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
         return [mesh_to_68(mesh) for mesh in self.image_meshes(image)]
+
+    def photo_landmarks(self, image: np.ndarray) -> list[np.ndarray]:
+        return [mesh_to_68(mesh) for mesh in self.photo_meshes(image)]
+
+    def photo_meshes(self, image: np.ndarray) -> list[np.ndarray]:
+        """`image_meshes`, and when the whole image shows no face, a search for small faces.
+
+        MediaPipe's face detector sees the image at 128 px and misses a face narrower than about a
+        seventh of the image (a half-body photo, a group): such photos are searched in overlapping
+        square tiles, finest last, and each face found is measured again in a crop around it.
+        """
+        meshes = self.image_meshes(image)
+        for side in [] if meshes else _tile_sides(image.shape[:2]):
+            found = [mesh + np.float32([x, y]) for x, y in _tile_corners(image.shape[:2], side)
+                     for mesh in self._downscaled_meshes(image[y : y + side, x : x + side])]
+            if found:
+                return _sort_largest_first(_distinct([self._remeasured(image, mesh) for mesh in found]))
+        return meshes
+
+    def _downscaled_meshes(self, image: np.ndarray, longest: int = TILE_PIXELS) -> list[np.ndarray]:
+        """`image_meshes` on the image shrunk to at most `longest` px (the detector sees 128 px anyway)."""
+        scale = min(1.0, longest / max(image.shape[:2]))
+        if scale < 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return [mesh / np.float32(scale) for mesh in self.image_meshes(image)]
+
+    def _remeasured(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+        """The mesh measured again in a crop of `FACE_CROP_SCALE` face widths around it (the one
+        nearest the crop's centre), or as it was when the crop shows no face."""
+        centre, width = (mesh.min(axis=0) + mesh.max(axis=0)) / 2, float(np.ptp(mesh[:, 0]))
+        half = FACE_CROP_SCALE * width / 2
+        x0, y0 = np.maximum(np.floor(centre - half), 0).astype(int)
+        x1, y1 = np.minimum(np.ceil(centre + half), image.shape[1::-1]).astype(int)
+        again = self._downscaled_meshes(image[y0:y1, x0:x1], CROP_PIXELS)
+        if not again:
+            return mesh
+        return min((m + np.float32([x0, y0]) for m in again), key=lambda m: float(np.linalg.norm(m.mean(axis=0) - centre)))
 
     def clip_landmarks(self, frames: Iterable[np.ndarray], fps: float = 25.0) -> Iterator[np.ndarray | None]:
         # A fresh VIDEO-mode landmarker per clip: its tracker must not carry a face over from
