@@ -114,6 +114,25 @@ def test_a_face_small_in_a_large_photo_is_found(shared_data, canvas_shape, corne
     assert np.abs(found - np.float32([x, y]) - alone).mean() < 1.0
 
 
+@pytest.mark.parametrize("backend", ["mediapipe", "dlib"])
+def test_a_photo_that_cuts_off_the_mouth_is_refused(shared_data, backend):
+    photo = _photo(shared_data, "Elektra.jpg")
+    with create_landmark_detector(backend) as detector:
+        mouth_top = detector.largest_face(photo)[48:68, 1].min()
+        with pytest.raises(NoFaceError, match="mouth is cut off"):
+            detector.largest_face(np.ascontiguousarray(photo[: int(mouth_top) - 2]))
+
+
+def test_a_tiny_face_gets_a_warning(shared_data, caplog):
+    photo = _photo(shared_data, "Elektra.jpg")
+    with create_landmark_detector("mediapipe") as detector:
+        with caplog.at_level(logging.WARNING):
+            detector.largest_face(photo)
+            assert "coarse" not in caplog.text
+            detector.largest_face(cv2.resize(photo, (56, 56), interpolation=cv2.INTER_AREA))
+    assert "px wide, so its mouth will look coarse" in caplog.text
+
+
 def test_clip_transforms_are_smoothed_over_time(clip_landmarks):
     _, found = clip_landmarks
     landmarks = np.stack(found["mediapipe"])

@@ -55,6 +55,17 @@ def _closest(faces: list[np.ndarray], previous: np.ndarray | None) -> np.ndarray
     return min(faces, key=lambda face: float(np.linalg.norm(face.mean(axis=0) - centre)))
 
 
+JAW, MOUTH = slice(0, 17), slice(48, 68)  # in the 68-point layout
+SMALL_FACE_WIDTH = 64  # px, jaw to jaw: below this a photo's face gets a warning
+
+
+def _check_mouth_inside(landmarks: np.ndarray, shape: tuple[int, ...]) -> None:
+    """A face whose mouth the photo cuts off cannot be made to speak: a `NoFaceError` says so."""
+    mouth = landmarks[MOUTH]
+    if (mouth < -1).any() or (mouth[:, 0] > shape[1] + 1).any() or (mouth[:, 1] > shape[0] + 1).any():
+        raise NoFaceError("the face's mouth is cut off by the photo's edge; use a photo that shows the whole face.")
+
+
 class LandmarkDetector(abc.ABC):
     """Common interface of the landmark backends.
 
@@ -122,7 +133,13 @@ class LandmarkDetector(abc.ABC):
             raise NoFaceError(f"the image has {len(faces)} face(s); choose a face index below {len(faces)}.")
         if len(faces) > 1 and warn:
             logger.warning("%d faces found; using face %d (faces are numbered largest first).", len(faces), face_index)
-        return faces[face_index]
+        face = faces[face_index]
+        _check_mouth_inside(face, image.shape)
+        width = float(np.ptp(face[JAW, 0]))
+        if width < SMALL_FACE_WIDTH and warn:
+            logger.warning("the face is only %d px wide, so its mouth will look coarse; a photo in which it is %d px "
+                           "wide or more looks better.", round(width), SMALL_FACE_WIDTH)
+        return face
 
     def close(self) -> None:  # noqa: B027 (a no-op unless the backend holds native resources)
         """Releases native resources."""
