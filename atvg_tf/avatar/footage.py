@@ -46,7 +46,7 @@ def check_one_person(videos: list[str], detector: LandmarkDetector, on_look=None
         for index, frame in enumerate(read_frames(video)):
             if index % step:
                 continue
-            faces = detector.image_landmarks(frame)
+            faces = detector.photo_landmarks(frame)  # small faces of wide shots included
             looks += 1
             if on_look:
                 on_look()

@@ -114,6 +114,24 @@ def test_a_face_small_in_a_large_photo_is_found(shared_data, canvas_shape, corne
     assert np.abs(found - np.float32([x, y]) - alone).mean() < 1.0
 
 
+def test_a_face_small_in_a_wide_shot_is_followed(clip_landmarks):
+    # A GRID clip (360 x 288) inside 1920 x 1080 frames, moving: the face is about 5 % of the frame's
+    # width, which MediaPipe's detector misses; it is found once and followed in a region around it.
+    frames, found = clip_landmarks
+    corners = [(300 + int(60 * np.sin(i / 8)), 700 + 4 * i) for i in range(30)]
+    wide = []
+    for frame, (y, x) in zip(frames[:30], corners):
+        canvas = np.full((1080, 1920, 3), 90, np.uint8)
+        canvas[y : y + frame.shape[0], x : x + frame.shape[1]] = frame
+        wide.append(canvas)
+    with create_landmark_detector("mediapipe") as detector:
+        assert detector.image_landmarks(wide[0]) == []
+        followed = list(detector.clip_landmarks(wide))
+    assert all(face is not None for face in followed)
+    errors = [np.abs(face - np.float32([x, y]) - alone).mean() for face, (y, x), alone in zip(followed, corners, found["mediapipe"])]
+    assert np.mean(errors) < 1.0
+
+
 @pytest.mark.parametrize("backend", ["mediapipe", "dlib"])
 def test_a_photo_that_cuts_off_the_mouth_is_refused(shared_data, backend):
     photo = _photo(shared_data, "Elektra.jpg")

@@ -174,6 +174,25 @@ def _tile_corners(shape: tuple[int, int], side: int) -> list[tuple[int, int]]:
     return [(x, y) for y in starts(shape[0]) for x in starts(shape[1])]
 
 
+SEARCH_EVERY = 25  # frames between tile searches of a clip while no face is seen
+SMALL_IN_FRAME = 7  # a face narrower than 1/7 of the frame is followed in a region of its own
+REGION_SCALE = 3.0
+
+
+def _is_small(face: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether a face ([68, 2]) needs a region of its own: narrower than 1/SMALL_IN_FRAME of the frame."""
+    return float(np.ptp(face[:, 0])) * SMALL_IN_FRAME < max(shape[:2])
+
+
+def _region_around(face: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): a square REGION_SCALE face widths wide centred on a face ([68, 2]), inside the frame."""
+    side = min(int(REGION_SCALE * float(np.ptp(face[:, 0]))), *shape[:2])
+    centre = (face.min(axis=0) + face.max(axis=0)) / 2
+    x0 = int(np.clip(round(centre[0] - side / 2), 0, shape[1] - side))
+    y0 = int(np.clip(round(centre[1] - side / 2), 0, shape[0] - side))
+    return x0, y0, x0 + side, y0 + side
+
+
 def _distinct(meshes: list[np.ndarray]) -> list[np.ndarray]:
     """One mesh per face: a mesh whose centre lies within half a face width of a kept one is dropped."""
     kept: list[np.ndarray] = []
@@ -281,13 +300,27 @@ class MediaPipeLandmarker(LandmarkDetector):
     def clip_landmarks(self, frames: Iterable[np.ndarray], fps: float = 25.0) -> Iterator[np.ndarray | None]:
         # A fresh VIDEO-mode landmarker per clip: its tracker must not carry a face over from
         # another clip, and its timestamps must start again.
+        # A face too small in the frame for the detector (a wide shot) is found with the photos'
+        # tile search, at most once every SEARCH_EVERY frames while no face is seen, and then
+        # followed in a region REGION_SCALE face widths wide that moves with it (and is given up
+        # after SEARCH_EVERY frames without the face).
         landmarker = self._create(self._vision.RunningMode.VIDEO, 2)
         previous, self.frames_with_several_faces = None, 0
+        region, searched, misses = None, -SEARCH_EVERY, 0
         try:
             for index, frame in enumerate(frames):
-                result = landmarker.detect_for_video(self._to_mp_image(frame), int(round(index * 1000.0 / fps)))
-                faces = [mesh_to_68(m) for m in self._meshes(result, frame.shape[1], frame.shape[0])]
-                chosen = self._follow(faces, previous)
+                x0, y0 = region[:2] if region is not None else (0, 0)
+                view = frame if region is None else frame[y0 : region[3], x0 : region[2]]
+                result = landmarker.detect_for_video(self._to_mp_image(view), int(round(index * 1000.0 / fps)))
+                meshes = [m + np.float32([x0, y0]) for m in self._meshes(result, view.shape[1], view.shape[0])]
+                if not meshes and region is None and index - searched >= SEARCH_EVERY:
+                    searched, meshes = index, self.photo_meshes(frame)
+                chosen = self._follow([mesh_to_68(m) for m in meshes], previous)
+                misses = 0 if chosen is not None else misses + 1
+                if chosen is not None and (region is not None or _is_small(chosen, frame.shape)):
+                    region = _region_around(chosen, frame.shape)
+                elif chosen is None and misses >= SEARCH_EVERY:
+                    region = None
                 previous = chosen if chosen is not None else previous
                 yield chosen
         finally:
