@@ -301,7 +301,8 @@ class MediaPipeLandmarker(LandmarkDetector):
         # A fresh VIDEO-mode landmarker per clip: its tracker must not carry a face over from
         # another clip, and its timestamps must start again.
         # A face too small in the frame for the detector (a wide shot) is found with the photos'
-        # tile search, at most once every SEARCH_EVERY frames while no face is seen, and then
+        # tile search, at most once every SEARCH_EVERY frames while no face is seen (and only
+        # before any face or after a small one), and then
         # followed in a region REGION_SCALE face widths wide that moves with it (and is given up
         # after SEARCH_EVERY frames without the face).
         landmarker = self._create(self._vision.RunningMode.VIDEO, 2)
@@ -313,7 +314,9 @@ class MediaPipeLandmarker(LandmarkDetector):
                 view = frame if region is None else frame[y0 : region[3], x0 : region[2]]
                 result = landmarker.detect_for_video(self._to_mp_image(view), int(round(index * 1000.0 / fps)))
                 meshes = [m + np.float32([x0, y0]) for m in self._meshes(result, view.shape[1], view.shape[0])]
-                if not meshes and region is None and index - searched >= SEARCH_EVERY:
+                # Not after a face big in the frame: a cut away from it must not pick up a passer-by.
+                may_search = previous is None or _is_small(previous, frame.shape)
+                if not meshes and region is None and may_search and index - searched >= SEARCH_EVERY:
                     searched, meshes = index, self.photo_meshes(frame)
                 chosen = self._follow([mesh_to_68(m) for m in meshes], previous)
                 misses = 0 if chosen is not None else misses + 1
