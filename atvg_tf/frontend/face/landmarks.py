@@ -158,6 +158,12 @@ SMALLEST_TILE = 160
 TILE_PIXELS = 384
 CROP_PIXELS = 768
 FACE_CROP_SCALE = 2.5
+# Clips (`MediaPipeLandmarker.clip_landmarks`): frames between tile searches while no face is seen;
+# a face narrower than 1/SMALL_IN_FRAME of the frame is followed in a region REGION_SCALE face
+# widths wide.
+SEARCH_EVERY = 25
+SMALL_IN_FRAME = 7
+REGION_SCALE = 3.0
 
 
 def _tile_sides(shape: tuple[int, int]) -> list[int]:
@@ -172,11 +178,6 @@ def _tile_corners(shape: tuple[int, int], side: int) -> list[tuple[int, int]]:
     """Top-left corners of square tiles of `side` px covering an image, overlapping by half."""
     starts = lambda length: sorted({*range(0, length - side + 1, side // 2), length - side})  # noqa: E731
     return [(x, y) for y in starts(shape[0]) for x in starts(shape[1])]
-
-
-SEARCH_EVERY = 25  # frames between tile searches of a clip while no face is seen
-SMALL_IN_FRAME = 7  # a face narrower than 1/7 of the frame is followed in a region of its own
-REGION_SCALE = 3.0
 
 
 def _is_small(face: np.ndarray, shape: tuple[int, ...]) -> bool:
@@ -299,12 +300,11 @@ class MediaPipeLandmarker(LandmarkDetector):
 
     def clip_landmarks(self, frames: Iterable[np.ndarray], fps: float = 25.0) -> Iterator[np.ndarray | None]:
         # A fresh VIDEO-mode landmarker per clip: its tracker must not carry a face over from
-        # another clip, and its timestamps must start again.
-        # A face too small in the frame for the detector (a wide shot) is found with the photos'
-        # tile search, at most once every SEARCH_EVERY frames while no face is seen (and only
-        # before any face or after a small one), and then
-        # followed in a region REGION_SCALE face widths wide that moves with it (and is given up
-        # after SEARCH_EVERY frames without the face).
+        # another clip, and its timestamps must start again. A face too small in the frame for the
+        # detector (a wide shot) is found with the photos' tile search (at most once every
+        # SEARCH_EVERY frames while no face is seen, and only before any face or after a small
+        # one), then followed in a region REGION_SCALE face widths wide that moves with it and is
+        # given up after SEARCH_EVERY frames without the face.
         landmarker = self._create(self._vision.RunningMode.VIDEO, 2)
         previous, self.frames_with_several_faces = None, 0
         region, searched, misses = None, -SEARCH_EVERY, 0
