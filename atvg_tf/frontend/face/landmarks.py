@@ -128,7 +128,7 @@ class LandmarkDetector(abc.ABC):
             raise InputError(f"the face index must be 0 (the largest face) or more, got {face_index}.")
         faces = self.photo_landmarks(image)
         if not faces:
-            raise NoFaceError("no face found in the image; use a photo with a clearly visible frontal face.")
+            raise NoFaceError("no face found in the image; use an upright photo with a clearly visible frontal face.")
         if face_index >= len(faces):
             raise NoFaceError(f"the image has {len(faces)} face(s); choose a face index below {len(faces)}.")
         if len(faces) > 1 and warn:
