@@ -114,6 +114,16 @@ def test_a_face_small_in_a_large_photo_is_found(shared_data, canvas_shape, corne
     assert np.abs(found - np.float32([x, y]) - alone).mean() < 1.0
 
 
+def test_a_large_photo_without_a_face_is_refused():
+    # A smooth random texture: one of the search's tiles takes a patch of it for a face; the crop
+    # around that patch does not, so the photo has no face.
+    texture = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    texture = cv2.resize(texture, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    with create_landmark_detector("mediapipe") as detector:
+        with pytest.raises(NoFaceError, match="no face"):
+            detector.largest_face(texture)
+
+
 def test_a_face_small_in_a_wide_shot_is_followed(clip_landmarks):
     # A GRID clip (360 x 288) inside 1920 x 1080 frames, moving: the face is about 5 % of the frame's
     # width, which MediaPipe's detector misses; it is found once and followed in a region around it.

@@ -152,9 +152,12 @@ class LandmarkDetector(abc.ABC):
 
 
 # The small-face search of photos (`MediaPipeLandmarker.photo_meshes`): tile sides halve from half
-# the image's shorter side down to SMALLEST_TILE px, tiles overlap by half; a face found in a tile
-# is measured again in a crop FACE_CROP_SCALE times its width.
+# the image's shorter side down to SMALLEST_TILE px and a TILES_ACROSS-th of its longer side (finer
+# tiles would look for faces too small to animate, at a thousand detections in a 4000 px photo),
+# tiles overlap by half; a face found in a tile must be found again in a crop FACE_CROP_SCALE times
+# its width.
 SMALLEST_TILE = 160
+TILES_ACROSS = 12
 TILE_PIXELS = 384
 CROP_PIXELS = 768
 FACE_CROP_SCALE = 2.5
@@ -168,7 +171,7 @@ REGION_SCALE = 3.0
 
 def _tile_sides(shape: tuple[int, int]) -> list[int]:
     sides, side = [], min(shape) // 2
-    while side >= SMALLEST_TILE:
+    while side >= max(SMALLEST_TILE, max(shape) / TILES_ACROSS):
         sides.append(side)
         side //= 2
     return sides
@@ -275,8 +278,9 @@ class MediaPipeLandmarker(LandmarkDetector):
         for side in [] if meshes else _tile_sides(image.shape[:2]):
             found = [mesh + np.float32([x, y]) for x, y in _tile_corners(image.shape[:2], side)
                      for mesh in self._downscaled_meshes(image[y : y + side, x : x + side])]
-            if found:
-                return _sort_largest_first(_distinct([self._remeasured(image, mesh) for mesh in found]))
+            confirmed = [mesh for mesh in (self._remeasured(image, mesh) for mesh in found) if mesh is not None]
+            if confirmed:
+                return _sort_largest_first(_distinct(confirmed))
         return meshes
 
     def _downscaled_meshes(self, image: np.ndarray, longest: int = TILE_PIXELS) -> list[np.ndarray]:
@@ -286,16 +290,17 @@ class MediaPipeLandmarker(LandmarkDetector):
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         return [mesh / np.float32(scale) for mesh in self.image_meshes(image)]
 
-    def _remeasured(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+    def _remeasured(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray | None:
         """The mesh measured again in a crop of `FACE_CROP_SCALE` face widths around it (the one
-        nearest the crop's centre), or as it was when the crop shows no face."""
+        nearest the crop's centre), or None when the crop shows no face: what one tile alone took
+        for a face (a texture, seen by hundreds of tiles of a large photo) is dropped."""
         centre, width = (mesh.min(axis=0) + mesh.max(axis=0)) / 2, float(np.ptp(mesh[:, 0]))
         half = FACE_CROP_SCALE * width / 2
         x0, y0 = np.maximum(np.floor(centre - half), 0).astype(int)
         x1, y1 = np.minimum(np.ceil(centre + half), image.shape[1::-1]).astype(int)
         again = self._downscaled_meshes(image[y0:y1, x0:x1], CROP_PIXELS)
         if not again:
-            return mesh
+            return None
         return min((m + np.float32([x0, y0]) for m in again), key=lambda m: float(np.linalg.norm(m.mean(axis=0) - centre)))
 
     def clip_landmarks(self, frames: Iterable[np.ndarray], fps: float = 25.0) -> Iterator[np.ndarray | None]:
