@@ -306,13 +306,14 @@ class MediaPipeLandmarker(LandmarkDetector):
     def clip_landmarks(self, frames: Iterable[np.ndarray], fps: float = 25.0) -> Iterator[np.ndarray | None]:
         # A fresh VIDEO-mode landmarker per clip: its tracker must not carry a face over from
         # another clip, and its timestamps must start again. A face too small in the frame for the
-        # detector (a wide shot) is found with the photos' tile search (at most once every
-        # SEARCH_EVERY frames while no face is seen, and only before any face or after a small
-        # one), then followed in a region REGION_SCALE face widths wide that moves with it and is
-        # given up after SEARCH_EVERY frames without the face.
+        # detector (a wide shot) is found with the photos' tile search, then followed in a region
+        # REGION_SCALE face widths wide that moves with it and is given up after SEARCH_EVERY
+        # frames without the face. The search runs only before any face or after a small one, and
+        # while no face is seen every SEARCH_EVERY frames, twice as long after each search that
+        # finds none (up to 8 times: long faceless footage).
         landmarker = self._create(self._vision.RunningMode.VIDEO, 2)
         previous, self.frames_with_several_faces = None, 0
-        region, searched, misses = None, -SEARCH_EVERY, 0
+        region, searched, wait, misses = None, -SEARCH_EVERY, SEARCH_EVERY, 0
         try:
             for index, frame in enumerate(frames):
                 x0, y0 = region[:2] if region is not None else (0, 0)
@@ -321,8 +322,9 @@ class MediaPipeLandmarker(LandmarkDetector):
                 meshes = [m + np.float32([x0, y0]) for m in self._meshes(result, view.shape[1], view.shape[0])]
                 # Not after a face big in the frame: a cut away from it must not pick up a passer-by.
                 may_search = previous is None or _is_small(previous, frame.shape)
-                if not meshes and region is None and may_search and index - searched >= SEARCH_EVERY:
+                if not meshes and region is None and may_search and index - searched >= wait:
                     searched, meshes = index, self.photo_meshes(frame)
+                    wait = SEARCH_EVERY if meshes else min(2 * wait, 8 * SEARCH_EVERY)
                 chosen = self._follow([mesh_to_68(m) for m in meshes], previous)
                 misses = 0 if chosen is not None else misses + 1
                 if chosen is not None and (region is not None or _is_small(chosen, frame.shape)):
