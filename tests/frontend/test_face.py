@@ -142,6 +142,15 @@ def test_a_face_small_in_a_wide_shot_is_followed(clip_landmarks):
     assert np.mean(errors) < 1.0
 
 
+def test_faceless_footage_is_searched_ever_more_rarely(monkeypatch):
+    with create_landmark_detector("mediapipe") as detector:
+        searches = []
+        monkeypatch.setattr(detector, "photo_meshes", lambda frame: searches.append(frame) or [])
+        blank = np.full((240, 320, 3), 128, np.uint8)
+        assert all(face is None for face in detector.clip_landmarks([blank] * 400))
+    assert len(searches) == 4  # frames 0, 50, 150 and 350 (not every 25th: 16)
+
+
 @pytest.mark.parametrize("backend", ["mediapipe", "dlib"])
 def test_a_photo_that_cuts_off_the_mouth_is_refused(shared_data, backend):
     photo = _photo(shared_data, "Elektra.jpg")
