@@ -8,6 +8,7 @@ on its own.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import queue
 import shutil
@@ -49,11 +50,33 @@ class Result:
     frames: int
     seconds: float
     first_frame_seconds: float
+    notes: tuple[str, ...] = ()  # the warnings of the run (several faces, a small face), as the CLI logs them
 
     @property
     def summary(self) -> str:
-        return (f"{self.frames} frames ({self.frames / FPS:.2f} s of video) in {self.seconds:.1f} s: "
-                f"{self.frames / max(self.seconds, 1e-9):.1f} frames/s, first frame after {self.first_frame_seconds:.2f} s")
+        run = (f"{self.frames} frames ({self.frames / FPS:.2f} s of video) in {self.seconds:.1f} s: "
+               f"{self.frames / max(self.seconds, 1e-9):.1f} frames/s, first frame after {self.first_frame_seconds:.2f} s")
+        return "\n".join([run, *(f"Note: {note}" for note in self.notes)])
+
+
+@contextmanager
+def logged_warnings() -> Iterator[list[str]]:
+    """The warnings atvg logs from this thread while the block runs: a request's own, when several
+    requests run at once (what `atvg generate` prints as `atvg: WARNING: ...`)."""
+    said: list[str] = []
+    thread = threading.get_ident()
+
+    class Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread:
+                said.append(record.getMessage())
+
+    collector, logger = Collector(logging.WARNING), logging.getLogger("atvg_tf")
+    logger.addHandler(collector)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(collector)
 
 
 def find_models(models_dir: str | None) -> dict[str, str | None]:
@@ -122,7 +145,7 @@ class TalkingFaceService:
         folder = os.path.join(self.outputs_dir, uuid.uuid4().hex)  # unguessable: one request's files
         os.makedirs(folder)
         try:
-            with self._worker(model) as talker:
+            with self._worker(model) as talker, logged_warnings() as notes:
                 summary = talker.write_video(image, speech, os.path.join(folder, "talking.mp4"), mode,
                                              landmarks_out=os.path.join(folder, "landmarks.npy"),
                                              renderer=renderer, on_frames=on_frames)
@@ -130,7 +153,7 @@ class TalkingFaceService:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return Result(summary.path, os.path.join(folder, "landmarks.npy"), summary.frames, summary.seconds,
-                      summary.first_frame_seconds)
+                      summary.first_frame_seconds, tuple(notes))
 
     def preload(self, model: str = DEFAULT_MODEL) -> None:
         """Loads one worker of `model` now (its TF-Lite export is built if not cached yet), so the

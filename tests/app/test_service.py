@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 
 import cv2
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from atvg_tf.app.service import AppLimits, TalkingFaceService, find_models
+from atvg_tf.app.service import AppLimits, Result, TalkingFaceService, find_models, logged_warnings
 from atvg_tf.errors import InputError
 
 
@@ -69,3 +71,18 @@ def test_results_older_than_the_limit_are_deleted(tmp_path):
         os.utime(folder, (two_hours_ago, two_hours_ago))
     service.remove_old_outputs()
     assert sorted(p.name for p in outputs.iterdir()) == sorted([new.name, foreign.name])
+
+
+def test_a_requests_warnings_reach_its_summary_and_no_other_requests():
+    detector_log = logging.getLogger("atvg_tf.frontend.face.landmarks")
+    with logged_warnings() as notes:
+        detector_log.warning("%d faces found; using face %d (faces are numbered largest first).", 2, 0)
+        other_request = threading.Thread(target=lambda: detector_log.warning("another request's photo"))
+        other_request.start()
+        other_request.join()
+        detector_log.info("not a warning")
+    detector_log.warning("after the request")
+    assert notes == ["2 faces found; using face 0 (faces are numbered largest first)."]
+    summary = Result("talking.mp4", "landmarks.npy", 25, 1.0, 0.2, tuple(notes)).summary
+    assert summary.splitlines() == ["25 frames (1.00 s of video) in 1.0 s: 25.0 frames/s, first frame after 0.20 s",
+                                    "Note: 2 faces found; using face 0 (faces are numbered largest first)."]
