@@ -81,6 +81,11 @@ def test_the_page_makes_a_video_and_shows_bad_input_in_one_line(app_url, shared_
     speech = os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav")
     no_face = str(tmp_path / "no_face.png")
     cv2.imwrite(no_face, np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1)))
+    two_faces = str(tmp_path / "two_faces.png")  # Elektra and a smaller Ezra Miller beside her
+    big, small = cv2.imread(photo), cv2.resize(cv2.imread(os.path.join(shared_data, "atvgnet", "image", "EzraMiller_00075.jpg")), (150, 150))
+    canvas = np.full((big.shape[0], big.shape[1] + 170, 3), 255, np.uint8)
+    canvas[:, : big.shape[1]], canvas[40:190, big.shape[1] + 10 : big.shape[1] + 160] = big, small
+    cv2.imwrite(two_faces, canvas)
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
@@ -107,6 +112,16 @@ def test_the_page_makes_a_video_and_shows_bad_input_in_one_line(app_url, shared_
         assert frames == 150 and has_audio and abs(seconds - SPEECH_SECONDS) < 0.3
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         print(f"first video on the page {seconds_to_video:.1f} s after pressing Generate ({SPEECH_SECONDS:g} s of speech)")
+
+        # What the CLI warns about is a note under the run's figures.
+        page.locator("#photo button[aria-label='Remove Image']").click()
+        page.locator("#photo input[type=file]").set_input_files(two_faces)
+        page.locator("#photo img").wait_for(timeout=30_000)
+        page.locator("#generate").click()
+        page.wait_for_function("document.querySelector('#summary textarea').value.includes('Note:')", timeout=120_000)
+        summary = page.locator("#summary textarea").input_value()
+        assert "150 frames" in summary and "Note: 2 faces found; using face 0" in summary, summary
+        page.screenshot(path=str(tmp_path / "app_note.png"), full_page=True)
 
         page.locator("#photo button[aria-label='Remove Image']").click()
         page.locator("#photo input[type=file]").set_input_files(no_face)
