@@ -278,7 +278,8 @@ class MediaPipeLandmarker(LandmarkDetector):
         for side in [] if meshes else _tile_sides(image.shape[:2]):
             found = [mesh + np.float32([x, y]) for x, y in _tile_corners(image.shape[:2], side)
                      for mesh in self._downscaled_meshes(image[y : y + side, x : x + side])]
-            confirmed = [mesh for mesh in (self._remeasured(image, mesh) for mesh in found) if mesh is not None]
+            # Overlapping tiles see one face several times: measure each face again once.
+            confirmed = [mesh for mesh in (self._remeasured(image, mesh) for mesh in _distinct(found)) if mesh is not None]
             if confirmed:
                 return _sort_largest_first(_distinct(confirmed))
         return meshes
