@@ -389,6 +389,10 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--motion-gain", type=float, metavar="G",
                         help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it); "
                         "lips that a larger motion would push through each other meet instead")
+    parser.add_argument("--as-predicted", action="store_true",
+                        help="hybrid renderer: the mouth moves exactly as AT-net predicts, without the model's motion level "
+                        "(which raises the motion of a voice the model moves too little for to what it does for its training "
+                        "speech; docs/METHOD.md), for models that have one")
     parser.add_argument("--raw-mfcc", action="store_true",
                         help="AT-net hears the raw MFCC, as in the paper, without the model's voice normalisation "
                         "(which maps the speech's cepstral statistics onto its training voices'; docs/METHOD.md), for models that have one")
@@ -423,6 +427,8 @@ def _run_generate(args) -> int:
             talker.model.landmark_space.motion_gain = args.motion_gain
         if args.raw_mfcc:
             talker.model.mfcc_normalization = None
+        if args.as_predicted:
+            talker.model.motion_level = None
         summary = talker.write_video(
             image, args.audio, args.output, args.mode, args.face_index, args.landmarks_out, progress=not args.quiet,
             renderer=args.renderer,

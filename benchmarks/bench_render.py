@@ -67,7 +67,7 @@ def main() -> None:
             row = {"photo": os.path.basename(photo), "size": f"{generation.image.shape[1]}x{generation.image.shape[0]}"}
             for name in RENDERERS:
                 renderer = FaceRenderer(name, generation.image, face.transform, face.landmarks, talker.model.crop_size,
-                                        talker.model.hybrid_motion_gain)
+                                        talker.model.hybrid_motion_gain, talker.model.motion_level)
                 scorer = RenderScorer(generation.image, face.transform, face.landmarks, talker.model.crop_size)
                 started = time.perf_counter()
                 kept = {}

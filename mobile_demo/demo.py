@@ -115,12 +115,14 @@ class Mp4Output:
             os.remove(self.partial)
 
 
-def photo_renderer(name: str, avatar, motion_gain: float = 1.0):
+def photo_renderer(name: str, avatar, motion_gain: float = 1.0, motion_level: dict | None = None):
     """A function (crop, landmarks, attention) -> full-resolution frame: `hybrid` or `vgnet`, the same
-    renderers as `atvg generate --renderer` (atvg_tf/rendering: numpy and OpenCV only)."""
+    renderers as `atvg generate --renderer` (atvg_tf/rendering: numpy and OpenCV only); the hybrid one
+    with the export's motion gain and motion level (inference.json)."""
     photo, transform, identity = avatar["photo"], avatar["transform"], avatar["identity_landmarks"]
     if name == "hybrid":
-        renderer = repository_module("atvg_tf.rendering.hybrid_renderer").HybridRenderer(photo, transform, identity, motion_gain=motion_gain)
+        renderer = repository_module("atvg_tf.rendering.hybrid_renderer").HybridRenderer(photo, transform, identity, motion_gain=motion_gain,
+                                                                                         motion_level=motion_level)
         return lambda crop, landmarks, attention: renderer.render(crop, landmarks)
     renderer = repository_module("atvg_tf.rendering.vgnet_renderer").VGNetRenderer(photo, transform, identity)
     return renderer.render
@@ -177,7 +179,8 @@ def main() -> int:
     engine.start(avatar["identity_frame"], avatar["identity_landmarks"])
     photo = avatar["photo"]
     try:
-        render = None if args.crop else photo_renderer(args.renderer, avatar, engine.inference["hybrid_motion_gain"])
+        render = None if args.crop else photo_renderer(args.renderer, avatar, engine.inference["hybrid_motion_gain"],
+                                                       engine.inference["motion_level"])
     except ImportError as error:
         raise SystemExit(f"demo: error: {error}") from None
     size = (128, 128) if args.crop else (photo.shape[1] // 2 * 2, photo.shape[0] // 2 * 2)

@@ -160,6 +160,10 @@ def main() -> None:
     parser.add_argument("--voice-normalization-only", action="store_true",
                         help="only fit the voice normalisation (docs/METHOD.md; no recipe sets it: measured in the README) on "
                         "the recipe's prepared training speech (--work) and add it to the training.json of --export (give a copy)")
+    parser.add_argument("--motion-level-only", action="store_true",
+                        help="only measure the motion level (docs/METHOD.md: how widely AT-net moves the lips on its training "
+                        "speech; the hybrid renderer raises a timid voice's motion to it) on every 4th train clip of the "
+                        "recipe's first --data folder and add it to the training.json of --export")
     parser.add_argument("--sync-json", metavar="FILE", help="the card's lip-sync table: `benchmarks/bench_sync.py --json FILE` of the model")
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
@@ -167,6 +171,9 @@ def main() -> None:
     grid_dir = os.path.dirname(data[0])
     if args.voice_normalization_only:
         set_voice_normalization(args.export, os.path.join(args.work, "prepared"), data, recipe.atnet)
+        return
+    if args.motion_level_only:
+        set_motion_level(args.export, data[0], recipe.prepare)
         return
     if args.card_only:
         rebuild(args.export)
@@ -356,13 +363,32 @@ def set_voice_normalization(model_dir: str, prepared: str, data: list[str], atne
 
     speakers = [os.path.basename(os.path.normpath(folder)) for folder in data]
     normalization = voice_normalization(prepared, speakers, atnet.exclude_clips)
+    path = add_inference_setting(model_dir, "mfcc_normalization", normalization)
+    print(f"voice normalisation fitted on {normalization['fitted_on']['clips']} clips -> {path}")
+
+
+def set_motion_level(model_dir: str, clips_dir: str, config: PrepareConfig, stride: int = 4) -> None:
+    """Measures the motion level of `model_dir` on every `stride`-th train clip of `clips_dir` (the split
+    `atvg prepare` gives it) and writes it into the folder's training.json as inference.motion_level."""
+    from atvg_tf.data.discovery import assign_split, discover_clips
+    from atvg_tf.evaluation.motion_spread import motion_level
+
+    train_clips = [path for path, clip_id, speaker in discover_clips([clips_dir])
+                   if assign_split(clip_id, speaker, config) == "train"][::stride]
+    level = motion_level(train_clips, TalkingFaceModel.load(model_dir))
+    path = add_inference_setting(model_dir, "motion_level", level)
+    print(f"motion level {level} -> {path}")
+
+
+def add_inference_setting(model_dir: str, name: str, value) -> str:
+    """Sets `inference[name]` in a model folder's training.json (the other settings kept); returns its path."""
     path = os.path.join(model_dir, "training.json")
     with open(path) as handle:
         training = json.load(handle)
-    training["inference"] = {**training.get("inference", {}), "mfcc_normalization": normalization}
+    training["inference"] = {**training.get("inference", {}), name: value}
     with atomic_write(path) as handle:
         json.dump(training, handle, indent=1)
-    print(f"voice normalisation fitted on {normalization['fitted_on']['clips']} clips -> {path}")
+    return path
 
 
 def rebuild(model_dir: str) -> None:

@@ -245,7 +245,7 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
         shutil.rmtree(model_dir, ignore_errors=True)
         bundle(os.path.join(work, "atnet"), os.path.join(work, "vgnet"), model_dir,
                command=" ".join(["atvg finetune", *videos, "--output", output]),
-               inference={**({} if official else base_model.info.get("inference") or {}),
+               inference={**({} if official else _kept_inference(base_model.info)),
                           # In the person's own basis, the photo's mouth outside it is one frame's noise.
                           **({"mouth_from_basis": True} if config.person_basis else {})},
                extra_info={"finetune": {"base": os.path.abspath(base), "videos": [v["path"] for v in settings["videos"]],
@@ -279,6 +279,12 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
     os.rename(model_dir, output)
     shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _kept_inference(info: dict) -> dict:
+    """The base model's inference settings that still hold after fine-tuning: not its motion level,
+    which measured how widely the base AT-net moves the lips for its training voices, not this person's."""
+    return {key: value for key, value in (info.get("inference") or {}).items() if key != "motion_level"}
 
 
 @contextlib.contextmanager

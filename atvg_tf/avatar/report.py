@@ -68,7 +68,8 @@ def contact_sheet(clip_path: str, before: TalkingFaceModel, after: TalkingFaceMo
         predicted = model.predict_landmarks(clip.windows, identity_marks)
         outputs = model.render(clip.crops[0], identity_marks, predicted, chunk_frames=RENDER_CHUNK)
         chunk = {"frames": outputs["frames"], "landmarks": predicted, "attention": outputs["attention"]}
-        face = FaceRenderer(SHEET_RENDERER, clip.photo, clip.transform, identity_marks, model.crop_size, model.hybrid_motion_gain)
+        face = FaceRenderer(SHEET_RENDERER, clip.photo, clip.transform, identity_marks, model.crop_size, model.hybrid_motion_gain,
+                            model.motion_level)
         rows.append([warp_to_crop(face.frame(chunk, i), transform, size) for i in picks])
     labels = ("real", "base model", "fine-tuned")
     sheet = []

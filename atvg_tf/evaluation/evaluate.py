@@ -171,7 +171,8 @@ def _render_scores(clip: AlignedClip, model: TalkingFaceModel, detector: Landmar
     scores, curves = {}, {}
     speech = clip.speech[1:]
     for name in renderers:
-        face = FaceRenderer(name, clip.photo, clip.transform, identity_marks, model.crop_size, model.hybrid_motion_gain)
+        face = FaceRenderer(name, clip.photo, clip.transform, identity_marks, model.crop_size, model.hybrid_motion_gain,
+                            model.motion_level)
         scorer = RenderScorer(clip.photo, clip.transform, identity_marks, model.crop_size)
         crops = []
         for index in range(1, len(predicted)):

@@ -21,7 +21,9 @@ States start at zero; feed each `next_*` output back as the `*` input of the nex
 `rest_on_silence`, run `atnet_step` on `silence_frames` frames of silence from zero states when a
 photo is set, take the mean of `landmarks - identity_landmarks` from frame `silence_settled` on,
 and subtract it from every frame's `landmarks` before `vgnet_step` (mobile_demo/atvg_lite.py does).
-`hybrid_motion_gain` is the factor on the motion the hybrid renderer gives the photo; `motion_gain`
+`hybrid_motion_gain` is the factor on the motion the hybrid renderer gives the photo, and `motion_level`
+(or null) the level the hybrid renderer raises a timid voice's motion to
+(`atvg_tf.rendering.motion_level.MotionLevel`); `motion_gain`
 the factor on AT-net's motion that `atnet_step` already applies. `mfcc_normalization`, when present,
 is the voice normalisation of the MFCC windows before `atnet_step`
 (`atvg_tf.frontend.mfcc_normalization.MfccNormalizer`; the engine applies it with no lead for live audio).
@@ -331,7 +333,8 @@ def export_tflite(
         written[filename] = path
     with atomic_write(os.path.join(directory, INFERENCE_FILE)) as handle:
         json.dump({"rest_on_silence": model.rests_on_silence, "silence_frames": SILENCE_FRAMES, "silence_settled": SILENCE_SETTLED,
-                   "hybrid_motion_gain": model.hybrid_motion_gain, "motion_gain": model.landmark_space.motion_gain,
+                   "hybrid_motion_gain": model.hybrid_motion_gain, "motion_level": model.motion_level,
+                   "motion_gain": model.landmark_space.motion_gain,
                    "mfcc_normalization": model.mfcc_normalization}, handle, indent=1)
     written[INFERENCE_FILE] = os.path.join(directory, INFERENCE_FILE)
     with open(os.path.join(directory, "README.md"), "w") as handle:

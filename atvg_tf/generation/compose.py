@@ -32,16 +32,17 @@ class FaceRenderer:
         identity_landmarks: [68, 2] the photo's landmarks in crop pixels.
         crop_size: side of the generated crops.
         motion_gain: hybrid: factor on the predicted motion (`TalkingFaceModel.hybrid_motion_gain`).
+        motion_level: hybrid: the model's motion level (`TalkingFaceModel.motion_level`), or None.
     """
 
     def __init__(self, renderer: str, photo: np.ndarray, transform: np.ndarray, identity_landmarks: np.ndarray,
-                 crop_size: int = 128, motion_gain: float = 1.0):
+                 crop_size: int = 128, motion_gain: float = 1.0, motion_level: dict | None = None):
         if renderer not in RENDERERS:
             raise InputError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}.")
         self.name, self.crop_size = renderer, crop_size
         self.transform = np.asarray(transform, np.float64)
         if renderer == "hybrid":
-            self.renderer = HybridRenderer(photo, transform, identity_landmarks, crop_size, motion_gain)
+            self.renderer = HybridRenderer(photo, transform, identity_landmarks, crop_size, motion_gain, motion_level)
         else:
             self.renderer = VGNetRenderer(photo, transform, identity_landmarks, crop_size)
 

@@ -61,7 +61,8 @@ class LiteTalkingFace:
         self.vgnet = runner(f"vgnet_step.{variant}.tflite")
         self.crop_size = int(self.encoder.get_input_details()["identity_frame"]["shape"][1])
         settings = os.path.join(model_dir, "inference.json")  # absent in exports of earlier versions
-        self.inference = {"rest_on_silence": False, "silence_frames": 16, "silence_settled": 4, "hybrid_motion_gain": 1.0, "motion_gain": 1.0}
+        self.inference = {"rest_on_silence": False, "silence_frames": 16, "silence_settled": 4, "hybrid_motion_gain": 1.0, "motion_gain": 1.0,
+                          "motion_level": None}
         if os.path.isfile(settings):
             with open(settings) as handle:
                 self.inference.update(json.load(handle))

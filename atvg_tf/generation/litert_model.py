@@ -40,6 +40,7 @@ class LiteRTModel:
         self.threads = threads or os.cpu_count() or 1
         self.settings = read_settings(self.directory)
         self.mfcc_normalization = self.settings.mfcc_normalization  # as `TalkingFaceModel.mfcc_normalization`
+        self.motion_level = self.settings.motion_level  # as `TalkingFaceModel.motion_level`
         with quiet_stderr(not logging.getLogger().isEnabledFor(logging.INFO)):  # LiteRT's delegate notices
             self._engine = LiteTalkingFace(export_dir, precision, self.threads)
             self._engine.warm_up()

@@ -89,6 +89,8 @@ class TalkingFaceModel:
         # The voice normalisation AT-net's MFCC windows get (`ModelSettings.mfcc_normalization`);
         # set it to None to hear raw MFCC as the paper does.
         self.mfcc_normalization = self.settings.mfcc_normalization
+        # The hybrid renderer's motion level (`ModelSettings.motion_level`); None renders the motion as predicted.
+        self.motion_level = self.settings.motion_level
         self._stream: dict | None = None  # the streaming models, built on first use
 
     @classmethod

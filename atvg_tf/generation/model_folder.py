@@ -38,7 +38,7 @@ class ModelSettings:
     @property
     def inference(self) -> dict:
         """`inference` settings (`motion_gain`, `mouth_from_basis`, `rest_on_silence`,
-        `hybrid_motion_gain`, `mfcc_normalization`); converted
+        `hybrid_motion_gain`, `motion_level`, `mfcc_normalization`); converted
         official models describe their convention there in words instead, which sets nothing."""
         settings = self.info.get("inference")
         return settings if isinstance(settings, dict) else {}
@@ -48,6 +48,12 @@ class ModelSettings:
         """Factor on the motion the hybrid renderer gives the photo (default 1): chosen so that the
         rendered mouth of unseen people opens as widely as theirs does (README, "Renderers")."""
         return float(self.inference.get("hybrid_motion_gain", 1.0))
+
+    @property
+    def motion_level(self) -> dict | None:
+        """The hybrid renderer's motion level (`rendering.motion_level.MotionLevel.from_config`: the
+        spread of the predicted inner lips on the training speech), or None: the motion as predicted."""
+        return self.inference.get("motion_level") or None
 
     @property
     def mfcc_normalization(self) -> dict | None:

@@ -163,7 +163,8 @@ class TalkingFace:
     def renderer(self, identity: Identity, renderer: str = "hybrid") -> FaceRenderer:
         """The renderer that puts this model's output for `identity` into its photo (`hybrid` or `vgnet`)."""
         face = identity.face
-        return FaceRenderer(renderer, identity.image, face.transform, face.landmarks, self.model.crop_size, self.model.hybrid_motion_gain)
+        return FaceRenderer(renderer, identity.image, face.transform, face.landmarks, self.model.crop_size,
+                            self.model.hybrid_motion_gain, self.model.motion_level)
 
     def save(self, generation: Generation, path: str, mode: str = "paste-back", renderer: str = "hybrid") -> None:
         """Writes a `Generation` as an H.264 MP4 with its speech as AAC; the file appears only when complete.
@@ -174,8 +175,7 @@ class TalkingFace:
             renderer: `hybrid` (the photo's own face, moved by the landmarks; VG-net paints only an
                 opening mouth) or `vgnet` (VG-net's frames where the face changes, the paper's look).
         """
-        face = FaceRenderer(renderer, generation.image, generation.face.transform, generation.face.landmarks,
-                            self.model.crop_size, self.model.hybrid_motion_gain)
+        face = self.renderer(Identity(generation.image, generation.face), renderer)
         compose = composer(mode, face)
         chunk = {"frames": generation.frames, "landmarks": generation.landmarks,
                  "attention": generation.attention, "motion": generation.motion}

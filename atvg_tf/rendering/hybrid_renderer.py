@@ -16,7 +16,9 @@ from atvg_tf.rendering.face_points import (
     inner_aperture,
     lower_face_box,
     mouth_width,
+    uncross_lips,
 )
+from atvg_tf.rendering.motion_level import MotionLevel
 from atvg_tf.rendering.piecewise_affine import PiecewiseAffineWarp, split_detail
 
 # The warped region reaches this fraction of the jaw's width beyond the lower-face landmarks.
@@ -74,14 +76,18 @@ class HybridRenderer:
         identity_landmarks: [68, 2] the photo's landmarks in crop pixels.
         crop_size: side of VG-net's crops.
         motion_gain: factor on the predicted motion (predicted minus the photo's landmarks).
+        motion_level: a model folder's `inference.motion_level` (`MotionLevel.from_config`): the motion
+            of a voice the model moves too little for is raised, frame by frame, to its training
+            voices' level; None: the motion as predicted.
     """
 
     def __init__(self, photo: np.ndarray, transform: np.ndarray, identity_landmarks: np.ndarray, crop_size: int = 128,
-                 motion_gain: float = 1.0):
+                 motion_gain: float = 1.0, motion_level: dict | None = None):
         self.photo = np.ascontiguousarray(photo)
         self.inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
         self.identity_landmarks = np.asarray(identity_landmarks, np.float64)
         self.motion_gain = float(motion_gain)
+        self.level = MotionLevel.from_config(self.identity_landmarks, motion_level) if motion_level else None
         self.pixels_per_crop_pixel = float(np.sqrt(abs(np.linalg.det(self.inverse[:, :2]))))
         self.open_scale = crop_size / 128.0
         self.rest_aperture = float(inner_aperture(self.identity_landmarks))
@@ -113,11 +119,17 @@ class HybridRenderer:
 
         The mouth follows the prediction; the jaw line only moves up and down with it (AT-nets
         trained on one speaker pull an unseen face's jaw sideways towards that speaker's shape,
-        which a warp would show as a swollen cheek).
+        which a warp would show as a swollen cheek). The motion level, if any, is as of the last
+        rendered frame.
         """
-        motion = self.motion_gain * (np.asarray(landmarks, np.float64) - self.identity_landmarks)
+        motion = np.asarray(landmarks, np.float64) - self.identity_landmarks
+        scaled = self.level is not None and self.level.gain != 1.0
+        if scaled:
+            motion = self.level.apply(motion)
+        motion = self.motion_gain * motion
         motion[..., list(JAW_MOVING), 0] = 0.0
-        return self.identity_landmarks + motion
+        placed = self.identity_landmarks + motion
+        return uncross_lips(placed) if scaled or self.motion_gain != 1.0 else placed
 
     def render(self, crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """One full-resolution frame (a reused buffer: encode or copy it before the next call).
@@ -126,6 +138,8 @@ class HybridRenderer:
             crop: VG-net's frame, RGB uint8 [S, S, 3].
             landmarks: the predicted [68, 2] landmarks in crop pixels.
         """
+        if self.level:
+            self.level.update(landmarks)
         landmarks = self.placed_landmarks(landmarks)
         moved = crop_to_photo(landmarks, self.crop_to_region)
         destination = self.source_points.copy()

@@ -196,7 +196,8 @@ def test_tflite_files_and_the_phone_window_input(exported, phone_model):
         assert list(details["phone_window"]["shape"]) == [1, 1, 28, 40] and "mfcc_window" not in details
     with open(os.path.join(exported, "inference.json")) as handle:
         assert json.load(handle) == {"rest_on_silence": True, "silence_frames": 16, "silence_settled": 4, "hybrid_motion_gain": 1.0,
-                                     "motion_gain": phone_model.landmark_space.motion_gain, "mfcc_normalization": None}
+                                     "motion_level": phone_model.motion_level, "motion_gain": phone_model.landmark_space.motion_gain,
+                                     "mfcc_normalization": None}
 
 
 @pytest.mark.slow

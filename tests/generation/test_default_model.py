@@ -69,6 +69,45 @@ def test_it_moves_the_mouth_of_faces_it_never_saw(shared_data, default_model):
 
 
 @pytest.mark.slow
+def test_a_voice_it_never_heard_moves_the_rendered_mouth_as_widely_as_its_training_voice(shared_data, default_model):
+    """The packaged motion level (hybrid renderer): a real-world voice's timid motion is raised, the
+    syllables kept; a GRID s1 voice (the training speaker, a clip never trained on) is left nearly as
+    predicted; `--as-predicted` (motion_level None) renders the prediction as it is."""
+    from atvg_tf.generation.talking_face import TalkingFace
+    from atvg_tf.rendering.face_points import inner_aperture
+
+    assert default_model.motion_level["aperture_std"] > 0
+    photo = os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")
+    spread = {}
+    talker = TalkingFace(default_model)
+    try:
+        for voice, speech in (("real-world", os.path.join(shared_data, "wild", "retalking_1.wav")),
+                              ("grid", os.path.join(shared_data, "grid", "s1", "bbir9a.mpg"))):
+            result = talker.generate(photo, speech)
+            chunk = {"frames": result.frames, "landmarks": result.landmarks}
+            levelled, plain = talker.renderer(talker.identity(photo)), None
+            default_model.motion_level, saved = None, default_model.motion_level
+            try:
+                plain = talker.renderer(talker.identity(photo))
+            finally:
+                default_model.motion_level = saved
+            assert plain.renderer.level is None
+            openings = {}
+            for name, face in (("levelled", levelled), ("plain", plain)):
+                openings[name] = []
+                for index in range(len(result.frames)):
+                    face.frame(chunk, index)
+                    openings[name].append(inner_aperture(face.placed_landmarks(result.landmarks[index])))
+            np.testing.assert_allclose(openings["plain"], inner_aperture(result.landmarks), atol=1e-6)
+            late = slice(len(result.frames) // 2, None)
+            spread[voice] = np.std(openings["levelled"][late]) / np.std(openings["plain"][late])
+            assert np.corrcoef(openings["levelled"], openings["plain"])[0, 1] > 0.95, voice
+    finally:
+        talker.close()
+    assert spread["real-world"] > 1.2 and spread["grid"] < 1.15, spread
+
+
+@pytest.mark.slow
 def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_path, capsys):
     """Decodes `atvg generate` output of the default model: crops and pasted back into the photo."""
     import av
