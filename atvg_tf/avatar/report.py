@@ -70,7 +70,13 @@ def contact_sheet(clip_path: str, before: TalkingFaceModel, after: TalkingFaceMo
         chunk = {"frames": outputs["frames"], "landmarks": predicted, "attention": outputs["attention"]}
         face = FaceRenderer(SHEET_RENDERER, clip.photo, clip.transform, identity_marks, model.crop_size, model.hybrid_motion_gain,
                             model.motion_level)
-        rows.append([warp_to_crop(face.frame(chunk, i), transform, size) for i in picks])
+        # Every frame in order, as in a video: the motion level follows the recording frame by frame.
+        kept = {}
+        for index in range(picks[-1] + 1):
+            frame = face.frame(chunk, index)
+            if index in picks:
+                kept[index] = warp_to_crop(frame, transform, size)
+        rows.append([kept[i] for i in picks])
     labels = ("real", "base model", "fine-tuned")
     sheet = []
     for label, row in zip(labels, rows):
