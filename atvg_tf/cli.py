@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
+import threading
 import traceback
 
 # Quiet the native libraries' start-up chatter before they are imported.
@@ -378,13 +380,15 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--renderer", choices=["hybrid", "vgnet"], default="hybrid",
                         help="hybrid (default): the photo's own face at full resolution, its lips and jaw moved by the predicted "
                         "landmarks, VG-net only inside an opening mouth; vgnet: VG-net's 128 px frames where the face changes (the paper)")
-    parser.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto",
+    parser.add_argument("--runtime", choices=["auto", "keras", "litert", "openvino"], default="auto",
                         help="what runs the networks: litert (the model's TF-Lite models, built once per model and precision and "
-                        "cached in ~/.cache/atvg_tf/litert or $ATVG_CACHE_DIR/litert), keras, or auto (default: keras where TensorFlow "
-                        "sees a GPU, else litert)")
-    parser.add_argument("--precision", choices=["float32", "float16", "dynamic", "int8"],
-                        help="the TF-Lite variant (implies litert; default: dynamic, int8 weights, within 50 dB PSNR of Keras; "
-                        "int8: int8 activations too, furthest from Keras)")
+                        "cached in ~/.cache/atvg_tf/litert or $ATVG_CACHE_DIR/litert), openvino (the same float32 TF-Lite models "
+                        "run by OpenVINO), keras, or auto (default: keras where TensorFlow sees a GPU, else openvino on x86-64 "
+                        "CPUs, else litert)")
+    parser.add_argument("--precision", choices=["float32", "float16", "dynamic", "int8", "bfloat16"],
+                        help="litert: the TF-Lite variant (a precision alone implies litert; default: dynamic, int8 weights, within "
+                        "50 dB PSNR of Keras; int8: int8 activations too, furthest from Keras); openvino: bfloat16 (default: "
+                        "VG-net in bfloat16 where the CPU computes it natively, within 50 dB of Keras) or float32")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
     parser.add_argument("--motion-gain", type=float, metavar="G",
                         help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it); "
@@ -410,11 +414,13 @@ def _run_generate(args) -> int:
         raise InputError(f"--output must end in .mp4, got {args.output}.")
     if args.face_index < 0:
         raise InputError(f"--face-index must be 0 (the largest face) or more, got {args.face_index}.")
-    runtime, precision = resolve_runtime(args.runtime, args.precision)
+    runtime, precision = resolve_runtime(args.runtime, args.precision, args.model)
     if runtime == "keras":
         from atvg_tf._native import import_quietly
 
         import_quietly(args.verbose)
+    if runtime == "openvino":  # its import (0.2 s) overlaps reading the photo and the speech
+        threading.Thread(target=importlib.import_module, args=("openvino",), daemon=True).start()
     _check_generate_outputs(args)
     image = load_image(args.image)
     next(iter_audio(args.audio))  # fail fast on unusable speech, before the models load
@@ -543,7 +549,7 @@ def _add_app(subparsers) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=50.0, metavar="MB", help="largest uploaded file (default: 50)")
     parser.add_argument("--concurrency", type=int, default=1, metavar="N", help="videos generated at once; others wait in a queue (default: 1)")
     parser.add_argument("--outputs", metavar="DIR", help="where results are written (default: a new temporary folder)")
-    parser.add_argument("--runtime", choices=["auto", "keras", "litert"], default="auto", help="as atvg generate (default: auto)")
+    parser.add_argument("--runtime", choices=["auto", "keras", "litert", "openvino"], default="auto", help="as atvg generate (default: auto)")
     parser.set_defaults(handler=_run_app)
 
 

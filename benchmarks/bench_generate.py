@@ -12,7 +12,7 @@ Each case runs the real command in a fresh process on a photo and speech of the 
 The paper-size model is freshly initialised (speed does not depend on the weights).
 
     python benchmarks/bench_generate.py --models default paper --seconds 10 600 [--renderers hybrid vgnet]
-        [--runtimes keras litert] [--precisions dynamic int8]
+        [--runtimes keras litert openvino] [--precisions dynamic int8] [--openvino-precisions bfloat16 float32]
 
 The LiteRT runtime's TF-Lite models are built (and cached) by an untimed run on one second of
 speech first: the figures are for a warm cache, as every run after a model's first.
@@ -126,9 +126,11 @@ def main() -> None:
     parser.add_argument("--image", default="atvgnet/image/image_sample.jpg", help="photo, relative to --data")
     parser.add_argument("--mode", default="paste-back", choices=["paste-back", "crop", "panels"])
     parser.add_argument("--renderers", nargs="+", default=["hybrid"], choices=["hybrid", "vgnet"], help="renderers to time")
-    parser.add_argument("--runtimes", nargs="+", default=["keras", "litert"], choices=["keras", "litert"])
+    parser.add_argument("--runtimes", nargs="+", default=["keras", "litert", "openvino"], choices=["keras", "litert", "openvino"])
     parser.add_argument("--precisions", nargs="+", default=["dynamic"], choices=["float32", "float16", "dynamic", "int8"],
                         help="litert variants to time")
+    parser.add_argument("--openvino-precisions", nargs="+", default=["bfloat16"], choices=["float32", "bfloat16"],
+                        help="openvino precisions to time")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     rows = []
@@ -136,9 +138,10 @@ def main() -> None:
         for model in args.models:
             model_dir = None if model == "default" else paper_model(os.path.join(scratch, "paper")) if model == "paper" else model
             image = os.path.join(args.data, args.image)
-            runtimes = [("keras", None)] * ("keras" in args.runtimes) + [("litert", p) for p in args.precisions] * ("litert" in args.runtimes)
+            runtimes = ([("keras", None)] * ("keras" in args.runtimes) + [("litert", p) for p in args.precisions] * ("litert" in args.runtimes)
+                        + [("openvino", p) for p in args.openvino_precisions] * ("openvino" in args.runtimes))
             for runtime, precision in runtimes:
-                if runtime == "litert":  # build the cached TF-Lite models, untimed
+                if runtime != "keras":  # build the cached TF-Lite models, untimed
                     run(model, model_dir, image, speech_file(args.data, 1, scratch), 1, args.mode, scratch, "vgnet", runtime, precision)
                 for seconds in args.seconds:
                     speech = speech_file(args.data, seconds, scratch)

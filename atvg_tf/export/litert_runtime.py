@@ -1,4 +1,4 @@
-"""Which runtime runs a model's networks in `atvg generate`: Keras, or LiteRT on its cached TF-Lite export.
+"""Which runtime runs a model's networks in `atvg generate`: Keras, or LiteRT or OpenVINO on its cached TF-Lite export.
 
     from atvg_tf.export.litert_runtime import load_model
     from atvg_tf.generation.talking_face import TalkingFace
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
 import re
 import shutil
@@ -28,27 +29,39 @@ from atvg_tf.generation.litert_model import LiteRTModel
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, MODEL_FILES, check_model_folder
 from atvg_tf.utils.files import atomic_folder, sha256_file
 
-RUNTIMES = ("auto", "keras", "litert")
+RUNTIMES = ("auto", "keras", "litert", "openvino")
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
+OPENVINO_PRECISIONS = ("float32", "bfloat16")
 # The fastest variant within the parity bound with Keras (>= 50 dB PSNR on the frames, README);
 # int8 is faster still but only on request (it is further from Keras).
 DEFAULT_PRECISION = "dynamic"
+# bfloat16 VG-net frames stay within that bound too (>= 50 dB against Keras, tests) where the CPU computes
+# it natively; where it does not, OpenVINO computes float32.
+DEFAULT_OPENVINO_PRECISION = "bfloat16"
 # What the TF-Lite models are made of besides the model files: the code that writes the graphs.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EXPORT_CODE = ("export", "models", os.path.join("generation", "landmark_space.py"), os.path.join("frontend", "audio.py"))
 _VERSIONED = ("tensorflow", "keras", "ai-edge-litert")
 UNUSED_DAYS = 30.0
+# `auto` runs VG-nets up to this size (vgnet.keras) on OpenVINO (`suits_openvino`).
+OPENVINO_UP_TO_BYTES = 64 * 2**20
+logger = logging.getLogger(__name__)
 _CACHE_ENTRY = re.compile(rf"[0-9a-f]{{20}}-(?:{'|'.join(PRECISIONS)})")
 
 
-def default_runtime() -> str:
-    """`keras` where TensorFlow sees a GPU, else `litert` (TensorFlow is imported only when a GPU driver is present)."""
+def default_runtime(model_dir: str | None = None) -> str:
+    """`keras` where TensorFlow sees a GPU; on CPUs `openvino` for a model (None: the packaged one)
+    whose VG-net suits it (`suits_openvino`) on x86-64 where it is installed, else `litert`
+    (TensorFlow is imported only when a GPU driver is present)."""
+    from atvg_tf.generation.openvino_runner import default_on_this_cpu
+
+    cpu = "openvino" if default_on_this_cpu() and suits_openvino(model_dir) else "litert"
     gpus = "/proc/driver/nvidia/gpus"
     if not (os.path.isdir(gpus) and os.listdir(gpus)):
-        return "litert"
+        return cpu
     import tensorflow as tf
 
-    return "keras" if tf.config.list_physical_devices("GPU") else "litert"
+    return "keras" if tf.config.list_physical_devices("GPU") else cpu
 
 
 def load_model(model_dir: str | None = None, runtime: str = "auto", precision: str | None = None, threads: int | None = None,
@@ -56,34 +69,68 @@ def load_model(model_dir: str | None = None, runtime: str = "auto", precision: s
     """A model folder (None: the packaged default) ready for `TalkingFace`, on the chosen runtime.
 
     Args:
-        runtime: `keras`, `litert` or `auto` (`default_runtime`).
-        precision: litert only: float32, float16, dynamic (default) or int8.
-        threads: litert only: threads per network (default: the machine's cores).
+        runtime: `keras`, `litert`, `openvino` or `auto` (`default_runtime`).
+        precision: litert: float32, float16, dynamic (default) or int8; openvino: bfloat16 (default)
+            or float32.
+        threads: litert and openvino: threads per network (default: the machine's cores).
         progress: told, once, when the TF-Lite models are built (the first run of a model and precision).
 
     Returns:
-        A `TalkingFaceModel` (keras) or `LiteRTModel` (litert).
+        A `TalkingFaceModel` (keras) or `LiteRTModel` (litert, openvino).
     """
-    runtime, precision = resolve_runtime(runtime, precision)
+    chosen = runtime
+    runtime, precision = resolve_runtime(runtime, precision, model_dir)
     if runtime == "keras":
         from atvg_tf.generation.model import TalkingFaceModel
 
         return TalkingFaceModel.load(model_dir)
+    if runtime == "openvino":
+        from atvg_tf.generation.openvino_runner import OpenVINOMismatchError
+
+        # AT-net and the MFCC on LiteRT: with bfloat16, the default LiteRT variant's (landmarks within its parity bound).
+        variant = DEFAULT_PRECISION if precision == "bfloat16" else "float32"
+        try:
+            return LiteRTModel(cached_export(model_dir, variant, progress), variant, model_dir, threads,
+                               openvino=(cached_export(model_dir, "float32", progress), precision == "bfloat16"))
+        except OpenVINOMismatchError as error:
+            if chosen != "auto":
+                raise
+            logger.warning("%s Running it on litert instead.", str(error).split(";")[0])
+            precision = DEFAULT_PRECISION
     return LiteRTModel(cached_export(model_dir, precision, progress), precision, model_dir, threads)
 
 
-def resolve_runtime(runtime: str = "auto", precision: str | None = None) -> tuple[str, str | None]:
-    """Checks a runtime and precision: (`keras`, None) or (`litert`, a precision). A precision
-    alone means litert; `auto` is `default_runtime`."""
+def suits_openvino(model_dir: str | None) -> bool:
+    """Whether OpenVINO is the faster CPU runtime for a model: a VG-net of at most
+    `OPENVINO_UP_TO_BYTES`, whose step is bound by its arithmetic, which OpenVINO does faster (the
+    default model, 8.7 MB: 40 % more frames/s end to end); a larger one is bound by reading its
+    weights, which LiteRT's int8 weights do faster (the paper size, 246 MB: the same frames/s, and
+    its first frame a second later while OpenVINO compiles it)."""
+    path = os.path.join(model_dir or DEFAULT_MODEL_DIR, "vgnet.keras")
+    return not os.path.isfile(path) or os.path.getsize(path) <= OPENVINO_UP_TO_BYTES
+
+
+def resolve_runtime(runtime: str = "auto", precision: str | None = None, model_dir: str | None = None) -> tuple[str, str | None]:
+    """Checks a runtime and precision: (`keras`, None), (`litert`, a precision) or (`openvino`,
+    float32 or bfloat16). With `auto`, a precision alone picks litert (bfloat16: openvino); without
+    one, `auto` is `default_runtime(model_dir)`."""
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
-    if precision is not None and precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    if precision is not None and precision not in PRECISIONS + OPENVINO_PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(dict.fromkeys(PRECISIONS + OPENVINO_PRECISIONS))}.")
     if runtime == "keras" and precision is not None:
-        raise InputError("--precision applies to the litert runtime only; leave it out or use --runtime litert.")
+        raise InputError("--precision applies to the litert and openvino runtimes only; leave it out or use --runtime litert.")
     if runtime == "auto":
-        runtime = "litert" if precision is not None else default_runtime()
-    return runtime, (precision or DEFAULT_PRECISION) if runtime == "litert" else None
+        runtime = default_runtime(model_dir) if precision is None else "litert" if precision in PRECISIONS else "openvino"
+    if runtime == "litert" and precision not in (None, *PRECISIONS):
+        raise InputError(f"the litert runtime has no {precision} models; choose one of {', '.join(PRECISIONS)}, or --runtime openvino.")
+    if runtime == "openvino" and precision not in (None, *OPENVINO_PRECISIONS):
+        raise InputError(f"the openvino runtime runs float32 or bfloat16, not {precision}; use --runtime litert for it.")
+    if runtime == "litert":
+        return runtime, precision or DEFAULT_PRECISION
+    if runtime == "openvino":
+        return runtime, precision or DEFAULT_OPENVINO_PRECISION
+    return runtime, None
 
 
 def cached_export(model_dir: str | None, precision: str, progress: Callable[[str], None] | None = None) -> str:

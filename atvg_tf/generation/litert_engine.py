@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -34,6 +35,9 @@ class LiteTalkingFace:
         model_dir: folder written by `atvg export --format tflite`.
         variant: float32, float16, dynamic or int8.
         threads: CPU threads per interpreter.
+        runner: what runs a network instead of LiteRT: `runner(network)` -> a callable like
+            LiteRT's signature runner (`generation.openvino_runner.OpenVINORunner`), or None for
+            LiteRT; network is `mfcc`, `identity_encoder`, `atnet_step` or `vgnet_step`.
 
     Attributes:
         attention: [S, S, 1] the last frame's attention (the `vgnet` renderer's mask).
@@ -44,21 +48,25 @@ class LiteTalkingFace:
             (1: as exported; `--motion-gain` relative to the export's `motion_gain`).
     """
 
-    def __init__(self, model_dir: str, variant: str = "float32", threads: int = 2):
-        def runner(filename: str):
-            path = os.path.join(model_dir, filename)
+    def __init__(self, model_dir: str, variant: str = "float32", threads: int = 2,
+                 runner: Callable[[str], Callable[..., dict] | None] | None = None):
+        def load(network: str):
+            replacement = runner(network) if runner else None
+            if replacement is not None:
+                return replacement
+            path = os.path.join(model_dir, f"{network}.tflite" if network == "mfcc" else f"{network}.{variant}.tflite")
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path} not found; export it with `atvg export --format tflite --variants {variant}`.")
             return Interpreter(model_path=path, num_threads=threads).get_signature_runner("serving_default")
 
-        self.atnet = runner(f"atnet_step.{variant}.tflite")
+        self.atnet = load("atnet_step")
         audio = self.atnet.get_input_details()
         self.uses_mfcc, self.uses_phones, self.uses_posteriors = ("mfcc_window" in audio, "phone_window" in audio,
                                                                   "phone_posterior" in audio)
-        self.mfcc = runner("mfcc.tflite") if self.uses_mfcc else None
+        self.mfcc = load("mfcc") if self.uses_mfcc else None
         self.phones = phone_front_end() if self.uses_phones or self.uses_posteriors else None
-        self.encoder = runner(f"identity_encoder.{variant}.tflite")
-        self.vgnet = runner(f"vgnet_step.{variant}.tflite")
+        self.encoder = load("identity_encoder")
+        self.vgnet = load("vgnet_step")
         self.crop_size = int(self.encoder.get_input_details()["identity_frame"]["shape"][1])
         settings = os.path.join(model_dir, "inference.json")  # absent in exports of earlier versions
         self.inference = {"rest_on_silence": False, "silence_frames": 16, "silence_settled": 4, "hybrid_motion_gain": 1.0, "motion_gain": 1.0,
@@ -74,14 +82,12 @@ class LiteTalkingFace:
         self.motion_factor = 1.0
 
     def warm_up(self) -> None:
-        """Runs every network once on zeros: LiteRT prepares its kernels (and prints its delegate
-        notice) on the first call, not on a user's first frame. `start` resets the states after."""
-        crop = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
-        self.start(crop, np.zeros((68, 2), np.float32))
-        details = self.atnet.get_input_details()
-        self.step_audio({name: np.zeros(details[name]["shape"], np.float32)
-                         for name in ("mfcc_window", "phone_window", "phone_posterior") if name in details})
-        self._identity = {}
+        """Runs every LiteRT network once on zeros: LiteRT prepares its kernels (and prints its
+        delegate notice) on the first call, not on a user's first frame. Runners that compile in the
+        background (`compiles_in_background`) are left to finish. No state is touched."""
+        for runner in (self.mfcc, self.encoder, self.atnet, self.vgnet):
+            if runner is not None and not getattr(runner, "compiles_in_background", False):
+                runner(**{name: np.zeros(detail["shape"], detail["dtype"]) for name, detail in runner.get_input_details().items()})
 
     @staticmethod
     def _zero_states(runner) -> dict[str, np.ndarray]:

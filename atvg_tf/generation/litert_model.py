@@ -23,26 +23,40 @@ from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR, check_model_folde
 
 
 class LiteRTModel:
-    """A model folder's TF-Lite export, run through LiteRT.
+    """A model folder's TF-Lite export, run through LiteRT (or VG-net through OpenVINO).
 
     Args:
-        export_dir: folder of `atvg export --format tflite` made from `model_dir` (with `precision`).
-        precision: the variant to run: float32, float16, dynamic or int8.
+        export_dir: folder of `atvg export --format tflite` made from `model_dir` with `variant`.
+        variant: the TF-Lite variant LiteRT runs: float32, float16, dynamic or int8.
         model_dir: the model folder (None: the packaged default model): its `training.json` and
             landmark space decide the alignment and landmark backend, as for the Keras runtime.
-        threads: LiteRT threads per network (None: the machine's cores).
+        threads: threads per network (None: the machine's cores).
+        openvino: for the `openvino` runtime, (the model's float32 export, bfloat16): VG-net and its
+            identity encoder from that export run through OpenVINO (in bfloat16 where the CPU
+            computes it natively, if asked); the MFCC and AT-net stay on LiteRT with `variant`.
+
+    Attributes:
+        runtime, precision: as `atvg generate --runtime/--precision` name them.
     """
 
-    def __init__(self, export_dir: str, precision: str = "dynamic", model_dir: str | None = None, threads: int | None = None):
+    def __init__(self, export_dir: str, variant: str = "dynamic", model_dir: str | None = None, threads: int | None = None,
+                 openvino: tuple[str, bool] | None = None):
         self.directory = model_dir or DEFAULT_MODEL_DIR
         check_model_folder(self.directory)
-        self.export_dir, self.precision = export_dir, precision
+        self.export_dir = export_dir
+        self.runtime = "openvino" if openvino else "litert"
+        self.precision = ("bfloat16" if openvino[1] else "float32") if openvino else variant
         self.threads = threads or os.cpu_count() or 1
         self.settings = read_settings(self.directory)
         self.mfcc_normalization = self.settings.mfcc_normalization  # as `TalkingFaceModel.mfcc_normalization`
         self.motion_level = self.settings.motion_level  # as `TalkingFaceModel.motion_level`
         with quiet_stderr(not logging.getLogger().isEnabledFor(logging.INFO)):  # LiteRT's delegate notices
-            self._engine = LiteTalkingFace(export_dir, precision, self.threads)
+            runner = None
+            if openvino:
+                from atvg_tf.generation.openvino_runner import openvino_runner_factory
+
+                runner = openvino_runner_factory(*openvino, threads=self.threads)
+            self._engine = LiteTalkingFace(export_dir, variant, self.threads, runner)
             self._engine.warm_up()
         self.crop_size = self._engine.crop_size
         self.landmark_space = self.settings.landmark_space(self.directory, read_pca(self.directory), self.crop_size)

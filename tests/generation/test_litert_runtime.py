@@ -1,5 +1,5 @@
-"""`atvg generate --runtime litert`: the cached TF-Lite models equal Keras within the parity bounds,
-are built once per model and precision, and are loaded without TensorFlow."""
+"""`atvg generate --runtime litert|openvino`: the cached TF-Lite models equal Keras within the parity
+bounds, are built once per model and precision, and are loaded without TensorFlow."""
 
 from __future__ import annotations
 
@@ -36,17 +36,18 @@ def _generations(talker, shared_data, gain=None):
     return talker.generate(photo, speech)
 
 
-@pytest.mark.parametrize("precision, bound_db", [("float32", 60.0), ("float16", 50.0), ("dynamic", 50.0)])
-def test_litert_equals_keras_within_the_parity_bound(keras_talker, shared_data, precision, bound_db):
+@pytest.mark.parametrize("runtime, precision, bound_db", [("litert", "float32", 60.0), ("litert", "float16", 50.0), ("litert", "dynamic", 50.0),
+                                                          ("openvino", "float32", 60.0), ("openvino", "bfloat16", 50.0)])
+def test_litert_equals_keras_within_the_parity_bound(keras_talker, shared_data, runtime, precision, bound_db):
     from atvg_tf.export.litert_runtime import load_model
     from atvg_tf.generation.talking_face import TalkingFace
 
     expected = _generations(keras_talker, shared_data)
-    with TalkingFace(load_model(runtime="litert", precision=precision)) as talker:
+    with TalkingFace(load_model(runtime=runtime, precision=precision)) as talker:
         got = _generations(talker, shared_data)
     assert got.frames.shape == expected.frames.shape
     scores = {key: psnr(getattr(expected, key), getattr(got, key)) for key in ("frames", "motion")}
-    print(precision, {k: round(v, 1) for k, v in scores.items()}, "landmarks", float(np.abs(got.landmarks - expected.landmarks).max()))
+    print(runtime, precision, {k: round(v, 1) for k, v in scores.items()}, "landmarks", float(np.abs(got.landmarks - expected.landmarks).max()))
     assert scores["frames"] >= bound_db and scores["motion"] >= bound_db - 15.0
     assert np.abs(got.landmarks - expected.landmarks).max() < 0.5  # crop px
     assert np.abs(got.attention - expected.attention).max() < 0.1
@@ -99,12 +100,13 @@ def test_the_export_is_built_once_and_keyed_by_the_model_files(tmp_path, monkeyp
     assert sorted(os.listdir(cache)) == sorted([os.path.basename(first), "b" * 20 + "-dynamic", "my-notes"])
 
 
-def test_generate_on_litert_runs_without_tensorflow(shared_data, tmp_path):
+@pytest.mark.parametrize("runtime, precision", [("litert", "dynamic"), ("openvino", "float32")])
+def test_generate_on_litert_runs_without_tensorflow(shared_data, tmp_path, runtime, precision):
     """`atvg generate` with a warm cache writes its video in a process where importing TensorFlow
-    or Keras fails: nothing on the litert path needs them (they cost seconds of start-up)."""
+    or Keras fails: nothing on the litert or openvino path needs them (they cost seconds of start-up)."""
     from atvg_tf.export.litert_runtime import cached_export
 
-    cached_export(None, "dynamic")
+    cached_export(None, precision)
     output = tmp_path / "talking.mp4"
     blocker = (
         "import importlib.abc, sys\n"
@@ -119,14 +121,27 @@ def test_generate_on_litert_runs_without_tensorflow(shared_data, tmp_path):
     photo = os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")
     speech = os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav")
     result = subprocess.run([sys.executable, "-c", blocker, "generate", "--image", photo, "--audio", speech, "--output", str(output),
-                             "--runtime", "litert", "--quiet"], capture_output=True, text=True, timeout=300)
+                             "--runtime", runtime, "--quiet"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert output.stat().st_size > 10_000 and "wrote" in result.stdout
 
 
-def test_precision_without_litert_is_refused(capsys):
+@pytest.mark.parametrize("runtime, precision, message", [
+    ("keras", "int8", "--precision applies to the litert and openvino runtimes only"),
+    ("litert", "bfloat16", "the litert runtime has no bfloat16 models"),
+    ("openvino", "int8", "the openvino runtime runs float32 or bfloat16, not int8")])
+def test_a_precision_the_runtime_lacks_is_refused(capsys, runtime, precision, message):
     from atvg_tf.cli import main
 
-    code = main(["generate", "--image", "x.jpg", "--audio", "y.wav", "--output", "out.mp4", "--runtime", "keras", "--precision", "int8"])
+    code = main(["generate", "--image", "x.jpg", "--audio", "y.wav", "--output", "out.mp4", "--runtime", runtime, "--precision", precision])
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert code == 2 and "--precision applies to the litert runtime only" in error
+    assert code == 2 and message in error
+
+
+def test_a_precision_alone_picks_its_runtime():
+    from atvg_tf.export.litert_runtime import resolve_runtime
+
+    assert resolve_runtime("auto", "int8") == ("litert", "int8")
+    assert resolve_runtime("auto", "bfloat16") == ("openvino", "bfloat16")
+    assert resolve_runtime("openvino") == ("openvino", "bfloat16")
+    assert resolve_runtime("litert") == ("litert", "dynamic")
