@@ -208,11 +208,12 @@ def match_colours(source: np.ndarray, reference: np.ndarray, where: np.ndarray) 
     Returns:
         float32 RGB [H, W, 3] in 0..255.
     """
-    source_lab = cv2.cvtColor(source.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     if where.sum() < 8:
         return source.astype(np.float32)
-    reference_lab = cv2.cvtColor(reference.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    source_mean, reference_mean = source_lab[where].mean(axis=0), reference_lab[where].mean(axis=0)
+    source_lab = cv2.cvtColor(source.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    # Only the compared pixels of the reference are needed (the conversion is per pixel).
+    reference_lab = cv2.cvtColor(reference[where][None].astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[0]
+    source_mean, reference_mean = source_lab[where].mean(axis=0), reference_lab.mean(axis=0)
     matched = source_lab + (reference_mean - source_mean)
     matched[..., 0] = source_lab[..., 0] * np.clip(reference_mean[0] / max(source_mean[0], 1.0), 0.5, 2.0)
     matched[..., 0] = np.clip(matched[..., 0], 0, 100)
