@@ -41,7 +41,8 @@ DEFAULT_OPENVINO_PRECISION = "bfloat16"
 # What the TF-Lite models are made of besides the model files: the code that writes the graphs.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EXPORT_CODE = ("export", "models", os.path.join("generation", "landmark_space.py"), os.path.join("frontend", "audio.py"))
-_VERSIONED = ("tensorflow", "keras", "ai-edge-litert")
+# (openvino: the export folder keeps OpenVINO's rewritten models and whether it computes them as LiteRT does.)
+_VERSIONED = ("tensorflow", "keras", "ai-edge-litert", "openvino")
 UNUSED_DAYS = 30.0
 # `auto` runs VG-nets up to this size (vgnet.keras) on OpenVINO (`suits_openvino`).
 OPENVINO_UP_TO_BYTES = 64 * 2**20
@@ -85,17 +86,17 @@ def load_model(model_dir: str | None = None, runtime: str = "auto", precision: s
 
         return TalkingFaceModel.load(model_dir)
     if runtime == "openvino":
-        from atvg_tf.generation.openvino_runner import OpenVINOMismatchError
+        from atvg_tf.generation.openvino_runner import OpenVINOMismatchError, OpenVINOUnavailableError
 
         # AT-net and the MFCC on LiteRT: with bfloat16, the default LiteRT variant's (landmarks within its parity bound).
         variant = DEFAULT_PRECISION if precision == "bfloat16" else "float32"
         try:
             return LiteRTModel(cached_export(model_dir, variant, progress), variant, model_dir, threads,
                                openvino=(cached_export(model_dir, "float32", progress), precision == "bfloat16"))
-        except OpenVINOMismatchError as error:
+        except (OpenVINOMismatchError, OpenVINOUnavailableError) as error:
             if chosen != "auto":
                 raise
-            logger.warning("%s Running it on litert instead.", str(error).split(";")[0])
+            logger.warning("%s; running the model on litert instead.", str(error).rsplit("; ", 1)[0])
             precision = DEFAULT_PRECISION
     return LiteRTModel(cached_export(model_dir, precision, progress), precision, model_dir, threads)
 

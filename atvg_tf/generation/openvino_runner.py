@@ -13,7 +13,7 @@ import platform
 
 import numpy as np
 
-from atvg_tf.errors import InputError
+from atvg_tf.errors import InputError, one_line
 from atvg_tf.utils.files import atomic_folder
 
 # TF-Lite's fused activations (ActivationFunctionType) -> the op that applies each on its own.
@@ -37,6 +37,14 @@ def default_on_this_cpu() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64") and openvino_available()
 
 
+class OpenVINOMismatchError(InputError):
+    """OpenVINO computes one of an export's models differently from LiteRT."""
+
+
+class OpenVINOUnavailableError(InputError):
+    """The openvino package is missing or cannot start on this machine."""
+
+
 _CORE = None
 
 
@@ -45,10 +53,11 @@ def _core():
     if _CORE is None:
         try:
             import openvino
-        except ImportError as error:
-            raise InputError("the openvino runtime needs the openvino package: pip install openvino==2026.4.1, "
-                             "or use --runtime litert.") from error
-        _CORE = openvino.Core()
+
+            _CORE = openvino.Core()
+        except (ImportError, RuntimeError) as error:  # not installed, or its libraries do not load here
+            raise OpenVINOUnavailableError(f"OpenVINO cannot run here ({one_line(error)}); pip install openvino==2026.4.1, "
+                                           "or use --runtime litert.") from error
     return _CORE
 
 
@@ -104,10 +113,6 @@ def unfused_transpose_convs(model_bytes: bytes) -> bytes:
     builder = flatbuffers.Builder(len(model_bytes) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-class OpenVINOMismatchError(InputError):
-    """OpenVINO computes one of an export's models differently from LiteRT."""
 
 
 def openvino_models(export_dir: str) -> str:

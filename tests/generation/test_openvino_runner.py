@@ -104,8 +104,32 @@ def test_auto_falls_back_to_litert_when_openvino_computes_a_model_differently(mo
     monkeypatch.setattr(litert_runtime, "default_runtime", lambda model_dir=None: "openvino")
     model = litert_runtime.load_model(runtime="auto")
     assert model.runtime == "litert" and model.precision == "dynamic"
-    assert "Running it on litert instead" in caplog.text
+    assert "differently from LiteRT; running the model on litert instead" in caplog.text
     with pytest.raises(InputError, match="use --runtime litert"):
+        litert_runtime.load_model(runtime="openvino")
+
+
+def test_auto_falls_back_to_litert_where_openvino_cannot_start(monkeypatch, caplog):
+    import builtins
+
+    from atvg_tf.errors import InputError
+    from atvg_tf.export import litert_runtime
+    from atvg_tf.generation import openvino_runner
+
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ImportError("libopenvino.so: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    monkeypatch.setattr(openvino_runner, "_CORE", None)
+    monkeypatch.setattr(litert_runtime, "default_runtime", lambda model_dir=None: "openvino")
+    model = litert_runtime.load_model(runtime="auto")
+    assert model.runtime == "litert"
+    assert "OpenVINO cannot run here (libopenvino.so: cannot open shared object file); running the model on litert" in caplog.text
+    with pytest.raises(InputError, match="pip install openvino==2026.4.1, or use --runtime litert"):
         litert_runtime.load_model(runtime="openvino")
 
 
