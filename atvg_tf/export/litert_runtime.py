@@ -93,7 +93,7 @@ def load_model(model_dir: str | None = None, runtime: str = "auto", precision: s
         try:
             return LiteRTModel(cached_export(model_dir, variant, progress), variant, model_dir, threads,
                                openvino=(cached_export(model_dir, "float32", progress), precision == "bfloat16"))
-        except (OpenVINOMismatchError, OpenVINOUnavailableError) as error:
+        except (OpenVINOMismatchError, OpenVINOUnavailableError, OSError) as error:  # OSError: a read-only cache
             if chosen != "auto":
                 raise
             logger.warning("%s; running the model on litert instead.", str(error).rsplit("; ", 1)[0])
