@@ -404,6 +404,17 @@ def _add_generate(subparsers) -> None:
     parser.set_defaults(handler=_run_generate, mode="paste-back")
 
 
+def _import_in_background(module: str) -> None:
+    """Starts importing `module` in a thread; an import that fails is reported where it is used."""
+    def load() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the runtime's own import raises it again, as a one-line error
+            pass
+
+    threading.Thread(target=load, name=f"atvg-import-{module}", daemon=True).start()
+
+
 def _run_generate(args) -> int:
     from atvg_tf.export.litert_runtime import load_model, resolve_runtime
     from atvg_tf.frontend.audio import iter_audio
@@ -420,7 +431,7 @@ def _run_generate(args) -> int:
 
         import_quietly(args.verbose)
     if runtime == "openvino":  # its import (0.2 s) overlaps reading the photo and the speech
-        threading.Thread(target=importlib.import_module, args=("openvino",), daemon=True).start()
+        _import_in_background("openvino")
     _check_generate_outputs(args)
     image = load_image(args.image)
     next(iter_audio(args.audio))  # fail fast on unusable speech, before the models load
