@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 
 import numpy as np
 
@@ -122,7 +123,7 @@ def openvino_models(export_dir: str) -> str:
     for the paper-size VG-net it wrote 239 MB and loaded in 1.3 s, against 0.9 s to compile.)
 
     When they are written, each model is run once by LiteRT and by OpenVINO (float32) on the same
-    random inputs; their outputs must agree (`_agrees`), or the folder records which did not.
+    random inputs; their outputs must agree (`_first_difference`), or the folder records which did not.
 
     Raises:
         OpenVINOMismatchError: a model's outputs differ (an operation OpenVINO's TF-Lite reader
@@ -138,7 +139,7 @@ def openvino_models(export_dir: str) -> str:
     return folder
 
 
-def _agrees(litert_runner, openvino_runner) -> str | None:
+def _first_difference(litert_runner, openvino_runner) -> str | None:
     """None when both give the same outputs (to 1e-3) for random inputs, else the first output that differs."""
     rng = np.random.default_rng(0)
     inputs = {name: rng.uniform(-0.5, 0.5, detail["shape"]).astype(detail["dtype"]) for name, detail in litert_runner.get_input_details().items()}
@@ -152,7 +153,7 @@ def _agrees(litert_runner, openvino_runner) -> str | None:
 def _write_openvino_models(export_dir: str, folder: str) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    signatures = {}
+    signatures, litert_runners = {}, {}
     try:
         with atomic_folder(folder) as partial:
             for name in (f"{network}.float32.tflite" for network in OPENVINO_NETWORKS):
@@ -161,23 +162,22 @@ def _write_openvino_models(export_dir: str, folder: str) -> None:
                 with open(os.path.join(partial, name), "wb") as handle:
                     handle.write(model_bytes)
                 reader = Interpreter(model_content=model_bytes)
-                runner = reader.get_signature_runner("serving_default")
+                litert_runners[name] = runner = reader.get_signature_runner("serving_default")
                 tensors = reader._get_full_signature_list()["serving_default"]  # signature name -> tensor index
                 signatures[name] = {
                     part: {key: {"tensor": reader._get_tensor_details(index, 0)["name"],
                                  "shape": [int(v) for v in details[key]["shape"]], "dtype": np.dtype(details[key]["dtype"]).name}
                            for key, index in tensors[part].items()}
                     for part, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details()))}
-            with open(os.path.join(partial, "signatures.json"), "w") as handle:
+            path = os.path.join(partial, "signatures.json")
+            with open(path, "w") as handle:  # OpenVINORunner reads it
                 json.dump(signatures, handle, indent=1)
-            for name in signatures:
-                differs = _agrees(Interpreter(model_path=os.path.join(partial, name)).get_signature_runner("serving_default"),
-                                  OpenVINORunner(partial, name, threads=1, bfloat16=False))
+            for name, litert_runner in litert_runners.items():
+                differs = _first_difference(litert_runner, OpenVINORunner(partial, name, threads=1, bfloat16=False))
                 if differs:
-                    signatures["mismatch"] = f"{name}'s {differs}"
+                    with open(path, "w") as handle:
+                        json.dump({**signatures, "mismatch": f"{name}'s {differs}"}, handle, indent=1)
                     break
-            with open(os.path.join(partial, "signatures.json"), "w") as handle:
-                json.dump(signatures, handle, indent=1)
     except OSError:
         if not os.path.isfile(os.path.join(folder, "signatures.json")):  # not another run that finished first
             raise
@@ -213,6 +213,7 @@ class OpenVINORunner:
         self._compiling = compiler.submit(_core().compile_model, os.path.join(folder, name), "CPU", config)
         compiler.shutdown(wait=False)
         self._request = None
+        self._tensor = sys.modules["openvino"].Tensor  # imported by `_core`; looked up once, not per frame
 
     @property
     def precision(self) -> str:
@@ -226,8 +227,6 @@ class OpenVINORunner:
         return self._details["outputs"]
 
     def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        import openvino
-
         if self._request is None:
             compiled = self._compiling.result()
             self._inputs = [(self._by_tensor["inputs"][port.get_any_name()], port) for port in compiled.inputs]
@@ -236,7 +235,7 @@ class OpenVINORunner:
             self._request = compiled.create_infer_request()
         for name, port in self._inputs:
             array = np.ascontiguousarray(inputs[name], self._details["inputs"][name]["dtype"])
-            self._request.set_tensor(port, openvino.Tensor(array))
+            self._request.set_tensor(port, self._tensor(array))
         self._request.infer()
         return {name: self._request.get_tensor(port).data.copy() for name, port in self._outputs}
 

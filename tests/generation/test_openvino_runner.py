@@ -78,15 +78,15 @@ def test_the_check_catches_a_model_openvino_reads_wrongly(float32_export, tmp_pa
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from atvg_tf.generation.openvino_runner import OpenVINORunner, _agrees, openvino_models
+    from atvg_tf.generation.openvino_runner import OpenVINORunner, _first_difference, openvino_models
 
     name = "vgnet_step.float32.tflite"
     folder = tmp_path / "openvino"
     shutil.copytree(openvino_models(float32_export), folder, ignore=shutil.ignore_patterns("cache"))
     shutil.copy(os.path.join(float32_export, name), folder / name)  # the model as exported, activations fused
     litert = Interpreter(model_path=os.path.join(float32_export, name)).get_signature_runner("serving_default")
-    assert _agrees(litert, OpenVINORunner(str(folder), name, threads=1, bfloat16=False)) in ("frame", "attention", "motion")
-    assert _agrees(litert, OpenVINORunner(openvino_models(float32_export), name, threads=1, bfloat16=False)) is None
+    assert _first_difference(litert, OpenVINORunner(str(folder), name, threads=1, bfloat16=False)) in ("frame", "attention", "motion")
+    assert _first_difference(litert, OpenVINORunner(openvino_models(float32_export), name, threads=1, bfloat16=False)) is None
     signatures = json.loads((folder / "signatures.json").read_text())
     assert "mismatch" not in signatures and set(signatures) == {name, "identity_encoder.float32.tflite"}
 
