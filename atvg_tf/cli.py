@@ -386,9 +386,10 @@ def _add_generate(subparsers) -> None:
                         "run by OpenVINO), keras, or auto (default: keras where TensorFlow sees a GPU, else openvino on x86-64 "
                         "CPUs, else litert)")
     parser.add_argument("--precision", choices=["float32", "float16", "dynamic", "int8", "bfloat16"],
-                        help="litert: the TF-Lite variant (a precision alone implies litert; default: dynamic, int8 weights, within "
-                        "50 dB PSNR of Keras; int8: int8 activations too, furthest from Keras); openvino: bfloat16 (default: "
-                        "VG-net in bfloat16 where the CPU computes it natively, within 50 dB of Keras) or float32")
+                        help="litert: the TF-Lite variant (a precision alone implies litert, except bfloat16 and, on x86-64 CPUs, "
+                        "int8; default: dynamic, int8 weights, within 50 dB PSNR of Keras; int8: int8 activations too, furthest "
+                        "from Keras); openvino: bfloat16 (default: VG-net in bfloat16 where the CPU computes it natively, within "
+                        "50 dB of Keras), float32, or int8 (VG-net's step quantized by NNCF once, the fastest for large networks)")
     parser.add_argument("--landmarks-out", metavar="FILE.npy", help="also save the predicted landmarks [T, 68, 2] (crop pixels)")
     parser.add_argument("--motion-gain", type=float, metavar="G",
                         help="scale the predicted mouth and face motion (default: the model's own, 1.0 unless its training.json sets it); "

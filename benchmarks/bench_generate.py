@@ -12,7 +12,7 @@ Each case runs the real command in a fresh process on a photo and speech of the 
 The paper-size model is freshly initialised (speed does not depend on the weights).
 
     python benchmarks/bench_generate.py --models default paper --seconds 10 600 [--renderers hybrid vgnet]
-        [--runtimes keras litert openvino] [--precisions dynamic int8] [--openvino-precisions bfloat16 float32]
+        [--runtimes keras litert openvino] [--precisions dynamic int8] [--openvino-precisions bfloat16 float32 int8]
 
 The LiteRT runtime's TF-Lite models are built (and cached) by an untimed run on one second of
 speech first: the figures are for a warm cache, as every run after a model's first.
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--runtimes", nargs="+", default=["keras", "litert", "openvino"], choices=["keras", "litert", "openvino"])
     parser.add_argument("--precisions", nargs="+", default=["dynamic"], choices=["float32", "float16", "dynamic", "int8"],
                         help="litert variants to time")
-    parser.add_argument("--openvino-precisions", nargs="+", default=["bfloat16"], choices=["float32", "bfloat16"],
+    parser.add_argument("--openvino-precisions", nargs="+", default=["bfloat16"], choices=["float32", "bfloat16", "int8"],
                         help="openvino precisions to time")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()

@@ -31,7 +31,7 @@ from atvg_tf.utils.files import atomic_folder, sha256_file
 
 RUNTIMES = ("auto", "keras", "litert", "openvino")
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
-OPENVINO_PRECISIONS = ("float32", "bfloat16")
+OPENVINO_PRECISIONS = ("float32", "bfloat16", "int8")
 # The fastest variant within the parity bound with Keras (>= 50 dB PSNR on the frames, README);
 # int8 is faster still but only on request (it is further from Keras).
 DEFAULT_PRECISION = "dynamic"
@@ -42,7 +42,7 @@ DEFAULT_OPENVINO_PRECISION = "bfloat16"
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EXPORT_CODE = ("export", "models", os.path.join("generation", "landmark_space.py"), os.path.join("frontend", "audio.py"))
 # (openvino: the export folder keeps OpenVINO's rewritten models and whether it computes them as LiteRT does.)
-_VERSIONED = ("tensorflow", "keras", "ai-edge-litert", "openvino")
+_VERSIONED = ("tensorflow", "keras", "ai-edge-litert", "openvino", "nncf")
 UNUSED_DAYS = 30.0
 # `auto` runs VG-nets up to this size (vgnet.keras) on OpenVINO (`suits_openvino`).
 OPENVINO_UP_TO_BYTES = 64 * 2**20
@@ -71,8 +71,8 @@ def load_model(model_dir: str | None = None, runtime: str = "auto", precision: s
 
     Args:
         runtime: `keras`, `litert`, `openvino` or `auto` (`default_runtime`).
-        precision: litert: float32, float16, dynamic (default) or int8; openvino: bfloat16 (default)
-            or float32.
+        precision: litert: float32, float16, dynamic (default) or int8; openvino: bfloat16 (default),
+            float32 or int8 (VG-net's step quantized by NNCF, `export.openvino_int8`).
         threads: litert and openvino: threads per network (default: the machine's cores).
         progress: told, once, when the TF-Lite models are built (the first run of a model and precision).
 
@@ -88,16 +88,21 @@ def load_model(model_dir: str | None = None, runtime: str = "auto", precision: s
     if runtime == "openvino":
         from atvg_tf.generation.openvino_runner import OpenVINOMismatchError, OpenVINOUnavailableError
 
-        # AT-net and the MFCC on LiteRT: with bfloat16, the default LiteRT variant's (landmarks within its parity bound).
-        variant = DEFAULT_PRECISION if precision == "bfloat16" else "float32"
+        # AT-net and the MFCC on LiteRT: with bfloat16 and int8, the default LiteRT variant's (int8
+        # weights; landmarks within its parity bound).
+        variant = "float32" if precision == "float32" else DEFAULT_PRECISION
         try:
-            return LiteRTModel(cached_export(model_dir, variant, progress), variant, model_dir, threads,
-                               openvino=(cached_export(model_dir, "float32", progress), precision == "bfloat16"))
+            float32 = cached_export(model_dir, "float32", progress)
+            if precision == "int8":
+                from atvg_tf.export.openvino_int8 import openvino_int8_models
+
+                openvino_int8_models(float32, model_dir, progress)
+            return LiteRTModel(cached_export(model_dir, variant, progress), variant, model_dir, threads, openvino=(float32, precision))
         except (OpenVINOMismatchError, OpenVINOUnavailableError, OSError) as error:  # OSError: a read-only cache
             if chosen != "auto":
                 raise
             logger.warning("%s; running the model on litert instead.", str(error).rsplit("; ", 1)[0])
-            precision = DEFAULT_PRECISION
+            precision = "int8" if precision == "int8" else DEFAULT_PRECISION
     return LiteRTModel(cached_export(model_dir, precision, progress), precision, model_dir, threads)
 
 
@@ -113,8 +118,9 @@ def suits_openvino(model_dir: str | None) -> bool:
 
 def resolve_runtime(runtime: str = "auto", precision: str | None = None, model_dir: str | None = None) -> tuple[str, str | None]:
     """Checks a runtime and precision: (`keras`, None), (`litert`, a precision) or (`openvino`,
-    float32 or bfloat16). With `auto`, a precision alone picks litert (bfloat16: openvino); without
-    one, `auto` is `default_runtime(model_dir)`."""
+    float32, bfloat16 or int8). With `auto`, a precision alone picks litert, except bfloat16
+    (openvino) and int8 (openvino where it is the CPU default, `default_on_this_cpu`: its int8 step
+    is the faster); without one, `auto` is `default_runtime(model_dir)`."""
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
     if precision is not None and precision not in PRECISIONS + OPENVINO_PRECISIONS:
@@ -122,16 +128,27 @@ def resolve_runtime(runtime: str = "auto", precision: str | None = None, model_d
     if runtime == "keras" and precision is not None:
         raise InputError("--precision applies to the litert and openvino runtimes only; leave it out or use --runtime litert.")
     if runtime == "auto":
-        runtime = default_runtime(model_dir) if precision is None else "litert" if precision in PRECISIONS else "openvino"
+        runtime = default_runtime(model_dir) if precision is None else _runtime_of(precision)
     if runtime == "litert" and precision not in (None, *PRECISIONS):
         raise InputError(f"the litert runtime has no {precision} models; choose one of {', '.join(PRECISIONS)}, or --runtime openvino.")
     if runtime == "openvino" and precision not in (None, *OPENVINO_PRECISIONS):
-        raise InputError(f"the openvino runtime runs float32 or bfloat16, not {precision}; use --runtime litert for it.")
+        raise InputError(f"the openvino runtime runs {', '.join(OPENVINO_PRECISIONS)}, not {precision}; use --runtime litert for it.")
     if runtime == "litert":
         return runtime, precision or DEFAULT_PRECISION
     if runtime == "openvino":
         return runtime, precision or DEFAULT_OPENVINO_PRECISION
     return runtime, None
+
+
+def _runtime_of(precision: str) -> str:
+    """The runtime a precision given alone picks."""
+    if precision == "bfloat16":
+        return "openvino"
+    if precision == "int8":
+        from atvg_tf.generation.openvino_runner import default_on_this_cpu
+
+        return "openvino" if default_on_this_cpu() else "litert"
+    return "litert"
 
 
 def cached_export(model_dir: str | None, precision: str, progress: Callable[[str], None] | None = None) -> str:

@@ -31,21 +31,22 @@ class LiteRTModel:
         model_dir: the model folder (None: the packaged default model): its `training.json` and
             landmark space decide the alignment and landmark backend, as for the Keras runtime.
         threads: threads per network (None: the machine's cores).
-        openvino: for the `openvino` runtime, (the model's float32 export, bfloat16): VG-net and its
-            identity encoder from that export run through OpenVINO (in bfloat16 where the CPU
-            computes it natively, if asked); the MFCC and AT-net stay on LiteRT with `variant`.
+        openvino: for the `openvino` runtime, (the model's float32 export, precision): VG-net and its
+            identity encoder from that export run through OpenVINO (`openvino_runner_factory`:
+            float32, bfloat16 where the CPU computes it natively, or int8); the MFCC and AT-net stay
+            on LiteRT with `variant`.
 
     Attributes:
         runtime, precision: as `atvg generate --runtime/--precision` name them.
     """
 
     def __init__(self, export_dir: str, variant: str = "dynamic", model_dir: str | None = None, threads: int | None = None,
-                 openvino: tuple[str, bool] | None = None):
+                 openvino: tuple[str, str] | None = None):
         self.directory = model_dir or DEFAULT_MODEL_DIR
         check_model_folder(self.directory)
         self.export_dir = export_dir
         self.runtime = "openvino" if openvino else "litert"
-        self.precision = ("bfloat16" if openvino[1] else "float32") if openvino else variant
+        self.precision = openvino[1] if openvino else variant
         self.threads = threads or os.cpu_count() or 1
         self.settings = read_settings(self.directory)
         self.mfcc_normalization = self.settings.mfcc_normalization  # as `TalkingFaceModel.mfcc_normalization`

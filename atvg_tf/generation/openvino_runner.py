@@ -195,11 +195,13 @@ class OpenVINORunner:
         name: the model's file name there (`vgnet_step.float32.tflite`).
         threads: CPU threads for its inference.
         bfloat16: compute in bfloat16 where the CPU does so natively (float32 elsewhere).
+        model_file: compile this file of `folder` instead, a model with `name`'s inputs and outputs
+            (`int8_model_file`).
     """
 
     compiles_in_background = True  # `LiteTalkingFace.warm_up` leaves it alone
 
-    def __init__(self, folder: str, name: str, threads: int, bfloat16: bool):
+    def __init__(self, folder: str, name: str, threads: int, bfloat16: bool, model_file: str | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
         with open(os.path.join(folder, "signatures.json")) as handle:
@@ -210,7 +212,7 @@ class OpenVINORunner:
         config = {"INFERENCE_NUM_THREADS": str(threads), "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "bf16" if bfloat16 and native_bfloat16() else "f32"}
         compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atvg-openvino")
-        self._compiling = compiler.submit(_core().compile_model, os.path.join(folder, name), "CPU", config)
+        self._compiling = compiler.submit(_core().compile_model, os.path.join(folder, model_file or name), "CPU", config)
         compiler.shutdown(wait=False)
         self._request = None
         self._tensor = sys.modules["openvino"].Tensor  # imported by `_core`; looked up once, not per frame
@@ -244,16 +246,27 @@ class OpenVINORunner:
 # AT-net, a recurrent network whose step is bound by reading its weights, is faster on LiteRT with
 # int8 weights (the paper size: 1.6 ms against 13.6 ms float32 and 4.2 ms bfloat16 on OpenVINO).
 OPENVINO_NETWORKS = ("identity_encoder", "vgnet_step")
+# The networks `--precision int8` quantizes (`export.openvino_int8`): the per-frame one; the identity
+# encoder runs once per photo.
+INT8_NETWORKS = ("vgnet_step",)
 
 
-def openvino_runner_factory(export_dir: str, bfloat16: bool, threads: int):
+def int8_model_file(network: str) -> str:
+    """The file name of a network's int8 OpenVINO model in `openvino_models`'s folder."""
+    return f"{network}.int8.xml"
+
+
+def openvino_runner_factory(export_dir: str, precision: str, threads: int):
     """`LiteTalkingFace`'s `runner` for the `openvino` runtime: the export's `OPENVINO_NETWORKS`,
     compiling in the background; None for the others, which LiteRT runs.
 
     Args:
         export_dir: the model's float32 TF-Lite export.
-        bfloat16: compute in bfloat16 where the CPU does so natively.
+        precision: float32; bfloat16 (where the CPU computes it natively); int8: the `INT8_NETWORKS`
+            quantized (`export.openvino_int8.openvino_int8_models`, which must have run), the rest as bfloat16.
     """
     folder = openvino_models(export_dir)
-    runners = {network: OpenVINORunner(folder, f"{network}.float32.tflite", threads, bfloat16) for network in OPENVINO_NETWORKS}
+    runners = {network: OpenVINORunner(folder, f"{network}.float32.tflite", threads, precision != "float32",
+                                       int8_model_file(network) if precision == "int8" and network in INT8_NETWORKS else None)
+               for network in OPENVINO_NETWORKS}
     return runners.get

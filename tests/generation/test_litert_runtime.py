@@ -37,7 +37,8 @@ def _generations(talker, shared_data, gain=None):
 
 
 @pytest.mark.parametrize("runtime, precision, bound_db", [("litert", "float32", 60.0), ("litert", "float16", 50.0), ("litert", "dynamic", 50.0),
-                                                          ("openvino", "float32", 60.0), ("openvino", "bfloat16", 50.0)])
+                                                          ("openvino", "float32", 60.0), ("openvino", "bfloat16", 50.0),
+                                                          ("openvino", "int8", 45.0)])
 def test_litert_equals_keras_within_the_parity_bound(keras_talker, shared_data, runtime, precision, bound_db):
     from atvg_tf.export.litert_runtime import load_model
     from atvg_tf.generation.talking_face import TalkingFace
@@ -130,7 +131,7 @@ def test_generate_on_litert_runs_without_tensorflow(shared_data, tmp_path, runti
 @pytest.mark.parametrize("runtime, precision, message", [
     ("keras", "int8", "--precision applies to the litert and openvino runtimes only"),
     ("litert", "bfloat16", "the litert runtime has no bfloat16 models"),
-    ("openvino", "int8", "the openvino runtime runs float32 or bfloat16, not int8")])
+    ("openvino", "float16", "the openvino runtime runs float32, bfloat16, int8, not float16")])
 def test_a_precision_the_runtime_lacks_is_refused(capsys, runtime, precision, message):
     from atvg_tf.cli import main
 
@@ -141,8 +142,10 @@ def test_a_precision_the_runtime_lacks_is_refused(capsys, runtime, precision, me
 
 def test_a_precision_alone_picks_its_runtime():
     from atvg_tf.export.litert_runtime import resolve_runtime
+    from atvg_tf.generation.openvino_runner import default_on_this_cpu
 
-    assert resolve_runtime("auto", "int8") == ("litert", "int8")
+    # int8: OpenVINO's quantized VG-net step where OpenVINO is the CPU's default (x86-64), else LiteRT's int8 models.
+    assert resolve_runtime("auto", "int8") == ("openvino" if default_on_this_cpu() else "litert", "int8")
     assert resolve_runtime("auto", "bfloat16") == ("openvino", "bfloat16")
     assert resolve_runtime("openvino") == ("openvino", "bfloat16")
     assert resolve_runtime("litert") == ("litert", "dynamic")
