@@ -64,7 +64,7 @@ def openvino_int8_models(export_dir: str, model_dir: str | None, progress: Calla
         data = [{tensors[key]: np.asarray(sample[key], np.float32) for key in tensors} for sample in samples[network]]
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars
             quantized = nncf.quantize(core.read_model(os.path.join(folder, name)), nncf.Dataset(data), subset_size=len(data))
-        # The .xml names its .bin; written last, its presence means the pair is complete.
+        # OpenVINO reads <name>.bin beside <name>.xml: the .xml, written last, means the pair is complete.
         path = os.path.join(folder, int8_model_file(network))
         partial = f"{path[: -len('.xml')]}.partial.xml"
         ov.save_model(quantized, partial, compress_to_fp16=False)
