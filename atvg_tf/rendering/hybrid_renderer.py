@@ -34,6 +34,10 @@ BORDER_POINTS = 6
 OPEN_FROM, OPEN_RANGE = 0.5, 2.0
 # VG-net trained on one speaker paints a faint interior; a real opening darkens towards its middle.
 CAVITY_DARKENING = 0.55
+# A photo's open mouth closed by the warp squeezes its teeth into the lip seam, where they alias into
+# bright dots: the lips cover them instead (`_covering`), from COVER_FROM of the photo's inner-lip
+# gap down to fully at COVER_FULL of it (a half-closed mouth still shows its teeth, squeezed).
+COVER_FROM, COVER_FULL = 0.4, 0.1
 
 
 def crop_to_photo(points: np.ndarray, inverse: np.ndarray) -> np.ndarray:
@@ -112,7 +116,37 @@ class HybridRenderer:
         # their predicted motion.
         self.warp.yielding[: len(self.moving)] = [i not in INNER_LIPS for i in self.moving]
         self._layers = split_detail(self.region)
+        self._cover = self._mouth_covered(rest, (width, height))
         self._canvas = self.photo.copy()
+
+    def _mouth_covered(self, rest: np.ndarray, size: tuple[int, int]) -> tuple | None:
+        """(box, region, layers): the region with the photo's inner mouth filled in from the lips
+        around it (OpenCV's inpainting), for `_covering`; None for a photo whose lips are closed."""
+        if self.rest_aperture <= 0:
+            return None
+        mask = cv2.dilate(_polygon_mask(rest[list(INNER_LIPS)], size), np.ones((3, 3), np.uint8))
+        rows, columns = np.nonzero(mask)
+        if not len(rows):
+            return None
+        covered = cv2.inpaint(self.region, mask, 3, cv2.INPAINT_TELEA)
+        box = (slice(max(rows.min() - 2, 0), rows.max() + 3), slice(max(columns.min() - 2, 0), columns.max() + 3))
+        return box, covered[box], tuple(layer[box] for layer in split_detail(covered))
+
+    def _covering(self, aperture: float) -> tuple[np.ndarray, tuple]:
+        """The region and its detail layers to warp for a placed inner-lip gap `aperture` (crop px):
+        the photo's, or, as the mouth closes past COVER_FROM of the photo's gap, its inner mouth
+        blended towards the lips covering it."""
+        hidden = 0.0
+        if self._cover is not None:
+            hidden = float(np.clip((COVER_FROM * self.rest_aperture - aperture) / ((COVER_FROM - COVER_FULL) * self.rest_aperture),
+                                   0.0, 1.0))
+        if hidden == 0.0:
+            return self.region, self._layers
+        box, covered, covered_layers = self._cover
+        region, layers = self.region.copy(), tuple(layer.copy() for layer in self._layers)
+        for target, cover in zip((region, *layers), (covered, *covered_layers)):
+            target[box] = cv2.addWeighted(target[box], 1.0 - hidden, cover, hidden, 0.0)
+        return region, layers
 
     def placed_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
         """[..., 68, 2] crop px: where the photo's landmarks go for predicted `landmarks`.
@@ -144,8 +178,9 @@ class HybridRenderer:
         moved = crop_to_photo(landmarks, self.crop_to_region)
         destination = self.source_points.copy()
         destination[: len(self.moving)] = moved[self.moving]
-        face = self.warp(self.region, destination, self._layers)
         aperture = float(inner_aperture(landmarks))
+        region, layers = self._covering(aperture)
+        face = self.warp(region, destination, layers)
         opening = (aperture - self.rest_aperture) / self.open_scale
         weight = float(np.clip((opening - OPEN_FROM) / OPEN_RANGE, 0.0, 1.0))
         if self.rest_aperture > 0 and weight > 0:  # a photo with an open mouth: its own teeth, stretched, keep a share

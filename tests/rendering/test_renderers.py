@@ -188,6 +188,30 @@ def test_the_inner_mouth_comes_from_vgnet_only_when_the_mouth_opens():
     assert dark[inner > 0].mean() < photo[inner > 0].mean() - 40  # an opening is darker than the lips were
 
 
+def test_lips_closing_a_photos_open_mouth_cover_its_teeth():
+    """Closed by the warp, an open mouth's teeth would be squeezed into the lip seam (a grey line, bright dots)."""
+    photo_landmarks = opened(6)
+    photo = synthetic_photo()
+    points = photo_landmarks * SCALE + SHIFT
+    cv2.fillPoly(photo, [np.round(points[list(OUTER_LIPS)]).astype(np.int32)], (150, 30, 40))
+    cv2.fillPoly(photo, [np.round(points[60:68]).astype(np.int32)], (255, 255, 255))
+    renderer = HybridRenderer(photo, TRANSFORM, photo_landmarks)
+    crop = np.zeros((CROP, CROP, 3), np.uint8)
+    mouth = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillPoly(mouth, [np.round(points[list(OUTER_LIPS)]).astype(np.int32)], 1)
+    mouth = cv2.dilate(mouth, np.ones((9, 9), np.uint8)) > 0
+
+    def teeth(frame):
+        return int((frame[mouth].min(axis=1) > 235).sum())
+
+    assert teeth(renderer.render(crop, photo_landmarks)) == teeth(photo) > 100  # unmoved: the photo's own teeth
+    assert teeth(renderer.render(crop, opened(3))) > 20  # half closed: squeezed teeth still show
+    shut = opened(-3.4)  # the inner lips meet
+    assert inner_aperture(shut) < 0.1 * inner_aperture(photo_landmarks) and teeth(renderer.render(crop, shut)) == 0
+    renderer._cover = None  # what the warp alone does
+    assert teeth(renderer.render(crop, shut)) > 0
+
+
 @pytest.mark.parametrize("renderer", ["hybrid", "vgnet"])
 def test_a_face_cut_by_the_photo_border(renderer):
     shift = np.array([-60.0, 120.0])  # the left cheek and the chin outside a 300 x 320 photo
