@@ -64,15 +64,9 @@ def openvino_int8_models(export_dir: str, model_dir: str | None, progress: Calla
         data = [{tensors[key]: np.asarray(sample[key], np.float32) for key in tensors} for sample in samples[network]]
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars
             quantized = nncf.quantize(core.read_model(os.path.join(folder, name)), nncf.Dataset(data), subset_size=len(data))
-        # OpenVINO reads <name>.bin beside <name>.xml: the .xml, written last, means the pair is complete.
-        path = os.path.join(folder, int8_model_file(network))
-        partial = f"{path[: -len('.xml')]}.partial.xml"
-        ov.save_model(quantized, partial, compress_to_fp16=False)
-        os.replace(f"{partial[: -len('.xml')]}.bin", f"{path[: -len('.xml')]}.bin")
-        with open(partial) as handle:
-            text = handle.read()
-        os.remove(partial)
-        with open(path + ".tmp", "w") as handle:
-            handle.write(text)
-        os.replace(path + ".tmp", path)
+        # OpenVINO reads <name>.bin beside <name>.xml: the .xml, moved in last, means the pair is complete.
+        final, partial = (os.path.join(folder, int8_model_file(network))[: -len(".xml")] + suffix for suffix in ("", ".partial"))
+        ov.save_model(quantized, partial + ".xml", compress_to_fp16=False)
+        os.replace(partial + ".bin", final + ".bin")
+        os.replace(partial + ".xml", final + ".xml")
     return folder
