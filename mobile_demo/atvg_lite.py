@@ -107,15 +107,19 @@ class FrameInputs:
 
     A frame comes out once all the inputs its export's AT-net hears are ready: `pcm` ([1, 4880],
     `PcmWindows`: 0.175 s after the frame's start), `phone_ids` ([28], `PhoneWindowStream`:
-    up to 0.56 s) and/or `posteriors` ([28, 40], `PhoneWindowStream(posteriors=True)`: up to 2.16 s).
-    `finish` gives the remaining frames; in all, equal to `pcm_window`, `phone_windows` and
-    `posterior_windows` of the whole recording. `phone_seconds` is the time spent in phone recognition.
+    up to 0.56 s), `posteriors` ([28, 40], `PhoneWindowStream(posteriors=True)`: up to 2.16 s) and/or
+    `embeddings` ([11, 96], `SpeechEmbeddingStream`: 0.60 s after the frame's centre).
+    `finish` gives the remaining frames; in all, equal to `pcm_window`, `phone_windows`,
+    `posterior_windows` and `embedding_windows` of the whole recording. `phone_seconds` is the time
+    spent in phone recognition and the speech embedding.
     """
 
     def __init__(self, engine: LiteTalkingFace):
         self._pcm = PcmWindows() if engine.uses_mfcc else None
         self._phones = {name: engine.phones.PhoneWindowStream(posteriors=name == "posteriors")
                         for name, used in (("phone_ids", engine.uses_phones), ("posteriors", engine.uses_posteriors)) if used}
+        if engine.uses_embeddings:
+            self._phones["embeddings"] = engine.embedding.SpeechEmbeddingStream()
         self._ready: dict[str, list[np.ndarray]] = {name: [] for name in (["pcm"] if self._pcm else []) + list(self._phones)}
         self.phone_seconds = 0.0
 

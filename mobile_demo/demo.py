@@ -186,7 +186,7 @@ def main() -> int:
     size = (128, 128) if args.crop else (photo.shape[1] // 2 * 2, photo.shape[0] // 2 * 2)
     output = Mp4Output(args.output, size, args.audio) if args.output else None
 
-    live = FrameInputs(engine) if engine.uses_phones or engine.uses_posteriors else None
+    live = FrameInputs(engine) if engine.uses_phones or engine.uses_posteriors or engine.uses_embeddings else None
 
     def frames():
         """`engine.step`'s arguments, frame by frame."""

@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--ridges", nargs="+", type=float, default=[100.0, 1000.0, 3000.0])
     parser.add_argument("--voice-weights", nargs="+", type=float, default=[5.0, 20.0, 40.0])
     parser.add_argument("--weights", nargs="+", type=float, default=[0.3, 0.5, 0.7])
+    parser.add_argument("--features", choices=["phone_posteriors", "speech_embeddings"], default="phone_posteriors",
+                        help="the head's input: phone posterior windows (phone head) or speech embedding windows (embedding head)")
     args = parser.parse_args()
     prepared = os.path.join(args.work, "prepared")
     if not os.path.isfile(os.path.join(prepared, "manifest.json")):
@@ -65,7 +67,7 @@ def main() -> None:
     s1_train = None
     people: dict[str, HeadStatistics] = {}
     scorers: dict[str, list[HeadBlendScorer]] = {}
-    for clip in prepared_clips(prepared, lambda entry: True):
+    for clip in prepared_clips(prepared, lambda entry: True, features=args.features):
         clip_id, offset = clip.manifest["id"], WILD_AUDIO_OFFSETS.get(clip.manifest["id"], 0)
         s1 = clip.manifest["speaker"] == "s1"
         group = "s1" if s1 else person_of(clip_id)

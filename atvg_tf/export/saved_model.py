@@ -1,7 +1,7 @@
 """A trained cascade as a versioned SavedModel for TF-Serving.
 
 Signatures (no batch dimension: one identity and one recording per request) of an AT-net that hears
-MFCC only (the paper; the packaged and converted official models), with the audio front end inside:
+MFCC only (the paper; converted official models; the `paper` recipe), with the audio front end inside:
   - `serving_default`: `waveform` [N] float32 (16 kHz mono, [-1, 1]), `identity_frame`
     [128, 128, 3] uint8 (the aligned crop), `identity_landmarks` [68, 2] float32 (crop pixels)
     -> `frames` [T, 128, 128, 3] float32 in [-1, 1], `attention` [T, 128, 128, 1], `landmarks` [T, 68, 2].
@@ -12,12 +12,13 @@ these graphs (`mfcc_graph.normalize_mfcc_windows`).
   - `landmarks`: `waveform` + `identity_landmarks` -> `landmarks` (AT-net only).
 T = round(N / 640): one frame per 40 ms of audio.
 
-An AT-net that hears phones (`audio_features` `phones` or `mfcc+phones`) takes precomputed features,
-since PocketSphinx cannot run inside a graph; the client computes them with
-`atvg_tf.frontend.audio_windows.audio_windows` (see export/make_request.py):
-  - `serving_default`: the model's audio inputs, `phone_windows` [T, 28, 40] float32 one-hot and
-    (with `mfcc+phones`) `mfcc_windows` [T, 28, 12], plus `identity_frame` and `identity_landmarks`
-    -> `frames`, `attention`, `landmarks` as above.
+An AT-net that hears phones or has a head (`audio_features` `phones`, `mfcc+phones`,
+`mfcc+phone_head`, or `mfcc+embedding_head`: the packaged model) takes precomputed features, since
+PocketSphinx and the speech embedding's TF-Lite models cannot run inside this graph; the client
+computes them with `atvg_tf.frontend.audio_windows.audio_windows` (see export/make_request.py):
+  - `serving_default`: the model's audio inputs (`mfcc_windows` [T, 28, 12], `phone_windows` or
+    `phone_posteriors` [T, 28, 40], `speech_embeddings` [T, 11, 96], as it hears), plus
+    `identity_frame` and `identity_landmarks` -> `frames`, `attention`, `landmarks` as above.
   - `landmarks`: the same audio inputs + `identity_landmarks` -> `landmarks` (AT-net only).
 """
 

@@ -1,10 +1,12 @@
-"""The audio inputs an AT-net asks for, one-shot or streaming: `mfcc_windows`, `phone_windows`, `phone_posteriors`.
+"""The audio inputs an AT-net asks for, one-shot or streaming: `mfcc_windows`, `phone_windows`, `phone_posteriors`,
+`speech_embeddings`.
 
 | input | shape per frame | from |
 |---|---|---|
 | mfcc_windows | [28, 12] float32 | `audio.MfccWindows` |
 | phone_windows | [28, 40] float32 one-hot | `phones.PhoneWindowStream` |
 | phone_posteriors | [28, 40] float32, rows sum to 1 | `phones.PhoneWindowStream(posteriors=True)` |
+| speech_embeddings | [11, 96] float32 | `speech_embedding.SpeechEmbeddingStream` |
 
 With `mfcc_normalization` (a model's `MfccNormalizer` config) the MFCC windows are voice-normalised
 (`frontend.mfcc_normalization`).
@@ -16,13 +18,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from atvg_tf.frontend import phones
+from atvg_tf.frontend import phones, speech_embedding
 from atvg_tf.frontend.audio import MfccWindowStream, mfcc_windows, num_video_frames
 from atvg_tf.frontend.mfcc_normalization import MfccNormalizer, normalize_mfcc_windows
 
-AUDIO_INPUTS = ("mfcc_windows", "phone_windows", "phone_posteriors")
+AUDIO_INPUTS = ("mfcc_windows", "phone_windows", "phone_posteriors", "speech_embeddings")
 # Each input (a run of frames) -> the one-frame input of the exported streaming step model (`atnet_step`).
-STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior"}
+STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior",
+               "speech_embeddings": "speech_embedding"}
 
 
 def _check(inputs: Sequence[str]) -> tuple[str, ...]:
@@ -47,6 +50,8 @@ def audio_windows(waveform: np.ndarray, inputs: Sequence[str], num_frames: int |
         out["phone_windows"] = phones.one_hot(phones.phone_windows(waveform, num_frames))
     if "phone_posteriors" in inputs:
         out["phone_posteriors"] = phones.posterior_windows(waveform, num_frames)
+    if "speech_embeddings" in inputs:
+        out["speech_embeddings"] = speech_embedding.embedding_windows(waveform, num_frames)
     return out
 
 
@@ -66,6 +71,8 @@ class AudioWindowStream:
             self._streams["phone_windows"] = phones.PhoneWindowStream()
         if "phone_posteriors" in self.inputs:
             self._streams["phone_posteriors"] = phones.PhoneWindowStream(posteriors=True)
+        if "speech_embeddings" in self.inputs:
+            self._streams["speech_embeddings"] = speech_embedding.SpeechEmbeddingStream()
         self._ready = {name: [] for name in self.inputs}
 
     def push(self, block: np.ndarray) -> dict[str, np.ndarray]:

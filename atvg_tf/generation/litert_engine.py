@@ -4,7 +4,8 @@ Needs only numpy and ai-edge-litert (LiteRT), so it runs where TensorFlow does n
 an Android Python environment: `mobile_demo/` imports this file from the repository) and starts
 fast (`atvg generate --runtime litert`). Exports whose AT-net hears phones also need pocketsphinx
 (`atvg_tf.frontend.phones`, also TensorFlow-free), but only to turn phone ids into windows; those
-with a phone head take phone posterior windows (`phones.PhoneWindowStream(posteriors=True)`).
+with a phone head take phone posterior windows (`phones.PhoneWindowStream(posteriors=True)`), those
+with an embedding head speech embedding windows (`speech_embedding.SpeechEmbeddingStream`).
 
     engine = LiteTalkingFace("exported/", variant="int8", threads=2)
     engine.start(identity_frame, identity_landmarks)             # aligned crop uint8, [68, 2] crop px
@@ -61,10 +62,11 @@ class LiteTalkingFace:
 
         self.atnet = load("atnet_step")
         audio = self.atnet.get_input_details()
-        self.uses_mfcc, self.uses_phones, self.uses_posteriors = ("mfcc_window" in audio, "phone_window" in audio,
-                                                                  "phone_posterior" in audio)
+        self.uses_mfcc, self.uses_phones, self.uses_posteriors, self.uses_embeddings = (
+            "mfcc_window" in audio, "phone_window" in audio, "phone_posterior" in audio, "speech_embedding" in audio)
         self.mfcc = load("mfcc") if self.uses_mfcc else None
         self.phones = phone_front_end() if self.uses_phones or self.uses_posteriors else None
+        self.embedding = embedding_front_end() if self.uses_embeddings else None
         self.encoder = load("identity_encoder")
         self.vgnet = load("vgnet_step")
         self.crop_size = int(self.encoder.get_input_details()["identity_frame"]["shape"][1])
@@ -124,12 +126,14 @@ class LiteTalkingFace:
         """atnet_step's audio inputs for a frame of silence."""
         return self.audio(np.zeros((1, WINDOW_SAMPLES), np.float32) if self.uses_mfcc else None,
                           np.zeros(28, np.int64) if self.uses_phones else None,
-                          self.phones.one_hot(np.zeros(28, np.int64)) if self.uses_posteriors else None)
+                          self.phones.one_hot(np.zeros(28, np.int64)) if self.uses_posteriors else None,
+                          self.embedding.embedding_windows(np.zeros(self.embedding.SAMPLE_RATE // 25, np.float32), 1)[0]
+                          if self.uses_embeddings else None)
 
     def audio(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None,
-              posteriors: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """One frame's atnet_step audio inputs from its [1, 4880] PCM window, its [28] phone ids and/or
-        its [28, 40] phone posterior window, as the export's AT-net hears."""
+              posteriors: np.ndarray | None = None, embeddings: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """One frame's atnet_step audio inputs from its [1, 4880] PCM window, its [28] phone ids, its
+        [28, 40] phone posterior window and/or its [11, 96] speech embedding window, as the export's AT-net hears."""
         audio = {}
         if self.uses_mfcc:
             if pcm is None:
@@ -145,10 +149,14 @@ class LiteTalkingFace:
             if posteriors is None:
                 raise ValueError("this export's AT-net has a phone head: give the frame's [28, 40] phone posterior window (posteriors=...).")
             audio["phone_posterior"] = np.asarray(posteriors, np.float32).reshape(1, 1, self.phones.WINDOW_ROWS, self.phones.NUM_PHONES)
+        if self.uses_embeddings:
+            if embeddings is None:
+                raise ValueError("this export's AT-net has an embedding head: give the frame's [11, 96] speech embedding window (embeddings=...).")
+            audio["speech_embedding"] = np.asarray(embeddings, np.float32).reshape(1, 1, self.embedding.WINDOW_FRAMES, self.embedding.EMBEDDING_SIZE)
         return audio
 
     def step(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None,
-             posteriors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             posteriors: np.ndarray | None = None, embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One frame from raw inputs: RGB uint8 [S, S, 3] and landmarks [68, 2] (crop px).
 
         Args:
@@ -157,8 +165,10 @@ class LiteTalkingFace:
                 for exports that hear phones.
             posteriors: the frame's [28, 40] phone posterior window
                 (`PhoneWindowStream(posteriors=True)`), for exports with a phone head.
+            embeddings: the frame's [11, 96] speech embedding window (`SpeechEmbeddingStream`), for
+                exports with an embedding head.
         """
-        return self.step_audio(self.audio(pcm, phone_ids, posteriors))
+        return self.step_audio(self.audio(pcm, phone_ids, posteriors, embeddings))
 
     def step_audio(self, audio: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """One frame from atnet_step's audio inputs (`mfcc_window` [1, 1, 28, 12], `phone_window` or
@@ -180,6 +190,14 @@ class LiteTalkingFace:
         out = self.atnet(**audio, identity_landmarks=self._marks, **self._atnet_states)
         self._atnet_states = {name[5:]: value for name, value in out.items() if name.startswith("next_")}
         return out["landmarks"]
+
+
+def embedding_front_end():
+    """The TensorFlow-free module `atvg_tf.frontend.speech_embedding`; checks that its models are installed."""
+    from atvg_tf.frontend import speech_embedding
+
+    speech_embedding.model_path("embedding_model")
+    return speech_embedding
 
 
 def phone_front_end():

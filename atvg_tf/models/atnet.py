@@ -2,8 +2,9 @@
 
 The audio is MFCC windows (the paper), phone windows (`frontend.phones`), or both, as
 `ATNetConfig.audio_features` says; the model's inputs are named after what it hears. With
-`mfcc+phone_head` the recurrent network hears MFCC and a linear head on phone posterior windows
-(`phone_posteriors`) predicts the codes too; the two are blended (`layers.HeadBlend`).
+`mfcc+phone_head` (`mfcc+embedding_head`) the recurrent network hears MFCC and a linear head on
+phone posterior windows, `phone_posteriors` (speech embedding windows, `speech_embeddings`),
+predicts the codes too; the two are blended (`layers.HeadBlend`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import layers
 
-from atvg_tf.models.config import ATNetConfig
+from atvg_tf.frontend.speech_embedding import EMBEDDING_SIZE, WINDOW_FRAMES
+from atvg_tf.models.config import HEAD_INPUTS, ATNetConfig
 from atvg_tf.models.layers import HeadBlend, PerFrame, TileOverTime, WindowNormalization, conv_block, dense
 
 
@@ -46,11 +49,12 @@ def atnet_layers(config: ATNetConfig) -> dict[str, layers.Layer]:
         parts["phone_flatten"] = layers.Reshape((-1, config.window_shape[0] * config.phone_classes), name="phone_flatten")
         for index, width in enumerate(config.phone_dense):
             parts[f"phone_fc{index + 1}"] = dense(width, f"phone_fc{index + 1}")
-    if "phone_posteriors" in config.audio_inputs:
-        parts["phone_head_flatten"] = layers.Reshape((-1, config.window_shape[0] * config.phone_classes), name="phone_head_flatten")
-        parts["phone_head"] = layers.Dense(config.pca_components, name="phone_head")
-        parts["phone_head_blend"] = HeadBlend(config.phone_head_weight, name="phone_head_blend")
-    if len([name for name in config.audio_inputs if name != "phone_posteriors"]) > 1:
+    for name, head in HEAD_INPUTS.items():
+        if name in config.audio_inputs:
+            parts[f"{head}_flatten"] = layers.Reshape((-1, int(np.prod(input_shapes(config)[name]))), name=f"{head}_flatten")
+            parts[head] = layers.Dense(config.pca_components, name=head)
+            parts[f"{head}_blend"] = HeadBlend(config.head_weight, name=f"{head}_blend")
+    if len([name for name in config.audio_inputs if name not in HEAD_INPUTS]) > 1:
         parts["audio_fuse"] = layers.Concatenate(name="audio_fuse")
     parts |= {
         "landmark_fc1": dense(config.landmark_dense[0], "landmark_fc1"),
@@ -103,9 +107,9 @@ def atnet_graph(parts: dict, audio: dict, identity_pca_codes, run_recurrent: Cal
         x = run_recurrent(lstm, x) if run_recurrent else lstm(x)
         index += 1
     codes = parts["pca_codes"](x)
-    if "phone_head" in parts:
-        head_codes = parts["phone_head"](parts["phone_head_flatten"](audio["phone_posteriors"]))
-        codes = parts["phone_head_blend"]([codes, head_codes])
+    for name, head in HEAD_INPUTS.items():
+        if head in parts:
+            codes = parts[f"{head}_blend"]([codes, parts[head](parts[f"{head}_flatten"](audio[name]))])
     return codes
 
 
@@ -116,19 +120,27 @@ def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
         mfcc_windows: [B, T, 28, 12] MFCC window of each frame.
         phone_windows: [B, T, 28, 40] one-hot phone window of each frame.
         phone_posteriors: [B, T, 28, 40] phone posterior window of each frame.
+        speech_embeddings: [B, T, 11, 96] speech embedding window of each frame.
         identity_pca_codes: [B, K] landmark code of the identity image.
 
     Returns:
         A functional model with output `pca_codes` [B, T, K].
     """
-    phone_window = (config.window_shape[0], config.phone_classes)
-    shapes = {"mfcc_windows": config.window_shape, "phone_windows": phone_window, "phone_posteriors": phone_window}
+    shapes = input_shapes(config)
     audio = {name: keras.Input((None, *shapes[name]), name=name) for name in config.audio_inputs}
     identity_codes = keras.Input((config.pca_components,), name="identity_pca_codes")
     codes = atnet_graph(atnet_layers(config), audio, identity_codes)
     return keras.Model({**audio, "identity_pca_codes": identity_codes}, {"pca_codes": codes}, name="atnet")
 
 
+def input_shapes(config: ATNetConfig) -> dict[str, tuple[int, int]]:
+    """The per-frame shape of each audio input."""
+    phone_window = (config.window_shape[0], config.phone_classes)
+    return {"mfcc_windows": config.window_shape, "phone_windows": phone_window, "phone_posteriors": phone_window,
+            "speech_embeddings": (WINDOW_FRAMES, EMBEDDING_SIZE)}
+
+
 def audio_inputs(atnet: keras.Model) -> tuple[str, ...]:
-    """The audio inputs a built or loaded AT-net takes (`mfcc_windows`, `phone_windows`, `phone_posteriors`)."""
-    return tuple(name for name in ("mfcc_windows", "phone_windows", "phone_posteriors") if name in atnet.input)
+    """The audio inputs a built or loaded AT-net takes (`mfcc_windows`, `phone_windows`, `phone_posteriors`,
+    `speech_embeddings`)."""
+    return tuple(name for name in ("mfcc_windows", "phone_windows", "phone_posteriors", "speech_embeddings") if name in atnet.input)

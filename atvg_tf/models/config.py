@@ -27,13 +27,16 @@ class ATNetConfig(Presets):
         audio_features: what AT-net hears: `mfcc` (the paper; converted official models),
             `phones` (PocketSphinx phone windows, speaker-independent), `mfcc+phones` (both
             encoders, their features concatenated) or `mfcc+phone_head` (the MFCC network, blended
-            with a linear head on phone posterior windows, `frontend.phones.posterior_windows`).
+            with a linear head on phone posterior windows, `frontend.phones.posterior_windows`) or
+            `mfcc+embedding_head` (the same with a head on speech embedding windows,
+            `frontend.speech_embedding.embedding_windows`).
         mfcc_normalisation: `none` (the paper) or `window`: each MFCC window normalised to zero mean
             and unit variance per coefficient (`layers.WindowNormalization`).
         phone_classes: phone symbols per row of a phone window (`frontend.phones.NUM_PHONES`).
         phone_dense: widths of the dense layers that encode a flattened 28-row phone window.
         phone_head_weight: `mfcc+phone_head`: the codes are (1 - w) x the MFCC network's + w x the
             phone head's (`layers.HeadBlend`).
+        embedding_head_weight: the same for `mfcc+embedding_head`.
     """
 
     pca_components: int = 6
@@ -48,6 +51,7 @@ class ATNetConfig(Presets):
     phone_classes: int = 40
     phone_dense: tuple[int, ...] = (256, 256)
     phone_head_weight: float = 0.5
+    embedding_head_weight: float = 0.4
 
     # `official`: the release's AT-net has the paper's sizes.
     PRESETS = {
@@ -64,14 +68,21 @@ class ATNetConfig(Presets):
             raise InputError(f"mfcc_normalisation must be none or window, got {self.mfcc_normalisation!r}.")
 
     @property
+    def head_weight(self) -> float:
+        """The share of AT-net's codes its head (phone or embedding) predicts."""
+        return self.embedding_head_weight if self.audio_features == "mfcc+embedding_head" else self.phone_head_weight
+
+    @property
     def audio_inputs(self) -> tuple[str, ...]:
-        """Names of AT-net's audio inputs, in order: `mfcc_windows`, `phone_windows`, `phone_posteriors`."""
+        """Names of AT-net's audio inputs, in order: `mfcc_windows`, `phone_windows`, `phone_posteriors`, `speech_embeddings`."""
         return AUDIO_FEATURES[self.audio_features]
 
 
 # audio_features -> the AT-net inputs it needs.
 AUDIO_FEATURES = {"mfcc": ("mfcc_windows",), "phones": ("phone_windows",), "mfcc+phones": ("mfcc_windows", "phone_windows"),
-                  "mfcc+phone_head": ("mfcc_windows", "phone_posteriors")}
+                  "mfcc+phone_head": ("mfcc_windows", "phone_posteriors"), "mfcc+embedding_head": ("mfcc_windows", "speech_embeddings")}
+# The audio inputs a linear head reads -> the head's layer name.
+HEAD_INPUTS = {"phone_posteriors": "phone_head", "speech_embeddings": "embedding_head"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """AT-net's phone head (`audio_features` `mfcc+phone_head`): a linear map from a frame's phone
 posterior window to its landmark code, fitted in closed form and blended into a trained MFCC AT-net.
+The embedding head (`mfcc+embedding_head`) is the same map from a frame's speech embedding window
+(`frontend.speech_embedding`); everything here serves both (`features`).
 
 The MFCC network learned one speaker's voice; the phone posteriors come from PocketSphinx's acoustic
 model, trained on many speakers. A linear map from them is too simple to learn one voice by heart,
@@ -24,11 +26,11 @@ import keras
 import numpy as np
 
 from atvg_tf.data.clip_preparer import clip_waveform
-from atvg_tf.frontend import phones
+from atvg_tf.frontend import phones, speech_embedding
 from atvg_tf.frontend.audio import AudioConfig
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.models.atnet import build_atnet
-from atvg_tf.models.config import ATNetConfig
+from atvg_tf.models.config import AUDIO_FEATURES, HEAD_INPUTS, ATNetConfig
 from atvg_tf.training.graft import graft_weights
 
 # Ridge penalty of the fit, chosen by leaving each real-world person out (`training/phone_head_cv.py`).
@@ -40,7 +42,7 @@ class PhoneHead:
     """The fitted map: code [K] = window.reshape(-1) @ kernel + bias.
 
     Attributes:
-        kernel: [28 * 40, K].
+        kernel: [28 * 40, K] (phone posteriors) or [11 * 96, K] (speech embeddings).
         bias: [K].
         frames: frames it was fitted on.
     """
@@ -112,11 +114,17 @@ def fit_phone_head(examples: Iterable[tuple[np.ndarray, np.ndarray, float]], rid
     return statistics.solve(ridge)
 
 
-def model_with_phone_head(model: TalkingFaceModel, head: PhoneHead, weight: float, **info) -> TalkingFaceModel:
+def model_with_phone_head(model: TalkingFaceModel, head: PhoneHead, weight: float, features: str = "mfcc+phone_head",
+                          **info) -> TalkingFaceModel:
     """`model` (its AT-net hears MFCC) with `head` given `weight` of AT-net's codes; `info` is added to its
-    `training.json`, which records the new AT-net configuration."""
+    `training.json`, which records the new AT-net configuration.
+
+    Args:
+        features: the new AT-net's `audio_features`, `mfcc+phone_head` or `mfcc+embedding_head`.
+    """
     atnet_config, vgnet_config = network_configs(model.info, model.atnet)
-    config = dataclasses.replace(atnet_config, audio_features="mfcc+phone_head", phone_head_weight=weight)
+    weight_field = "embedding_head_weight" if features == "mfcc+embedding_head" else "phone_head_weight"
+    config = dataclasses.replace(atnet_config, audio_features=features, **{weight_field: weight})
     presets = {"atnet": dataclasses.asdict(config), "vgnet": dataclasses.asdict(vgnet_config)}
     return TalkingFaceModel(_grafted(config, model.atnet, head), model.vgnet, model.pca,
                             {**json.loads(json.dumps(model.info)), "presets": presets, **info})
@@ -135,7 +143,7 @@ def with_phone_head(trained: keras.Model, preset: str, head: PhoneHead, weight: 
 def _grafted(config: ATNetConfig, trained: keras.Model, head: PhoneHead) -> keras.Model:
     atnet = build_atnet(config)
     graft_weights(atnet, trained)
-    atnet.get_layer("phone_head").set_weights([head.kernel, head.bias])
+    atnet.get_layer(HEAD_INPUTS[AUDIO_FEATURES[config.audio_features][1]]).set_weights([head.kernel, head.bias])
     return atnet
 
 
@@ -147,7 +155,8 @@ class PreparedClip:
         manifest: the clip's manifest entry (`id`, `speaker`, `split`, ...).
         frames: [N] the frame numbers the segments cover.
         codes: [N, K] landmark codes; landmarks: [N, 68, 2] (crop px); mfcc_windows: [N, 28, 12].
-        posteriors: [frames_total, 28, 40] posterior windows of every frame of the clip, from its sound.
+        posteriors: [frames_total, 28, 40] posterior windows of every frame of the clip, from its sound
+            ([frames_total, 11, 96] speech embedding windows where `prepared_clips` was asked for those).
     """
 
     manifest: dict
@@ -162,14 +171,19 @@ class PreparedClip:
         return self.posteriors[np.clip(self.frames - audio_offset, 0, len(self.posteriors) - 1)]
 
 
-def _clip_posteriors(job: tuple[str, str, int]) -> tuple[str, np.ndarray]:
-    clip_id, path, frames = job
-    return clip_id, phones.posterior_windows(clip_waveform(path, AudioConfig().sample_rate), frames)
+def _clip_features(job: tuple[str, str, int, str]) -> tuple[str, np.ndarray]:
+    clip_id, path, frames, features = job
+    waveform = clip_waveform(path, AudioConfig().sample_rate)
+    if features == "speech_embeddings":
+        return clip_id, speech_embedding.embedding_windows(waveform, frames)
+    return clip_id, phones.posterior_windows(waveform, frames)
 
 
-def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int = os.cpu_count() or 1) -> Iterator[PreparedClip]:
+def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int = os.cpu_count() or 1,
+                   features: str = "phone_posteriors") -> Iterator[PreparedClip]:
     """The clips of a folder of `atvg prepare` whose manifest entry `keep` accepts (status ok only),
-    the posteriors computed from each clip's sound as prepare read it (`workers` processes)."""
+    the head's input windows (`features`: `phone_posteriors` or `speech_embeddings`) computed from each
+    clip's sound as prepare read it (`workers` processes)."""
     from atvg_tf.data.records import read_segments
 
     with open(os.path.join(prepared_dir, "manifest.json")) as handle:
@@ -179,9 +193,9 @@ def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int
         clip_id = segment["clip_id"].decode()
         if clip_id in clips:
             segments.setdefault(clip_id, []).append(segment)
-    jobs = [(clip_id, clips[clip_id]["source"], clips[clip_id]["frames_total"]) for clip_id in sorted(segments)]
+    jobs = [(clip_id, clips[clip_id]["source"], clips[clip_id]["frames_total"], features) for clip_id in sorted(segments)]
     with Pool(workers) as pool:
-        for clip_id, windows in pool.imap_unordered(_clip_posteriors, jobs):
+        for clip_id, windows in pool.imap_unordered(_clip_features, jobs):
             parts = sorted(segments[clip_id], key=lambda segment: int(segment["start_frame"]))
             yield PreparedClip(
                 clips[clip_id],
@@ -192,13 +206,13 @@ def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int
 
 
 def prepared_examples(prepared_dir: str, weight_of: Callable[[dict], float], audio_offsets: dict[str, int] | None = None,
-                      workers: int = os.cpu_count() or 1) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-    """(posterior windows [N, 28, 40], codes [N, K], weight) of every training clip of a folder of
-    `atvg prepare` (its `train` split), for `fit_phone_head`.
+                      workers: int = os.cpu_count() or 1, features: str = "phone_posteriors") -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """(the head's input windows, [N, 28, 40] posteriors or [N, 11, 96] embeddings (`features`), codes
+    [N, K], weight) of every training clip of a folder of `atvg prepare` (its `train` split), for `fit_phone_head`.
 
     Args:
         weight_of: the weight of a clip's frames from its manifest entry (0 leaves it out).
         audio_offsets: clip id -> k: frame t hears the window of frame t - k (`TrainConfig.audio_offsets`).
     """
-    for clip in prepared_clips(prepared_dir, lambda entry: entry.get("split") == "train" and weight_of(entry) > 0, workers):
+    for clip in prepared_clips(prepared_dir, lambda entry: entry.get("split") == "train" and weight_of(entry) > 0, workers, features):
         yield clip.heard((audio_offsets or {}).get(clip.manifest["id"], 0)), clip.codes, weight_of(clip.manifest)

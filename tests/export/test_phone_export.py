@@ -227,7 +227,7 @@ def test_tflite_streaming_equals_the_keras_streamer(phone_model, clip, exported)
 @pytest.mark.slow
 def test_live_frame_inputs_equal_the_recording_windows(clip):
     """Block by block, MFCC and phone inputs come out frame-aligned and equal to the one-shot windows of the recording."""
-    engine = types.SimpleNamespace(uses_mfcc=True, uses_phones=True, uses_posteriors=False, phones=phones)
+    engine = types.SimpleNamespace(uses_mfcc=True, uses_phones=True, uses_posteriors=False, uses_embeddings=False, phones=phones)
     live = FrameInputs(engine)
     waveform = clip["waveform"]
     pushed = [inputs for start in range(0, waveform.size, 1000) for inputs in live.push(waveform[start : start + 1000])]

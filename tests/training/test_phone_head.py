@@ -129,3 +129,62 @@ def test_tflite_and_the_live_inputs_of_a_phone_head_export(head_model_dir, speec
     np.testing.assert_allclose(landmarks, expected, atol=1e-2)
     with pytest.raises(ValueError, match="posterior window"):
         engine.step(pcm=inputs[0]["pcm"])
+
+
+@pytest.fixture(scope="module")
+def embedding_head():
+    rng = np.random.default_rng(6)
+    return PhoneHead(rng.normal(0, 0.02, (11 * 96, 6)).astype(np.float32), rng.normal(0, 0.5, 6).astype(np.float32), 10)
+
+
+@pytest.fixture(scope="module")
+def embedding_head_model_dir(packaged, embedding_head, tmp_path_factory):
+    pytest.importorskip("openwakeword", reason="the speech embedding models come with openwakeword==0.5.1")
+    # As the `embedding_head` recipe writes it.
+    folder = str(tmp_path_factory.mktemp("embedding_head_model") / "model")
+    return model_with_phone_head(packaged, embedding_head, 0.4, "mfcc+embedding_head", phone_head={"features": "speech_embeddings"}).save(folder)
+
+
+def test_a_model_folder_with_an_embedding_head_round_trips_and_streams(packaged, embedding_head, embedding_head_model_dir, speech):
+    model = TalkingFaceModel.load(embedding_head_model_dir)
+    assert model.audio_inputs == ("mfcc_windows", "speech_embeddings")
+    with open(os.path.join(embedding_head_model_dir, "training.json")) as handle:
+        presets = json.load(handle)["presets"]["atnet"]
+    assert presets["audio_features"] == "mfcc+embedding_head" and presets["embedding_head_weight"] == 0.4
+    windows = model.audio_windows(speech)
+    assert windows["speech_embeddings"].shape == (75, 11, 96)
+    identity = IDENTITY
+    trained = packaged.atnet.predict_on_batch({"mfcc_windows": windows["mfcc_windows"][None],
+                                               "identity_pca_codes": model.landmark_space.identity_code(identity)})["pca_codes"][0]
+    head_codes = windows["speech_embeddings"].reshape(75, -1) @ embedding_head.kernel + embedding_head.bias
+    expected = model.landmarks_from_codes(0.6 * trained + 0.4 * head_codes, identity, True)
+    np.testing.assert_allclose(model.predict_landmarks(windows, identity), expected, atol=1e-3)
+    frame = np.full((128, 128, 3), 128, np.uint8)
+    streamer = model.streamer(frame, identity)
+    streamed = np.concatenate([streamer({k: v[start: start + 20] for k, v in windows.items()})["landmarks"] for start in range(0, 75, 20)])
+    np.testing.assert_allclose(streamed, model.predict_landmarks(windows, identity), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_tflite_and_the_live_inputs_of_an_embedding_head_export(embedding_head_model_dir, speech, tmp_path):
+    """atnet_step takes `speech_embedding`; LiteRT on the live embedding windows equals the Keras streamer."""
+    from atvg_tf.export.tflite import export_tflite
+
+    sys.path.insert(0, os.path.join(REPO, "mobile_demo"))
+    from atvg_lite import FrameInputs, LiteTalkingFace
+
+    model = TalkingFaceModel.load(embedding_head_model_dir)
+    export_tflite(model, str(tmp_path), ("float32", "int8"))
+    engine = LiteTalkingFace(str(tmp_path), "float32")
+    assert engine.uses_mfcc and engine.uses_embeddings and not engine.uses_phones and not engine.uses_posteriors
+    identity, frame = IDENTITY, np.full((128, 128, 3), 128, np.uint8)
+    engine.start(frame, identity)
+    live = FrameInputs(engine)
+    inputs = [step for start in range(0, speech.size, 4000) for step in live.push(speech[start: start + 4000])] + live.finish()
+    assert len(inputs) == 75 and set(inputs[0]) == {"pcm", "embeddings"}
+    landmarks = np.stack([engine.step(**step)[1] for step in inputs])
+    expected = model.streamer(frame, identity)(model.audio_windows(speech))["landmarks"]
+    np.testing.assert_allclose(landmarks, expected, atol=1e-2)
+    with pytest.raises(ValueError, match="speech embedding window"):
+        engine.step(pcm=inputs[0]["pcm"])
+    assert os.path.isfile(os.path.join(tmp_path, "atnet_step.int8.tflite"))

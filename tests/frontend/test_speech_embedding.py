@@ -1,0 +1,77 @@
+"""Speech embedding windows: stable, one per video frame, equal when streamed, and a clear error without their models."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from atvg_tf.frontend import speech_embedding
+from atvg_tf.frontend.audio import load_audio, mfcc_windows
+from atvg_tf.frontend.audio_windows import AudioWindowStream, audio_windows
+
+pytest.importorskip("openwakeword", reason="the speech embedding models come with openwakeword==0.5.1")
+
+
+@pytest.fixture(scope="module")
+def speech(shared_data) -> np.ndarray:
+    return load_audio(os.path.join(shared_data, "atvgnet", "audio", "audio_sample.wav"))
+
+
+def test_the_same_recording_gives_the_same_windows(speech):
+    first, second = speech_embedding.embedding_windows(speech), speech_embedding.embedding_windows(speech.copy())
+    assert first.shape == (len(mfcc_windows(speech)), 11, 96) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, second)
+    # Scaled to about unit spread; frame t's window holds the embeddings of frames t - 5 ... t + 5.
+    assert 0.3 < first[:, 5].std(axis=0).mean() < 3.0
+    np.testing.assert_array_equal(first[10, 6], first[11, 5])
+    np.testing.assert_array_equal(first[0, :6], np.repeat(first[0, 5:6], 6, axis=0))
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.5, 1.73, 3.0])
+def test_one_window_per_video_frame_for_any_length(speech, seconds):
+    clip = speech[: int(16000 * seconds)]
+    assert len(speech_embedding.embedding_windows(clip)) == len(mfcc_windows(clip))
+    assert speech_embedding.embedding_windows(clip, 40).shape == (40, 11, 96)
+
+
+def test_streaming_equals_one_shot_for_any_block_sizes(speech):
+    whole = speech_embedding.embedding_windows(speech)
+    rng = np.random.default_rng(0)
+    stream, parts, position = speech_embedding.SpeechEmbeddingStream(), [], 0
+    while position < len(speech):
+        size = int(rng.integers(1, 12000))
+        parts.append(stream.push(speech[position: position + size]))
+        position += size
+        # The look-ahead is bounded: 0.60 s after a frame's centre, plus one mel call's wait (0.1 s).
+        assert stream.frames_emitted >= position / 640 - 18
+    parts.append(stream.finish())
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_a_window_does_not_depend_on_distant_sound(speech):
+    # The mel model floors each row relative to the loudest row of its input; the reference tone
+    # keeps that floor fixed, so a loud sound far away leaves a frame's window as it was.
+    loud = speech.copy()
+    loud[-16000:] = np.clip(loud[-16000:] * 8, -1, 1)
+    np.testing.assert_array_equal(speech_embedding.embedding_windows(loud)[:20], speech_embedding.embedding_windows(speech)[:20])
+
+
+def test_silence_gives_one_window_whatever_its_length():
+    windows = speech_embedding.embedding_windows(np.zeros(16000 * 2, np.float32))
+    np.testing.assert_allclose(windows, np.broadcast_to(windows[0, :1], windows.shape), atol=1e-5)
+
+
+def test_audio_window_stream_gives_embeddings_with_the_mfcc(speech):
+    inputs = ("mfcc_windows", "speech_embeddings")
+    whole = audio_windows(speech, inputs)
+    stream = AudioWindowStream(inputs)
+    parts = [stream.push(speech[start: start + 3000]) for start in range(0, len(speech), 3000)] + [stream.finish()]
+    for name in inputs:
+        np.testing.assert_allclose(np.concatenate([part[name] for part in parts]), whole[name], atol=1e-5)
+
+
+def test_without_openwakeword_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(speech_embedding.SpeechEmbeddingUnavailable, match=r"pip install openwakeword==0\.5\.1"):
+        speech_embedding.model_path("embedding_model")
