@@ -229,7 +229,8 @@ def main() -> int:
     milliseconds = np.array(latencies) * 1000
     print(f"{len(latencies)} frames, first frame after {first_frame * 1000:.0f} ms, per frame p50 {np.percentile(milliseconds, 50):.1f} ms "
           f"/ p95 {np.percentile(milliseconds, 95):.1f} ms, sustained {1000 / milliseconds.mean():.1f} frames/s"
-          + (f"; phone recognition {live.phone_seconds * 1000 / len(latencies):.1f} ms per frame" if live else "")
+          + (f"; {'phone recognition' if engine.uses_phones or engine.uses_posteriors else 'speech embedding'} "
+             f"{live.phone_seconds * 1000 / len(latencies):.1f} ms per frame" if live else "")
           + (f"; wrote {args.output}" if args.output else ""))
     return 0
 

@@ -45,8 +45,9 @@ from atvg_tf.frontend.video import probe, read_frames
 from atvg_tf.generation.landmark_space import OfficialLandmarks
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
-from atvg_tf.models.config import ATNetConfig, VGNetConfig
+from atvg_tf.models.config import HEADED_FEATURES, ATNetConfig, VGNetConfig
 from atvg_tf.training.bundle import bundle
+from atvg_tf.training.phone_head import with_head_of
 from atvg_tf.training.time_budget import TimeBudget
 from atvg_tf.training.train import TrainConfig, train
 from atvg_tf.utils.files import atomic_write
@@ -114,8 +115,9 @@ def work_folder(output: str) -> str:
 
 
 def _preset_names(atnet: ATNetConfig, vgnet: VGNetConfig) -> dict[str, str]:
-    """{network: the `model_preset` whose network it is} (what AT-net hears aside)."""
-    heard = dict(audio_features=atnet.audio_features, mfcc_normalisation=atnet.mfcc_normalisation)
+    """{network: the `model_preset` whose network it is} (what AT-net hears, and its head's share, aside)."""
+    heard = dict(audio_features=atnet.audio_features, mfcc_normalisation=atnet.mfcc_normalisation,
+                 phone_head_weight=atnet.phone_head_weight, embedding_head_weight=atnet.embedding_head_weight)
     names = {"atnet": next((name for name in ATNetConfig.PRESETS if dataclasses.replace(ATNetConfig.preset(name), **heard) == atnet), None),
              "vgnet": next((name for name in VGNetConfig.PRESETS if VGNetConfig.preset(name) == vgnet), None)}
     for network, name in names.items():
@@ -254,6 +256,8 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
                                         "sound_late_frames": {v["path"]: offsets[_clip_id(clip)]
                                                               for v, clip in zip(settings["videos"], clips)},
                                         "training_seconds": {network: journal["done"][network]["seconds"] for network in NETWORKS}}})
+        if atnet_config.audio_features in HEADED_FEATURES and not config.person_basis:  # the head speaks the base's basis
+            with_head_of(TalkingFaceModel.load(model_dir), base_model).save(model_dir, replace=True)
         model = TalkingFaceModel.load(model_dir)
         log("scoring the fine-tuned model on the held-out footage")
         with _timed(journal, "score_finetuned"):
@@ -346,7 +350,9 @@ def _train_network(network: str, prepared: str, work: str, start: str, preset: s
         return
     share = config.atnet_share if network == "atnet" else 1.0 - config.atnet_share
     if network == "atnet":
-        options = dict(audio_features=atnet_config.audio_features, mfcc_normalisation=atnet_config.mfcc_normalisation,
+        # A head (the packaged model's speech embedding head) stays as it is: the MFCC network learns the person.
+        heard = "mfcc" if atnet_config.audio_features in HEADED_FEATURES else atnet_config.audio_features
+        options = dict(audio_features=heard, mfcc_normalisation=atnet_config.mfcc_normalisation,
                        steps_per_epoch=config.atnet_steps, batch_size=8, sequence_length=16,
                        learning_rate=config.atnet_learning_rate, audio_offsets=audio_offsets, pca_path=basis_path,
                        ema_momentum=config.atnet_ema_momentum)

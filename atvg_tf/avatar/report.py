@@ -57,7 +57,9 @@ def contact_sheet(clip_path: str, before: TalkingFaceModel, after: TalkingFaceMo
     spread over its length, each the aligned face at twice the crop size as the default renderer
     draws it into the clip's first frame (`audio_offset_frames`: as `align_clip`)."""
     with create_landmark_detector(after.landmark_backend) as detector:
-        clip = align_clip(clip_path, detector, after.alignment, after.audio_inputs, mfcc_normalization=after.mfcc_normalization,
+        # What either model hears (the packaged model's head, a person-basis fine-tune without one).
+        heard = tuple(dict.fromkeys(before.audio_inputs + after.audio_inputs))
+        clip = align_clip(clip_path, detector, after.alignment, heard, mfcc_normalization=after.mfcc_normalization,
                           audio_offset_frames=audio_offset_frames)
     size = after.crop_size * SHEET_SCALE
     transform = clip.transform * SHEET_SCALE

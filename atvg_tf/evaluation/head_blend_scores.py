@@ -7,14 +7,15 @@ import numpy as np
 
 from atvg_tf.evaluation import metrics
 from atvg_tf.generation.model import TalkingFaceModel
-from atvg_tf.training.phone_head import PhoneHead, PreparedClip
+from atvg_tf.training.phone_head import PhoneHead, PreparedClip, mfcc_network
 
 
 class HeadBlendScorer:
     """Scores blends on one prepared clip; the MFCC network's codes are computed once.
 
     Args:
-        model: a model whose AT-net hears MFCC (the head is blended into its codes as `layers.HeadBlend` does).
+        model: a model whose AT-net hears MFCC (the head is blended into its MFCC network's codes as
+            `layers.HeadBlend` does; a head it has already is left out).
         clip: the footage (`PreparedClip`); its first frame is the identity.
         audio_offset: frame t hears the window of frame t - offset (`TrainConfig.audio_offsets`).
     """
@@ -23,7 +24,7 @@ class HeadBlendScorer:
         self.model, self.identity = model, clip.landmarks[0]
         self.posteriors = clip.heard(0).reshape(len(clip.frames), -1)
         audio = {"mfcc_windows": clip.mfcc_windows[None], "identity_pca_codes": model.landmark_space.identity_code(self.identity)}
-        self.mfcc_codes = model.atnet.predict_on_batch(audio)["pca_codes"][0]
+        self.mfcc_codes = mfcc_network(model).predict_on_batch(audio)["pca_codes"][0]
         # Prediction i (heard from window i) goes with real frame i + offset.
         count = len(clip.frames)
         self.kept = slice(max(0, -audio_offset), count - max(0, audio_offset))

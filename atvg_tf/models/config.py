@@ -83,6 +83,8 @@ AUDIO_FEATURES = {"mfcc": ("mfcc_windows",), "phones": ("phone_windows",), "mfcc
                   "mfcc+phone_head": ("mfcc_windows", "phone_posteriors"), "mfcc+embedding_head": ("mfcc_windows", "speech_embeddings")}
 # The audio inputs a linear head reads -> the head's layer name.
 HEAD_INPUTS = {"phone_posteriors": "phone_head", "speech_embeddings": "embedding_head"}
+# The audio_features whose AT-net is an MFCC network with a head blended in.
+HEADED_FEATURES = ("mfcc+phone_head", "mfcc+embedding_head")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 An AT-net trained with a squared error on few voices predicts a timid mouth for a voice it never
 heard: uncertain, it stays near the average. On its training speech the same network opens and
-closes the mouth about as widely as the speaker did (GRID s1: 0.85 times). `MotionLevel` measures,
-as the frames come, how widely the predicted inner lips move for this recording, and finds the
-factor that brings that spread up to the model's level on its training speech: about 1 for voices
-like those it learned, more for a voice it hears as foreign. The factor is never below 1 (a lively
+closes the mouth nearly as widely as the speaker did (GRID s1: 0.85 times; 0.77 with a head blended
+in from many voices). `MotionLevel` measures, as the frames come, how widely the predicted inner
+lips move for this recording, and finds the factor that brings that spread up to the level of the
+training speech (the speaker's real mouth: `evaluation.motion_spread`): about 1.1 for voices like
+those it learned, more for a voice it hears as foreign. The factor is never below 1 (a lively
 prediction is left alone) and changes slowly, so it scales the motion without reshaping it in time.
 
 The factor scales the motion's swing around the recording's own average pose so far, not around the
@@ -48,7 +49,8 @@ class MotionLevel:
 
     Args:
         identity_landmarks: [68, 2] the photo's landmarks (crop px).
-        aperture_std: the target: `moving_spread` of the model's predicted apertures on its training speech.
+        aperture_std: the target: `moving_spread` of the apertures on the model's training speech (the
+            speaker's real ones; the model's predicted ones in folders measured before 2026-11-28).
         max_gain: the largest factor.
         prior_frames: the weight, in frames, of the starting guess (spread = target, factor 1).
         moving_step: see `MOVING_STEP`.

@@ -16,6 +16,7 @@ phone head: lip-sync that carries to new voices").
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -90,6 +91,47 @@ class HeadStatistics:
         centred_moments = self.moments - self.total * np.outer(mean_x, mean_y)
         kernel = np.linalg.solve(centred_gram + ridge * np.eye(len(mean_x)), centred_moments)
         return PhoneHead(kernel.astype(np.float32), (mean_y - mean_x @ kernel).astype(np.float32), self.frames)
+
+
+@functools.lru_cache(maxsize=2)
+def mfcc_network(model: TalkingFaceModel) -> keras.Model:
+    """The MFCC network inside `model`'s AT-net: an `mfcc` AT-net with its weights (the AT-net itself
+    when it hears MFCC only). A head is fitted against, and blended into, this network's codes."""
+    config, _ = network_configs(model.info, model.atnet)
+    if config.audio_features == "mfcc":
+        return model.atnet
+    network = build_atnet(dataclasses.replace(config, audio_features="mfcc"))
+    graft_weights(network, model.atnet)
+    return network
+
+
+def with_head_of(model: TalkingFaceModel, base: TalkingFaceModel, **info) -> TalkingFaceModel:
+    """`model` (its AT-net hears MFCC only, e.g. `base`'s MFCC network fine-tuned) with `base`'s head
+    (phone or embedding), weights and share unchanged; `model` itself when `base` has no head."""
+    config, _ = network_configs(base.info, base.atnet)
+    head_input = next((name for name in AUDIO_FEATURES[config.audio_features] if name in HEAD_INPUTS), None)
+    if head_input is None:
+        return model
+    kernel, bias = base.atnet.get_layer(HEAD_INPUTS[head_input]).get_weights()
+    return model_with_phone_head(model, PhoneHead(kernel, bias, 0), config.head_weight, config.audio_features, **info)
+
+
+def silence_statistics(model: TalkingFaceModel, identity_codes: np.ndarray, features: str, weight: float) -> HeadStatistics:
+    """Silence for the head's fit: its input windows on silence, paired with the codes `model`'s MFCC
+    network gives silence (the settled frames) for each of `identity_codes` [n, K], counted `weight`
+    frames in all. Real-world voices pause with their lips apart; without this the embedding head
+    kept a silent mouth a third open (inner-lip opening 0.043 of the eye-corner distance, against
+    0.010 for the MFCC network)."""
+    from atvg_tf.generation.model import SILENCE_FRAMES, SILENCE_SETTLED
+
+    silence = np.zeros(SILENCE_FRAMES * AudioConfig().samples_per_video_frame, np.float32)
+    windows = (speech_embedding.embedding_windows(silence, SILENCE_FRAMES) if features == "speech_embeddings"
+               else phones.posterior_windows(silence, SILENCE_FRAMES))[SILENCE_SETTLED:]
+    identity_codes = np.asarray(identity_codes, np.float32)
+    mfcc = np.repeat(model.audio_windows(silence)["mfcc_windows"][None], len(identity_codes), axis=0)
+    codes = mfcc_network(model).predict_on_batch({"mfcc_windows": mfcc, "identity_pca_codes": identity_codes})["pca_codes"]
+    codes = codes[:, SILENCE_SETTLED:].reshape(-1, codes.shape[-1])
+    return HeadStatistics.of(np.concatenate([windows] * len(identity_codes)), codes, weight / len(codes))
 
 
 def fit_phone_head(examples: Iterable[tuple[np.ndarray, np.ndarray, float]], ridge: float = RIDGE) -> PhoneHead:

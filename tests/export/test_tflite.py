@@ -81,8 +81,10 @@ def _step_inputs(engine: LiteTalkingFace, waveform: np.ndarray) -> list[dict]:
     """`engine.step`'s arguments for every frame of a recording: what the export's AT-net hears."""
     count = frame_count(waveform.size)
     ids = phones.phone_windows(waveform, count) if engine.uses_phones else None
+    embeddings = engine.embedding.embedding_windows(waveform, count) if engine.uses_embeddings else None
     return [{**({"pcm": pcm_window(waveform, t)} if engine.uses_mfcc else {}),
-             **({"phone_ids": ids[t]} if engine.uses_phones else {})} for t in range(count)]
+             **({"phone_ids": ids[t]} if engine.uses_phones else {}),
+             **({"embeddings": embeddings[t]} if engine.uses_embeddings else {})} for t in range(count)]
 
 
 def _run(folder, avatar, waveform, variant):
@@ -252,6 +254,7 @@ def test_the_mobile_demo_writes_a_video_with_sound_without_tensorflow(export, va
     assert result.returncode == 0, result.stderr[-2000:]
     assert "150 frames, first frame after" in result.stdout and "p95" in result.stdout
     assert ("phone recognition" in result.stdout) == ("phone_windows" in model.audio_inputs)
+    assert ("speech embedding" in result.stdout) == ("speech_embeddings" in model.audio_inputs)
     with av.open(str(output)) as container:
         frames = [f for f in container.decode(video=0)]
         audio = container.streams.audio[0]

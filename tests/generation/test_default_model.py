@@ -124,7 +124,8 @@ def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_pat
     assert len(crops) == 150
     mouth = crops[:, 84:112, 40:88].std(axis=0).mean()
     eyes = crops[:, 28:48, 24:104].std(axis=0).mean()
-    assert mouth > 2.0 and mouth > 2 * eyes, (mouth, eyes)
+    # 1.95 and 0.13 with the speech embedding head (2026-11-28), whose mouth swings less in VG-net's crops.
+    assert mouth > 1.5 and mouth > 4 * eyes, (mouth, eyes)
     pasted = decode("paste-back.mp4")
     original = load_image(photo).astype(np.float32)[: pasted.shape[1], : pasted.shape[2]]
     # H.264 (yuv420p) alone changes some saturated pixels of a still photo by ~40 levels: measure that

@@ -11,7 +11,7 @@ import pytest
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import load_audio
 from atvg_tf.generation.model import TalkingFaceModel
-from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, fit_phone_head, model_with_phone_head, with_phone_head
+from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, fit_phone_head, mfcc_network, model_with_phone_head, with_phone_head
 from tests.helpers import IDENTITY, REPO
 
 WINDOW = 28 * phones.NUM_PHONES
@@ -72,7 +72,7 @@ def test_the_head_is_blended_into_the_trained_codes(packaged, head):
     inputs = {"mfcc_windows": rng.normal(0, 1, (1, 12, 28, 12)).astype(np.float32),
               "phone_posteriors": rng.dirichlet(np.ones(phones.NUM_PHONES), (1, 12, 28)).astype(np.float32),
               "identity_pca_codes": rng.normal(0, 1, (1, 6)).astype(np.float32)}
-    trained = packaged.atnet.predict_on_batch({k: v for k, v in inputs.items() if k != "phone_posteriors"})["pca_codes"]
+    trained = mfcc_network(packaged).predict_on_batch({k: v for k, v in inputs.items() if k != "phone_posteriors"})["pca_codes"]
     head_codes = inputs["phone_posteriors"].reshape(1, 12, -1) @ head.kernel + head.bias
     for weight in (0.0, 0.5, 1.0):
         atnet = with_phone_head(packaged.atnet, "small", head, weight)
@@ -154,7 +154,7 @@ def test_a_model_folder_with_an_embedding_head_round_trips_and_streams(packaged,
     windows = model.audio_windows(speech)
     assert windows["speech_embeddings"].shape == (75, 11, 96)
     identity = IDENTITY
-    trained = packaged.atnet.predict_on_batch({"mfcc_windows": windows["mfcc_windows"][None],
+    trained = mfcc_network(packaged).predict_on_batch({"mfcc_windows": windows["mfcc_windows"][None],
                                                "identity_pca_codes": model.landmark_space.identity_code(identity)})["pca_codes"][0]
     head_codes = windows["speech_embeddings"].reshape(75, -1) @ embedding_head.kernel + embedding_head.bias
     expected = model.landmarks_from_codes(0.6 * trained + 0.4 * head_codes, identity, True)
