@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 
 import numpy as np
 
@@ -64,9 +65,12 @@ def model_path(name: str) -> str:
 
 
 class _Networks:
-    """The two LiteRT interpreters, one thread each, shared by the streams of a process."""
+    """The two LiteRT interpreters, one thread each, shared by the streams of a process. An
+    interpreter holds its tensors between calls, so the streams of concurrent requests (`atvg app`)
+    take turns (`_lock`)."""
 
     _shared: _Networks | None = None
+    _creating = threading.Lock()
 
     def __init__(self):
         from ai_edge_litert.interpreter import Interpreter
@@ -74,15 +78,27 @@ class _Networks:
         self.mel = Interpreter(model_path("melspectrogram"), num_threads=1)
         self.embedding = Interpreter(model_path("embedding_model"), num_threads=1)
         self._mel_length = self._batch = -1
+        self._lock = threading.Lock()
 
     @classmethod
     def shared(cls) -> _Networks:
-        if cls._shared is None:
-            cls._shared = cls()
+        with cls._creating:
+            if cls._shared is None:
+                cls._shared = cls()
         return cls._shared
 
     def mel_rows(self, samples: np.ndarray) -> np.ndarray:
         """[(len - 512) // 160 + 1, 32] log-mel rows of float samples in [-1, 1] (len >= 512)."""
+        with self._lock:
+            return self._mel_rows(samples)
+
+    def embeddings(self, windows: np.ndarray) -> np.ndarray:
+        """[n, 96] embeddings of [n, 76, 32] mel windows, one at a time (so the result is the same however
+        the windows are grouped)."""
+        with self._lock:
+            return self._embeddings(windows)
+
+    def _mel_rows(self, samples: np.ndarray) -> np.ndarray:
         count = (samples.size - ROW_SPAN) // ROW_SAMPLES + 1
         samples = np.concatenate([np.clip(samples, -1.0, 1.0), _REFERENCE])
         if samples.size != self._mel_length:
@@ -94,9 +110,7 @@ class _Networks:
         rows = self.mel.get_tensor(self.mel.get_output_details()[0]["index"])
         return rows.reshape(-1, rows.shape[-1])[:count] * _MEL_SCALE + _MEL_SHIFT
 
-    def embeddings(self, windows: np.ndarray) -> np.ndarray:
-        """[n, 96] embeddings of [n, 76, 32] mel windows, one at a time (so the result is the same however
-        the windows are grouped)."""
+    def _embeddings(self, windows: np.ndarray) -> np.ndarray:
         if self._batch != 1:
             self.embedding.resize_tensor_input(0, [1, EMBEDDING_ROWS, windows.shape[-1], 1], strict=False)
             self.embedding.allocate_tensors()

@@ -75,3 +75,24 @@ def test_without_openwakeword_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(speech_embedding.SpeechEmbeddingUnavailable, match=r"pip install openwakeword==0\.5\.1"):
         speech_embedding.model_path("embedding_model")
+
+
+def test_streams_in_two_threads_give_what_they_give_alone(speech):
+    # The app serves two visitors at once, and the streams share the process's interpreters.
+    import threading
+
+    recordings = [speech[: 16000 * 4], speech[16000 * 2:]]
+    alone = [speech_embedding.embedding_windows(recording) for recording in recordings]
+    together = [None, None]
+
+    def run(index):
+        for _ in range(3):
+            together[index] = speech_embedding.embedding_windows(recordings[index])
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for expected, got in zip(alone, together):
+        np.testing.assert_array_equal(got, expected)

@@ -188,3 +188,19 @@ def test_tflite_and_the_live_inputs_of_an_embedding_head_export(embedding_head_m
     with pytest.raises(ValueError, match="speech embedding window"):
         engine.step(pcm=inputs[0]["pcm"])
     assert os.path.isfile(os.path.join(tmp_path, "atnet_step.int8.tflite"))
+
+
+def test_a_fine_tuned_mfcc_network_gets_the_base_models_head_back(packaged, speech):
+    """What `atvg finetune` does with the packaged model: the MFCC network alone is trained, then the
+    base's head (weights and share) is put back; with the network unchanged that is the base itself."""
+    from atvg_tf.training.phone_head import with_head_of
+
+    pytest.importorskip("openwakeword", reason="the speech embedding models come with openwakeword==0.5.1")
+    assert packaged.audio_inputs == ("mfcc_windows", "speech_embeddings")
+    alone = TalkingFaceModel(mfcc_network(packaged), packaged.vgnet, packaged.pca, {"inference": packaged.inference})
+    assert alone.audio_inputs == ("mfcc_windows",)
+    rebuilt = with_head_of(alone, packaged)
+    assert rebuilt.audio_inputs == packaged.audio_inputs
+    windows = packaged.audio_windows(speech)
+    np.testing.assert_allclose(rebuilt.predict_landmarks(windows, IDENTITY), packaged.predict_landmarks(windows, IDENTITY), atol=1e-4)
+    assert with_head_of(alone, alone) is alone  # a base without a head leaves the model as it is
