@@ -29,6 +29,8 @@ import threading
 
 import numpy as np
 
+from atvg_tf.frontend.phones import num_video_frames  # TensorFlow- and PyAV-free, as this module
+
 SAMPLE_RATE = 16000
 ROW_SAMPLES = 160  # 10 ms
 ROW_SPAN = 512  # samples one mel row reads
@@ -122,11 +124,6 @@ class _Networks:
             self.embedding.invoke()
             out[index] = self.embedding.get_tensor(target).reshape(-1)
         return out
-
-
-def num_video_frames(num_samples: int) -> int:
-    """Video frames that cover `num_samples` at 16 kHz (at least one), as `frontend.audio` counts them."""
-    return max(1, int(np.floor(num_samples / (SAMPLE_RATE / 25) + 0.5)))
 
 
 class SpeechEmbeddingStream:

@@ -107,25 +107,32 @@ def test_a_model_folder_with_a_phone_head_round_trips_and_streams(packaged, head
     np.testing.assert_allclose(streamed, model.predict_landmarks(windows, identity), atol=1e-3)
 
 
-@pytest.mark.slow
-def test_tflite_and_the_live_inputs_of_a_phone_head_export(head_model_dir, speech, tmp_path):
-    """atnet_step takes `phone_posterior`; LiteRT on the live posterior windows equals the Keras streamer."""
+def _live_export(model_dir: str, speech: np.ndarray, folder, variants: tuple[str, ...]):
+    """The model folder exported to TF-Lite, LiteRT started on a grey face, the live `FrameInputs` of
+    `speech` (4,000-sample blocks), the frames' landmarks and the Keras streamer's."""
     from atvg_tf.export.tflite import export_tflite
 
     sys.path.insert(0, os.path.join(REPO, "mobile_demo"))
     from atvg_lite import FrameInputs, LiteTalkingFace
 
-    model = TalkingFaceModel.load(head_model_dir)
-    export_tflite(model, str(tmp_path), ("float32",))
-    engine = LiteTalkingFace(str(tmp_path), "float32")
-    assert engine.uses_mfcc and engine.uses_posteriors and not engine.uses_phones
+    model = TalkingFaceModel.load(model_dir)
+    export_tflite(model, str(folder), variants)
+    engine = LiteTalkingFace(str(folder), "float32")
     identity, frame = IDENTITY, np.full((128, 128, 3), 128, np.uint8)
     engine.start(frame, identity)
     live = FrameInputs(engine)
     inputs = [step for start in range(0, speech.size, 4000) for step in live.push(speech[start: start + 4000])] + live.finish()
-    assert len(inputs) == 75 and set(inputs[0]) == {"pcm", "posteriors"}
     landmarks = np.stack([engine.step(**step)[1] for step in inputs])
     expected = model.streamer(frame, identity)(model.audio_windows(speech))["landmarks"]
+    return engine, inputs, landmarks, expected
+
+
+@pytest.mark.slow
+def test_tflite_and_the_live_inputs_of_a_phone_head_export(head_model_dir, speech, tmp_path):
+    """atnet_step takes `phone_posterior`; LiteRT on the live posterior windows equals the Keras streamer."""
+    engine, inputs, landmarks, expected = _live_export(head_model_dir, speech, tmp_path, ("float32",))
+    assert engine.uses_mfcc and engine.uses_posteriors and not engine.uses_phones
+    assert len(inputs) == 75 and set(inputs[0]) == {"pcm", "posteriors"}
     np.testing.assert_allclose(landmarks, expected, atol=1e-2)
     with pytest.raises(ValueError, match="posterior window"):
         engine.step(pcm=inputs[0]["pcm"])
@@ -168,22 +175,9 @@ def test_a_model_folder_with_an_embedding_head_round_trips_and_streams(packaged,
 @pytest.mark.slow
 def test_tflite_and_the_live_inputs_of_an_embedding_head_export(embedding_head_model_dir, speech, tmp_path):
     """atnet_step takes `speech_embedding`; LiteRT on the live embedding windows equals the Keras streamer."""
-    from atvg_tf.export.tflite import export_tflite
-
-    sys.path.insert(0, os.path.join(REPO, "mobile_demo"))
-    from atvg_lite import FrameInputs, LiteTalkingFace
-
-    model = TalkingFaceModel.load(embedding_head_model_dir)
-    export_tflite(model, str(tmp_path), ("float32", "int8"))
-    engine = LiteTalkingFace(str(tmp_path), "float32")
+    engine, inputs, landmarks, expected = _live_export(embedding_head_model_dir, speech, tmp_path, ("float32", "int8"))
     assert engine.uses_mfcc and engine.uses_embeddings and not engine.uses_phones and not engine.uses_posteriors
-    identity, frame = IDENTITY, np.full((128, 128, 3), 128, np.uint8)
-    engine.start(frame, identity)
-    live = FrameInputs(engine)
-    inputs = [step for start in range(0, speech.size, 4000) for step in live.push(speech[start: start + 4000])] + live.finish()
     assert len(inputs) == 75 and set(inputs[0]) == {"pcm", "embeddings"}
-    landmarks = np.stack([engine.step(**step)[1] for step in inputs])
-    expected = model.streamer(frame, identity)(model.audio_windows(speech))["landmarks"]
     np.testing.assert_allclose(landmarks, expected, atol=1e-2)
     with pytest.raises(ValueError, match="speech embedding window"):
         engine.step(pcm=inputs[0]["pcm"])
