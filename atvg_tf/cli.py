@@ -64,6 +64,9 @@ def _add_prepare(subparsers) -> None:
     parser.add_argument("--phone-posteriors", action="store_true",
                         help="also write PocketSphinx phone posterior windows, for AT-nets with a phone head "
                         "(--audio-features mfcc+phone_head; about 5 ms of one core per frame and audio variant)")
+    parser.add_argument("--speech-embeddings", action="store_true",
+                        help="also write speech embedding windows, for AT-nets with an embedding head "
+                        "(--audio-features mfcc+embedding_head; about 1 ms of one core per frame and audio variant)")
     parser.add_argument("--audio-variants", type=int, default=0, metavar="N",
                         help="also write the audio features of N augmented copies of each clip's sound (reverb, noise, "
                         "band limits, EQ, pitch) for robust AT-net training (default: 0)")
@@ -97,6 +100,7 @@ def _run_prepare(args) -> int:
         workers=args.workers,
         phones=args.phones,
         phone_posteriors=args.phone_posteriors,
+        speech_embeddings=args.speech_embeddings,
         audio_variants=args.audio_variants,
     )
     if args.beam_option and args.runner != "beam":
@@ -161,10 +165,10 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="training batches per epoch (overrides the config)")
     parser.add_argument("--validation-steps", type=int, help="validation batches after each epoch; 0 = no validation (overrides the config)")
     parser.add_argument("--batch-size", type=int, help="sequences per batch (overrides the config)")
-    parser.add_argument("--audio-features", choices=["mfcc", "phones", "mfcc+phones", "mfcc+phone_head"],
+    parser.add_argument("--audio-features", choices=["mfcc", "phones", "mfcc+phones", "mfcc+phone_head", "mfcc+embedding_head"],
                         help="atnet: what it hears: mfcc (the paper), phones (PocketSphinx phone windows, speaker-independent), "
-                        "both, or mfcc with a linear head on phone posteriors (prepared with --phone-posteriors) "
-                        "(overrides the config; default: mfcc)")
+                        "both, or mfcc with a linear head on phone posteriors or on speech embeddings (prepared with "
+                        "--phone-posteriors or --speech-embeddings) (overrides the config; default: mfcc)")
     parser.add_argument("--audio-augmentation", type=float, metavar="P",
                         help="atnet: train on an augmented copy of the audio with probability P (needs `atvg prepare --audio-variants N`)")
     parser.add_argument("--init-from", metavar="MODEL_DIR",
@@ -397,7 +401,8 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--as-predicted", action="store_true",
                         help="hybrid renderer: the mouth moves exactly as AT-net predicts, without the model's motion level "
                         "(which raises the motion of a voice the model moves too little for to what it does for its training "
-                        "speech; docs/METHOD.md), for models that have one")
+                        "speech) and its factor on the motion (the packaged model's 1.2 makes good what rendering loses of "
+                        "the opening; docs/METHOD.md), for models that have them")
     parser.add_argument("--raw-mfcc", action="store_true",
                         help="AT-net hears the raw MFCC, as in the paper, without the model's voice normalisation "
                         "(which maps the speech's cepstral statistics onto its training voices'; docs/METHOD.md), for models that have one")
@@ -446,7 +451,7 @@ def _run_generate(args) -> int:
         if args.raw_mfcc:
             talker.model.mfcc_normalization = None
         if args.as_predicted:
-            talker.model.motion_level = None
+            talker.model.motion_level, talker.model.hybrid_motion_gain = None, 1.0
         summary = talker.write_video(
             image, args.audio, args.output, args.mode, args.face_index, args.landmarks_out, progress=not args.quiet,
             renderer=args.renderer,

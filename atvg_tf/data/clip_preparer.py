@@ -24,6 +24,7 @@ from atvg_tf.frontend.augment import speech_augmenter
 from atvg_tf.frontend.face.alignment import clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.frontend.speech_embedding import embedding_windows
 from atvg_tf.frontend.video import VideoError, probe, read_frames
 from atvg_tf.utils.files import sha256_file
 
@@ -118,7 +119,7 @@ class ClipPreparer:
             raise PrepareError(
                 f"face found in {sum(found)}/{total} frames; no run of {config.min_segment_frames} frames to keep"
             )
-        mfcc, phone_ids, posteriors = self._audio_features(waveform, total, job.clip_id)
+        mfcc, phone_ids, posteriors, embeddings = self._audio_features(waveform, total, job.clip_id)
         align_path = os.path.splitext(job.path)[0] + ".align"
         words = read_grid_alignment(align_path) if os.path.isfile(align_path) else []
 
@@ -145,6 +146,7 @@ class ClipPreparer:
                     mfcc_windows=mfcc[:, start:end],
                     phone_windows=None if phone_ids is None else phone_ids[:, start:end],
                     phone_posteriors=None if posteriors is None else posteriors[:, start:end],
+                    speech_embeddings=None if embeddings is None else embeddings[:, start:end],
                     transforms=transforms.reshape(-1, 6),
                     interpolated=interpolated,
                     words=segment_words,
@@ -155,9 +157,10 @@ class ClipPreparer:
         return serialised
 
     def _audio_features(self, waveform: np.ndarray, num_frames: int, clip_id: str):
-        """MFCC windows [V, N, 28, 12], phone windows [V, N, 28] and phone posterior windows
-        [V, N, 28, 40] (each of the last two None when not asked for) of the recorded audio and its
-        augmented copies; the seeds come from the clip id, so a re-run writes the same."""
+        """MFCC windows [V, N, 28, 12], phone windows [V, N, 28], phone posterior windows
+        [V, N, 28, 40] and speech embedding windows [V, N, 11, 96] (each of the last three None when
+        not asked for) of the recorded audio and its augmented copies; the seeds come from the clip
+        id, so a re-run writes the same."""
         waveforms = [waveform]
         if self.augment is not None:
             seed = int.from_bytes(hashlib.sha256(clip_id.encode()).digest()[:4], "little")
@@ -165,7 +168,8 @@ class ClipPreparer:
         mfcc = np.stack([mfcc_windows(w, num_frames, self.config.audio) for w in waveforms])
         ids = np.stack([phones.phone_windows(w, num_frames) for w in waveforms]) if self.config.phones else None
         posteriors = np.stack([phones.posterior_windows(w, num_frames) for w in waveforms]) if self.config.phone_posteriors else None
-        return mfcc, ids, posteriors
+        embeddings = np.stack([embedding_windows(w, num_frames) for w in waveforms]) if self.config.speech_embeddings else None
+        return mfcc, ids, posteriors, embeddings
 
     def _crops(self, path: str, segments: list) -> list[list[bytes]]:
         """Second decoding pass: warp and JPEG-encode the frames of every segment."""

@@ -10,6 +10,7 @@ Each example (before batching) is a dict:
 | mfcc_windows | [T, 28, 12] | float32 | MFCC window of each frame |
 | phone_windows | [T, 28, 40] | float32 | one-hot phone window of each frame (only with `audio_features` phones) |
 | phone_posteriors | [T, 28, 40] | float32 | phone posterior window of each frame (only with `audio_features` phone_posteriors) |
+| speech_embeddings | [T, 11, 96] | float32 | speech embedding window of each frame (only with `audio_features` speech_embeddings) |
 | identity_frame | [128, 128, 3] | float32 | a random frame of the same clip segment, [-1, 1] |
 | identity_landmarks | [136] | float32 | its landmarks |
 | identity_pca_codes | [K] | float32 | its PCA codes |
@@ -53,7 +54,8 @@ class PipelineConfig:
         deterministic: fixed order and fixed random choices for a given seed.
         seed: seed of the random choices.
         drop_remainder: drop the last, smaller batch.
-        audio_features: `mfcc`, `phones` and/or `phone_posteriors`: which audio windows the examples carry.
+        audio_features: `mfcc`, `phones`, `phone_posteriors` and/or `speech_embeddings`: which audio
+            windows the examples carry.
         audio_augmentation: probability of taking an augmented copy of the audio features.
         speaker_repeats: (speaker id, factor) pairs: that speaker's segments yield `factor` times
             as many examples (weights up a few clips of other voices beside a large corpus).
@@ -162,6 +164,7 @@ def make_dataset(
         )
     with_phones = "phones" in config.audio_features
     with_posteriors = "phone_posteriors" in config.audio_features
+    with_embeddings = "speech_embeddings" in config.audio_features
     repeats = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant([speaker for speaker, _ in config.speaker_repeats] or [""], tf.string),
@@ -252,6 +255,9 @@ def make_dataset(
         if with_posteriors:
             posteriors = tf.gather(segment["phone_posteriors"][variant], heard)
             example["phone_posteriors"] = tf.ensure_shape(posteriors, [T, records.PHONE_WINDOW_ROWS, NUM_PHONES])
+        if with_embeddings:
+            embeddings = tf.gather(segment["speech_embeddings"][variant], heard)
+            example["speech_embeddings"] = tf.ensure_shape(embeddings, [T, *records.EMBEDDING_WINDOW_SHAPE])
         return example
 
     # One random key per segment and pass over the data: every epoch draws new windows, and a

@@ -43,6 +43,9 @@ class PrepareConfig:
         phone_posteriors: also write phone posterior windows (`frontend.phones.posterior_windows`),
             for AT-nets with `audio_features` `mfcc+phone_head`; about 5 ms of one core per frame
             and audio variant.
+        speech_embeddings: also write speech embedding windows (`frontend.speech_embedding`), for
+            AT-nets with `audio_features` `mfcc+embedding_head`; about 1 ms of one core per frame
+            and audio variant (needs openwakeword 0.5.1's models).
         audio_variants: augmented copies of each clip's audio features besides the recorded ones
             (`frontend.augment`: reverb, noise, band limits, EQ, pitch), drawn from at training time.
         audio: audio front end configuration.
@@ -66,6 +69,7 @@ class PrepareConfig:
     workers: int = 2
     phones: bool = True
     phone_posteriors: bool = False
+    speech_embeddings: bool = False
     audio_variants: int = 0
     audio: AudioConfig = AudioConfig()
     alignment: AlignmentConfig = AlignmentConfig()

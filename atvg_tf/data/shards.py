@@ -25,6 +25,7 @@ from atvg_tf import __version__
 from atvg_tf.data.prepare_config import SPLITS, PrepareConfig
 from atvg_tf.data.tfrecord_lib import TFRecordWriter
 from atvg_tf.frontend.face.pca import LandmarkPCA
+from atvg_tf.frontend.speech_embedding import model_path
 from atvg_tf.utils.files import TEMP_PREFIX, atomic_path, atomic_write
 
 MANIFEST = "manifest.json"
@@ -104,14 +105,18 @@ def run_settings(config: PrepareConfig, detector_info: dict, pca: LandmarkPCA) -
 
 
 def audio_feature_settings(config: PrepareConfig) -> dict:
-    """Which audio features the shards carry: `mfcc` always, `phones` and `phone_posteriors` when
-    asked, and the variants."""
-    written = ["mfcc"] + (["phones"] if config.phones else []) + (["phone_posteriors"] if config.phone_posteriors else [])
+    """Which audio features the shards carry: `mfcc` always, `phones`, `phone_posteriors` and
+    `speech_embeddings` when asked, and the variants."""
+    asked = {"phones": config.phones, "phone_posteriors": config.phone_posteriors, "speech_embeddings": config.speech_embeddings}
+    written = ["mfcc"] + [name for name, wanted in asked.items() if wanted]
     features = {"features": written, "variants": 1 + config.audio_variants}
     if config.phones:
         features["phone_decoder"] = f"pocketsphinx {version('pocketsphinx')} allphone en-us"
     if config.phone_posteriors:
         features["posterior_decoder"] = f"pocketsphinx {version('pocketsphinx')} phone lattice en-us, 2 s utterances"
+    if config.speech_embeddings:
+        model_path("embedding_model")  # before any clip: a one-line error without openwakeword
+        features["speech_embedding"] = f"openwakeword {version('openwakeword')} melspectrogram + embedding_model, LiteRT"
     if config.audio_variants:
         features["augmentation"] = f"audiomentations {version('audiomentations')}"
     return features

@@ -29,6 +29,7 @@ import threading
 
 import numpy as np
 
+from atvg_tf.errors import AtvgError
 from atvg_tf.frontend.phones import num_video_frames  # TensorFlow- and PyAV-free, as this module
 
 SAMPLE_RATE = 16000
@@ -53,8 +54,8 @@ _MEL_SCALE, _MEL_SHIFT = 0.1, 2.0
 _REFERENCE = np.sin(2 * np.pi * 1000 * np.arange(2 * ROW_SPAN) / SAMPLE_RATE).astype(np.float32)
 
 
-class SpeechEmbeddingUnavailable(ImportError):
-    """openwakeword (whose wheel holds the two models) is not installed."""
+class SpeechEmbeddingUnavailable(AtvgError, ImportError):
+    """openwakeword (whose wheel holds the two models) is not installed (the command line shows it as one line)."""
 
 
 def model_path(name: str) -> str:

@@ -89,7 +89,9 @@ class TalkingFaceModel:
         # The voice normalisation AT-net's MFCC windows get (`ModelSettings.mfcc_normalization`);
         # set it to None to hear raw MFCC as the paper does.
         self.mfcc_normalization = self.settings.mfcc_normalization
-        # The hybrid renderer's motion level (`ModelSettings.motion_level`); None renders the motion as predicted.
+        # The hybrid renderer's factor on the motion and its motion level (`ModelSettings.hybrid_motion_gain`,
+        # `ModelSettings.motion_level`); 1.0 and None render the motion as predicted.
+        self.hybrid_motion_gain = self.settings.hybrid_motion_gain
         self.motion_level = self.settings.motion_level
         self._stream: dict | None = None  # the streaming models, built on first use
 
@@ -158,11 +160,6 @@ class TalkingFaceModel:
     def inference(self) -> dict:
         """The inference settings of `training.json` (`ModelSettings.inference`)."""
         return self.settings.inference
-
-    @property
-    def hybrid_motion_gain(self) -> float:
-        """Factor on the motion the hybrid renderer gives the photo (`ModelSettings.hybrid_motion_gain`)."""
-        return self.settings.hybrid_motion_gain
 
     @property
     def rests_on_silence(self) -> bool:

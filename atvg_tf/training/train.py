@@ -83,8 +83,9 @@ class TrainConfig:
         mouth_pixel_weight: VG-net: extra pixel-loss weight inside the mouth box (0 = the paper).
         discriminator_weight: VG-net: weight of the discriminator's terms in the generator's loss (1 =
             the paper's GAN; 0 = the pixel loss alone, the discriminator never runs).
-        audio_features: AT-net: `mfcc` (the paper), `phones`, `mfcc+phones` or `mfcc+phone_head`
-            (needs `atvg prepare --phone-posteriors`); None keeps the preset's.
+        audio_features: AT-net: `mfcc` (the paper), `phones`, `mfcc+phones`, `mfcc+phone_head`
+            (needs `atvg prepare --phone-posteriors`) or `mfcc+embedding_head` (needs `atvg prepare
+            --speech-embeddings`); None keeps the preset's.
         mfcc_normalisation: AT-net: `none` (the paper) or `window` (see `ATNetConfig`); None keeps the preset's.
         audio_augmentation: AT-net: probability of training on an augmented copy of a clip's audio
             (needs `atvg prepare --audio-variants N`).
@@ -175,7 +176,7 @@ class TrainConfig:
 
 def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
     # The prepared features each AT-net input comes from (`mfcc+phone_head`: MFCC and phone posteriors).
-    prepared_feature = {"mfcc": "mfcc", "phones": "phones", "phone_head": "phone_posteriors"}
+    prepared_feature = {"mfcc": "mfcc", "phones": "phones", "phone_head": "phone_posteriors", "embedding_head": "speech_embeddings"}
     atnet_audio = [prepared_feature[part] for part in config.atnet_config().audio_features.split("+")] if network == "atnet" else ["mfcc"]
     pipeline = PipelineConfig(
         sequence_length=config.sequence_length, batch_size=config.batch_size, shuffle_buffer=config.shuffle_buffer if shuffle else 0,

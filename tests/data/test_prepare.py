@@ -262,6 +262,58 @@ def test_phone_posteriors_are_written_and_read_by_the_pipeline(prepared_inputs, 
     assert set(keras.saving.load_model(os.path.join(run, "last.keras")).input) == {"mfcc_windows", "phone_posteriors", "identity_pca_codes"}
 
 
+def test_speech_embeddings_are_written_and_read_by_the_pipeline(prepared_inputs, prepared_dir, tmp_path, monkeypatch):
+    """`speech_embeddings`: each variant's embedding windows as float16, read back within float16
+    rounding; the pipeline carries them; shards without them read as [0, N, 11, 96] and are refused;
+    `atvg train atnet --audio-features mfcc+embedding_head` trains on them; without openwakeword,
+    prepare stops with its one-line error before writing anything."""
+    import importlib.util
+
+    from atvg_tf.data.clip_preparer import clip_waveform
+    from atvg_tf.data.pipeline import PipelineConfig, make_dataset
+    from atvg_tf.errors import AtvgError
+    from atvg_tf.frontend import speech_embedding
+
+    assert records.EMBEDDING_WINDOW_SHAPE == (speech_embedding.WINDOW_FRAMES, speech_embedding.EMBEDDING_SIZE)
+    clip = os.path.join(prepared_inputs[0], "bbal7s.mpg")
+    output = str(tmp_path / "out")
+    config = PrepareConfig(workers=1, val_fraction=0.0, phones=False, speech_embeddings=True, audio_variants=1)
+    manifest = prepare([clip], output, config, progress=False)
+    assert manifest["settings"]["audio_features"]["features"] == ["mfcc", "speech_embeddings"]
+    (segment,) = records.read_segments(glob.glob(os.path.join(output, "*.tfrecord")))
+    n = len(segment["pca_codes"])
+    assert segment["speech_embeddings"].shape == (2, n, 11, 96)
+    expected = speech_embedding.embedding_windows(clip_waveform(clip, 16000), manifest["clips"][0]["frames_total"])
+    expected = expected[segment["start_frame"]:][:n]
+    np.testing.assert_allclose(segment["speech_embeddings"][0], expected, rtol=1e-3, atol=1e-4)
+    assert np.abs(segment["speech_embeddings"][1] - segment["speech_embeddings"][0]).max() > 0.05  # the augmented copy's own
+    pipeline = PipelineConfig(batch_size=2, sequence_length=8, shuffle_buffer=0, audio_features=("mfcc", "speech_embeddings"))
+    batch = next(iter(make_dataset(output, None, pipeline)))
+    assert batch["speech_embeddings"].shape == (2, 8, 11, 96)
+    rows = [np.flatnonzero(np.all(np.isclose(segment["speech_embeddings"][0], window, atol=1e-6), axis=(1, 2)))
+            for window in batch["speech_embeddings"].numpy()[0]]
+    assert all(len(found) for found in rows) and np.all(np.diff([found[0] for found in rows]) == 1)  # consecutive frames
+    (old,) = records.read_segments(sorted(glob.glob(os.path.join(prepared_dir, "*.tfrecord")))[:1])[:1]
+    assert old["speech_embeddings"].shape == (0, len(old["pca_codes"]), 11, 96)
+    with pytest.raises(Exception, match="speech_embeddings"):
+        make_dataset(prepared_dir, None, pipeline)
+    import keras
+
+    from atvg_tf.generation.model import DEFAULT_MODEL_DIR
+    from atvg_tf.training.train import TrainConfig, train
+
+    run = str(tmp_path / "run")
+    history = train("atnet", output, run, TrainConfig(epochs=1, steps_per_epoch=2, validation_steps=0, batch_size=2, sequence_length=8,
+                                                      audio_features="mfcc+embedding_head", init_from=DEFAULT_MODEL_DIR), verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert set(keras.saving.load_model(os.path.join(run, "last.keras")).input) == {"mfcc_windows", "speech_embeddings", "identity_pca_codes"}
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "openwakeword" else find_spec(name, *args))
+    with pytest.raises(AtvgError, match="pip install openwakeword==0.5.1"):
+        prepare([clip], str(tmp_path / "without"), config, progress=False)
+    assert not os.path.exists(tmp_path / "without") or not os.listdir(tmp_path / "without")
+
+
 def test_split_by_speaker_keeps_speakers_together(tmp_path, shared_data):
     config = PrepareConfig(split_by="speaker", val_fraction=0.5)
     clips = discover_clips([os.path.join(shared_data, "grid", "s1")])

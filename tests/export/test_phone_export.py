@@ -195,7 +195,8 @@ def test_tflite_files_and_the_phone_window_input(exported, phone_model):
         details = Interpreter(model_path=os.path.join(exported, f"atnet_step.{variant}.tflite")).get_signature_runner().get_input_details()
         assert list(details["phone_window"]["shape"]) == [1, 1, 28, 40] and "mfcc_window" not in details
     with open(os.path.join(exported, "inference.json")) as handle:
-        assert json.load(handle) == {"rest_on_silence": True, "silence_frames": 16, "silence_settled": 4, "hybrid_motion_gain": 1.0,
+        assert json.load(handle) == {"rest_on_silence": True, "silence_frames": 16, "silence_settled": 4,
+                                     "hybrid_motion_gain": phone_model.hybrid_motion_gain,
                                      "motion_level": phone_model.motion_level, "motion_gain": phone_model.landmark_space.motion_gain,
                                      "mfcc_normalization": None}
 

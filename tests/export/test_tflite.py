@@ -113,9 +113,10 @@ def test_inference_settings_are_written(exported, default_model, mfcc_exported, 
     """inference.json tells the app whether to rest on silence, with the Keras model's silence run,
     the motion gain atnet_step applies and the voice normalisation."""
     expected = {**INFERENCE, "rest_on_silence": default_model.rests_on_silence, "motion_gain": default_model.landmark_space.motion_gain,
-                "motion_level": default_model.motion_level, "mfcc_normalization": default_model.mfcc_normalization}
-    mfcc_expected = {**INFERENCE, "motion_gain": mfcc_model.landmark_space.motion_gain, "motion_level": mfcc_model.motion_level,
-                     "mfcc_normalization": mfcc_model.mfcc_normalization}
+                "hybrid_motion_gain": default_model.hybrid_motion_gain, "motion_level": default_model.motion_level,
+                "mfcc_normalization": default_model.mfcc_normalization}
+    mfcc_expected = {**INFERENCE, "motion_gain": mfcc_model.landmark_space.motion_gain, "hybrid_motion_gain": mfcc_model.hybrid_motion_gain,
+                     "motion_level": mfcc_model.motion_level, "mfcc_normalization": mfcc_model.mfcc_normalization}
     for folder, settings in ((exported, expected), (mfcc_exported, mfcc_expected)):
         with open(os.path.join(folder, "inference.json")) as handle:
             assert json.load(handle) == settings

@@ -69,42 +69,44 @@ def test_it_moves_the_mouth_of_faces_it_never_saw(shared_data, default_model):
 
 
 @pytest.mark.slow
-def test_a_voice_it_never_heard_moves_the_rendered_mouth_as_widely_as_its_training_voice(shared_data, default_model):
-    """The packaged motion level (hybrid renderer): a real-world voice's timid motion is raised, the
-    syllables kept; a GRID s1 voice (the training speaker, a clip never trained on) is left nearly as
-    predicted; `--as-predicted` (motion_level None) renders the prediction as it is."""
+def test_the_hybrid_renderer_scales_the_motion_and_a_motion_level_raises_a_timid_voice(shared_data, default_model):
+    """The packaged hybrid renderer: its motion level raises a real-world voice's timid motion, the
+    syllables kept, and leaves a GRID s1 voice (the training speaker, a clip never trained on) nearly as
+    predicted; its factor on the motion then moves the mouth 1.2 times as far, in step; `--as-predicted`
+    (factor 1, no level) places it as predicted."""
     from atvg_tf.generation.talking_face import TalkingFace
     from atvg_tf.rendering.face_points import inner_aperture
 
-    assert default_model.motion_level["aperture_std"] > 0
+    assert default_model.hybrid_motion_gain == 1.2 and default_model.motion_level["aperture_std"] > 0
+    level = default_model.motion_level
+    settings = {"packaged": (1.2, level), "scaled": (1.2, None), "levelled": (1.0, level), "plain": (1.0, None)}
     photo = os.path.join(shared_data, "atvgnet", "image", "Elektra.jpg")
     spread = {}
     talker = TalkingFace(default_model)
+    saved = default_model.hybrid_motion_gain, default_model.motion_level
     try:
         for voice, speech in (("real-world", os.path.join(shared_data, "wild", "retalking_1.wav")),
                               ("grid", os.path.join(shared_data, "grid", "s1", "bbir9a.mpg"))):
             result = talker.generate(photo, speech)
             chunk = {"frames": result.frames, "landmarks": result.landmarks}
-            levelled, plain = talker.renderer(talker.identity(photo)), None
-            default_model.motion_level, saved = None, default_model.motion_level
-            try:
-                plain = talker.renderer(talker.identity(photo))
-            finally:
-                default_model.motion_level = saved
-            assert plain.renderer.level is None
             openings = {}
-            for name, face in (("levelled", levelled), ("plain", plain)):
+            for name, (gain, level) in settings.items():
+                default_model.hybrid_motion_gain, default_model.motion_level = gain, level
+                face = talker.renderer(talker.identity(photo))
                 openings[name] = []
                 for index in range(len(result.frames)):
                     face.frame(chunk, index)
                     openings[name].append(inner_aperture(face.placed_landmarks(result.landmarks[index])))
             np.testing.assert_allclose(openings["plain"], inner_aperture(result.landmarks), atol=1e-6)
             late = slice(len(result.frames) // 2, None)
-            spread[voice] = np.std(openings["levelled"][late]) / np.std(openings["plain"][late])
-            assert np.corrcoef(openings["levelled"], openings["plain"])[0, 1] > 0.95, voice
+            spread[voice] = {name: np.std(openings[name][late]) / np.std(openings["plain"][late]) for name in ("scaled", "levelled")}
+            for name in ("packaged", "scaled", "levelled"):
+                assert np.corrcoef(openings[name], openings["plain"])[0, 1] > 0.95, (voice, name)
     finally:
+        default_model.hybrid_motion_gain, default_model.motion_level = saved
         talker.close()
-    assert spread["real-world"] > 1.2 and spread["grid"] < 1.15, spread
+    assert 1.1 < spread["real-world"]["scaled"] < 1.3 and 1.1 < spread["grid"]["scaled"] < 1.3, spread
+    assert spread["real-world"]["levelled"] > 1.2 and spread["grid"]["levelled"] < 1.15, spread
 
 
 @pytest.mark.slow
