@@ -51,6 +51,7 @@ class LiteRTModel:
         self.settings = read_settings(self.directory)
         self.mfcc_normalization = self.settings.mfcc_normalization  # as `TalkingFaceModel.mfcc_normalization`
         self.motion_level = self.settings.motion_level  # as `TalkingFaceModel.motion_level`
+        self.hybrid_motion_gain = self.settings.hybrid_motion_gain  # as `TalkingFaceModel.hybrid_motion_gain`
         with quiet_stderr(not logging.getLogger().isEnabledFor(logging.INFO)):  # LiteRT's delegate notices
             runner = None
             if openvino:
@@ -65,10 +66,6 @@ class LiteRTModel:
     @property
     def landmark_backend(self) -> str:
         return self.settings.landmark_backend
-
-    @property
-    def hybrid_motion_gain(self) -> float:
-        return self.settings.hybrid_motion_gain
 
     @property
     def audio_inputs(self) -> tuple[str, ...]:

@@ -144,6 +144,13 @@ def test_the_video_moves_the_mouth_and_keeps_the_rest_still(shared_data, tmp_pat
     # Only the mouth, chin and jaw line, which in this close-up spans the photo's width and bottom edge.
     assert rows.min() > 0.5 * height  # nothing at or above the eyes
     assert np.abs(pasted[:, :20] - original[:20]).mean() < 3  # the top of the photo is untouched
+    # `--as-predicted` (on the default runtime): without the motion level and the factor on the motion
+    # the mouth swings less, and nothing above it changes.
+    assert main(["generate", "--image", photo, "--audio", speech, "--output", str(tmp_path / "predicted.mp4"), "--as-predicted",
+                 "--quiet"]) == 0
+    predicted, lower = decode("predicted.mp4"), slice(height // 2, None)
+    assert predicted[:, lower].std(axis=0).mean() < 0.9 * pasted[:, lower].std(axis=0).mean()
+    assert np.abs(predicted[:, : height // 2] - pasted[:, : height // 2]).mean() < 1
 
 
 @pytest.mark.slow
