@@ -16,7 +16,8 @@ against another clip of the run (a model that moves the mouth without following 
 about the control), `aperture_std_ratio` how strongly the mouth moves compared with the real one,
 and `atnet_sync_corr` the same correlation for AT-net's landmarks alone. For GRID clips with an
 `.align` file beside them only the spoken frames count (the silence around every GRID sentence
-would inflate the correlation).
+would inflate the correlation). A renderer's full-resolution frames are read as the real clip's
+are (followed as a video); the model's own 128 px crops are read one by one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -175,12 +176,12 @@ def _render_scores(clip: AlignedClip, model: TalkingFaceModel, detector: Landmar
                             model.motion_level)
         scorer = RenderScorer(clip.photo, clip.transform, identity_marks, model.crop_size)
         crops = []
-        for index in range(1, len(predicted)):
-            frame = face.frame(chunk, index)
-            scorer.add(frame, face.placed_landmarks(predicted[index]))
-            crops.append(warp_to_crop(frame, clip.transform, model.crop_size))
-        marks = _detect_each(detector, np.stack(crops))
-        curves[name] = _apertures(marks)
+        # The rendered video's mouth is read as the real one's is (`align_clip`): its full-resolution
+        # frames followed as a video. Read from the 128 px crops instead, small or turned faces were
+        # missed (a whole real-world clip) and small openings lost, which the real curve does not suffer.
+        frames = _rendered_frames(face, chunk, predicted, scorer, crops, clip.transform, model.crop_size)
+        curves[name] = _apertures(list(detector.clip_landmarks(frames)))
+        marks = _detect_each(detector, np.stack(crops))  # LMD: crop against crop, as the real crops are read
         distances = [metrics.landmark_distance(r, f) for r, f in zip(real_marks, marks) if r is not None and f is not None]
         scores[name] = {
             "lmd": float(np.mean(distances)) if distances else float("nan"),
@@ -190,6 +191,17 @@ def _render_scores(clip: AlignedClip, model: TalkingFaceModel, detector: Landmar
             **scorer.result(),
         }
     return scores, curves
+
+
+def _rendered_frames(face: FaceRenderer, chunk: dict, predicted: np.ndarray, scorer: RenderScorer, crops: list,
+                     transform: np.ndarray, crop_size: int) -> Iterator[np.ndarray]:
+    """The renderer's full-resolution frames 1 ... N - 1, each scored and its aligned crop appended to
+    `crops` before the next is rendered (the renderer reuses its buffer)."""
+    for index in range(1, len(predicted)):
+        frame = face.frame(chunk, index)
+        scorer.add(frame, face.placed_landmarks(predicted[index]))
+        crops.append(warp_to_crop(frame, transform, crop_size))
+        yield frame
 
 
 def _scores(real: np.ndarray, fake: np.ndarray, real_marks: list, fake_marks: list) -> dict:

@@ -93,3 +93,17 @@ def test_an_offset_of_over_a_second_is_refused(shared_data, tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in error and "--audio-offset 40 is over a second" in error, error
     assert not (tmp_path / "r.json").exists()
+
+
+def test_the_rendered_video_is_read_as_the_real_one(shared_data):
+    """A renderer's mouth is read from its full-resolution frames followed as a video, as the real
+    clip's is: a turned face that MediaPipe misses in 128 px crops (this clip's rendered crops) still
+    gives its aperture on every rendered frame, so the clip counts in the lip-sync figures."""
+    from atvg_tf.evaluation.evaluate import evaluate
+    from atvg_tf.generation.model import TalkingFaceModel
+
+    clip = os.path.join(shared_data, "wild", "astorfi_sample_video.mp4")
+    report = evaluate([clip], TalkingFaceModel.load(), "mediapipe", progress=False, renderers=("hybrid",), max_frames=60)
+    hybrid = report["clips"][0]["renderers"]["hybrid"]
+    assert hybrid["lmd_failed_frames"] > 50, hybrid  # the crops: LMD reads crop against crop, and finds no face here
+    assert math.isfinite(hybrid["sync_corr"]) and hybrid["aperture_std_ratio"] > 0, hybrid
