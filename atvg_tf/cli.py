@@ -401,8 +401,8 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--as-predicted", action="store_true",
                         help="hybrid renderer: the mouth moves exactly as AT-net predicts, without the model's motion level "
                         "(which raises the motion of a voice the model moves too little for to what it does for its training "
-                        "speech) and its factor on the motion (the packaged model's 1.2 makes good what rendering loses of "
-                        "the opening; docs/METHOD.md), for models that have them")
+                        "speech) and its factor on the vertical motion (the packaged model's 1.2 makes good what rendering "
+                        "loses of the opening; docs/METHOD.md), for models that have them")
     parser.add_argument("--raw-mfcc", action="store_true",
                         help="AT-net hears the raw MFCC, as in the paper, without the model's voice normalisation "
                         "(which maps the speech's cepstral statistics onto its training voices'; docs/METHOD.md), for models that have one")

@@ -34,8 +34,8 @@ Recipes (`--recipe`):
 - `embedding_head` (issue 17; measured in the README): the same with the head on speech embedding
   windows instead (`atvg_tf.frontend.speech_embedding`: Google's speech embedding network, trained on
   many voices, from the openwakeword wheel), the real-world voices weighted x5, given 0.5 of the
-  codes; then the motion level, and the hybrid renderer moves the photo 1.2 times as far (see
-  EMBEDDING_HEAD_HYBRID_GAIN). Same data; settings chosen by `training/phone_head_cv.py --features
+  codes; then the motion level, and the hybrid renderer moves the photo's mouth 1.2 times as far up
+  and down (see EMBEDDING_HEAD_HYBRID_GAIN). Same data; settings chosen by `training/phone_head_cv.py --features
   speech_embeddings` and the s1 validation LMD (see EMBEDDING_HEAD_WEIGHT). The packaged model is
   this recipe's export (`--export atvg_tf/assets/default_model`), its MFCC network the `paper` and
   `appearance` recipes' AT-net.
@@ -155,7 +155,8 @@ EMBEDDING_HEAD_SILENCE_FRAMES = 1000.0
 # The hybrid renderer's factor on the motion, after the motion level: the renderer's own loss made
 # good. MediaPipe reads the rendered inner-lip opening at 0.83 of the placed one (slope on the 12 clips
 # of wild/ and wild_train/, r 0.97-0.99 per clip), so the photo's mouth is moved 1 / 0.83 = 1.2 times as
-# far. The tuning clips agree: GRID s1 validation and the wild/ dev clips open 0.78 and 0.87 times as
+# far up and down (its width as predicted: narrowed further, rounded lips crumpled the photo's corners).
+# The tuning clips agree: GRID s1 validation and the wild/ dev clips open 0.78 and 0.87 times as
 # widely as the real mouths at 1.0, 0.91 and 1.06 at 1.2 (`bench_sync.py --sets s1_val wild_dev`).
 EMBEDDING_HEAD_HYBRID_GAIN = 1.2
 RECIPES["embedding_head"] = dataclasses.replace(RECIPES["phones"], inference={"hybrid_motion_gain": EMBEDDING_HEAD_HYBRID_GAIN},

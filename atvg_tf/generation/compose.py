@@ -31,7 +31,7 @@ class FaceRenderer:
         transform: [2, 3] photo -> crop similarity of the aligned face.
         identity_landmarks: [68, 2] the photo's landmarks in crop pixels.
         crop_size: side of the generated crops.
-        motion_gain: hybrid: factor on the predicted motion (`TalkingFaceModel.hybrid_motion_gain`).
+        motion_gain: hybrid: factor on the vertical part of the predicted motion (`TalkingFaceModel.hybrid_motion_gain`).
         motion_level: hybrid: the model's motion level (`TalkingFaceModel.motion_level`), or None.
     """
 

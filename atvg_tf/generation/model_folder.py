@@ -45,8 +45,8 @@ class ModelSettings:
 
     @property
     def hybrid_motion_gain(self) -> float:
-        """Factor on the motion the hybrid renderer gives the photo, after the motion level (default 1):
-        the packaged model's 1.2 makes good what the rendered mouth loses of the placed opening
+        """Factor on the vertical motion the hybrid renderer gives the photo, after the motion level
+        (default 1): the packaged model's 1.2 makes good what the rendered mouth loses of the placed opening
         (`training/train_default_model.py`, EMBEDDING_HEAD_HYBRID_GAIN)."""
         return float(self.inference.get("hybrid_motion_gain", 1.0))
 

@@ -79,7 +79,10 @@ class HybridRenderer:
         transform: [2, 3] photo -> crop similarity of the aligned face.
         identity_landmarks: [68, 2] the photo's landmarks in crop pixels.
         crop_size: side of VG-net's crops.
-        motion_gain: factor on the predicted motion (predicted minus the photo's landmarks).
+        motion_gain: factor on the vertical part of the predicted motion (predicted minus the photo's
+            landmarks; crop y, the aligned face's up-down): what the rendered opening loses against the
+            placed one is made good, while the mouth's width (rounded lips) moves as predicted; a
+            mouth narrowed further would crumple the photo's lip corners.
         motion_level: a model folder's `inference.motion_level` (`MotionLevel.from_config`): the motion
             of a voice the model moves too little for is raised, frame by frame, to its training
             voices' level; None: the motion as predicted.
@@ -160,7 +163,7 @@ class HybridRenderer:
         scaled = self.level is not None and self.level.gain != 1.0
         if scaled:
             motion = self.level.apply(motion)
-        motion = self.motion_gain * motion
+        motion[..., 1] *= self.motion_gain
         motion[..., list(JAW_MOVING), 0] = 0.0
         placed = self.identity_landmarks + motion
         return uncross_lips(placed) if scaled or self.motion_gain != 1.0 else placed
