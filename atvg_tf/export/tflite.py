@@ -21,7 +21,7 @@ States start at zero; feed each `next_*` output back as the `*` input of the nex
 `rest_on_silence`, run `atnet_step` on `silence_frames` frames of silence from zero states when a
 photo is set, take the mean of `landmarks - identity_landmarks` from frame `silence_settled` on,
 and subtract it from every frame's `landmarks` before `vgnet_step` (mobile_demo/atvg_lite.py does).
-`hybrid_motion_gain` is the factor on the motion the hybrid renderer gives the photo, and `motion_level`
+`hybrid_motion_gain` is the factor on the vertical motion the hybrid renderer gives the photo, and `motion_level`
 (or null) the level the hybrid renderer raises a timid voice's motion to
 (`atvg_tf.rendering.motion_level.MotionLevel`); `motion_gain`
 the factor on AT-net's motion that `atnet_step` already applies. `mfcc_normalization`, when present,
