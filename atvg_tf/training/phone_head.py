@@ -125,8 +125,7 @@ def silence_statistics(model: TalkingFaceModel, identity_codes: np.ndarray, feat
     from atvg_tf.generation.model import SILENCE_FRAMES, SILENCE_SETTLED
 
     silence = np.zeros(SILENCE_FRAMES * AudioConfig().samples_per_video_frame, np.float32)
-    windows = (speech_embedding.embedding_windows(silence, SILENCE_FRAMES) if features == "speech_embeddings"
-               else phones.posterior_windows(silence, SILENCE_FRAMES))[SILENCE_SETTLED:]
+    windows = head_windows(silence, SILENCE_FRAMES, features)[SILENCE_SETTLED:]
     identity_codes = np.asarray(identity_codes, np.float32)
     mfcc = np.repeat(model.audio_windows(silence)["mfcc_windows"][None], len(identity_codes), axis=0)
     codes = mfcc_network(model).predict_on_batch({"mfcc_windows": mfcc, "identity_pca_codes": identity_codes})["pca_codes"]
@@ -213,12 +212,17 @@ class PreparedClip:
         return self.posteriors[np.clip(self.frames - audio_offset, 0, len(self.posteriors) - 1)]
 
 
+def head_windows(waveform: np.ndarray, num_frames: int, features: str) -> np.ndarray:
+    """A head's input windows of a 16 kHz recording, one per video frame: [N, 11, 96] speech embeddings
+    (`features` `speech_embeddings`) or [N, 28, 40] phone posteriors (`phone_posteriors`)."""
+    if features == "speech_embeddings":
+        return speech_embedding.embedding_windows(waveform, num_frames)
+    return phones.posterior_windows(waveform, num_frames)
+
+
 def _clip_features(job: tuple[str, str, int, str]) -> tuple[str, np.ndarray]:
     clip_id, path, frames, features = job
-    waveform = clip_waveform(path, AudioConfig().sample_rate)
-    if features == "speech_embeddings":
-        return clip_id, speech_embedding.embedding_windows(waveform, frames)
-    return clip_id, phones.posterior_windows(waveform, frames)
+    return clip_id, head_windows(clip_waveform(path, AudioConfig().sample_rate), frames, features)
 
 
 def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int = os.cpu_count() or 1,
