@@ -15,6 +15,8 @@ command after an interruption continues where it stopped:
    and whose decoded mouth shapes the model then draws (`CropLandmarks.mouth_from_basis`);
 5. the base model is scored on the held-out parts (before);
 6. AT-net, then VG-net (on the pixel loss alone), are trained on from the base model's weights, sharing the budget;
+   a base whose AT-net has a speech head (the packaged model's) has its MFCC network trained, and
+   gets the head back with its share afterwards, moved into the person's basis when there is one;
 7. the model folder is written, scored on the held-out parts (after), with a contact sheet and the
    first held-out frame as `photo.jpg`, and moved to `<output>` only when complete; the work
    folder is then deleted.
@@ -256,7 +258,7 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
                                         "sound_late_frames": {v["path"]: offsets[_clip_id(clip)]
                                                               for v, clip in zip(settings["videos"], clips)},
                                         "training_seconds": {network: journal["done"][network]["seconds"] for network in NETWORKS}}})
-        if atnet_config.audio_features in HEADED_FEATURES and not config.person_basis:  # the head speaks the base's basis
+        if atnet_config.audio_features in HEADED_FEATURES:  # moved into the person's basis, if one was fitted
             with_head_of(TalkingFaceModel.load(model_dir), base_model).save(model_dir, replace=True)
         model = TalkingFaceModel.load(model_dir)
         log("scoring the fine-tuned model on the held-out footage")

@@ -217,11 +217,13 @@ def _results(jobs: list[ClipJob], config: PrepareConfig):
             if len(running) >= 2 * config.workers:
                 finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in finished:
+                    result = future.result()  # before the pop: a failed clip stays named in the error below
                     running.pop(future)
-                    yield future.result()
+                    yield result
         for future in concurrent.futures.as_completed(list(running)):
+            result = future.result()
             running.pop(future)
-            yield future.result()
+            yield result
     except concurrent.futures.process.BrokenProcessPool:
         names = ", ".join(job.clip_id for job in running.values())
         raise PrepareError(

@@ -29,10 +29,12 @@ import numpy as np
 from atvg_tf.data.clip_preparer import clip_waveform
 from atvg_tf.frontend import phones, speech_embedding
 from atvg_tf.frontend.audio import AudioConfig
+from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import AUDIO_FEATURES, HEAD_INPUTS, ATNetConfig
 from atvg_tf.training.graft import graft_weights
+from atvg_tf.training.rebase import code_map
 
 # Ridge penalty of the fit, chosen by leaving each real-world person out (`training/phone_head_cv.py`).
 RIDGE = 1000.0
@@ -107,13 +109,25 @@ def mfcc_network(model: TalkingFaceModel) -> keras.Model:
 
 def with_head_of(model: TalkingFaceModel, base: TalkingFaceModel, **info) -> TalkingFaceModel:
     """`model` (its AT-net hears MFCC only, e.g. `base`'s MFCC network fine-tuned) with `base`'s head
-    (phone or embedding), weights and share unchanged; `model` itself when `base` has no head."""
+    (phone or embedding) and its share; `model` itself when `base` has no head.
+
+    A `model` in another landmark basis (`atvg finetune --person-basis`) gets the head moved into it
+    (`rebase.code_map`): the head then predicts its landmarks projected onto that basis."""
     config, _ = network_configs(base.info, base.atnet)
     head_input = next((name for name in AUDIO_FEATURES[config.audio_features] if name in HEAD_INPUTS), None)
     if head_input is None:
         return model
     kernel, bias = base.atnet.get_layer(HEAD_INPUTS[head_input]).get_weights()
+    if not _same_basis(base.pca, model.pca):
+        matrix, offset = code_map(base.pca, model.pca)
+        kernel, bias = kernel @ matrix, bias @ matrix + offset
     return model_with_phone_head(model, PhoneHead(kernel, bias, 0), config.head_weight, config.audio_features, **info)
+
+
+def _same_basis(first: LandmarkPCA, second: LandmarkPCA) -> bool:
+    """Whether two bases code landmarks alike (one basis loaded twice gives two equal objects)."""
+    return ((first.space, first.scale, first.crop_size) == (second.space, second.scale, second.crop_size)
+            and np.array_equal(first.components, second.components) and np.array_equal(first.mean, second.mean))
 
 
 def silence_statistics(model: TalkingFaceModel, identity_codes: np.ndarray, features: str, weight: float) -> HeadStatistics:

@@ -86,6 +86,8 @@ def test_finetune_writes_a_model_that_generates_and_resumes_after_an_interrupt(s
     basis, packaged = LandmarkPCA.load(os.path.join(output, "pca.npz")), LandmarkPCA.load(os.path.join(DEFAULT_MODEL_DIR, "pca.npz"))
     assert basis.num_components == packaged.num_components and basis.fingerprint() != packaged.fingerprint()
     assert info["inference"]["mouth_from_basis"] and TalkingFaceModel.load(output).landmark_space.mouth_from_basis
+    # The packaged model's speech head is back, moved into that basis.
+    assert TalkingFaceModel.load(output).audio_inputs == TalkingFaceModel.load().audio_inputs
     # A motion level measures the base AT-net on GRID (this AT-net has learnt the person's own voice); the
     # renderer's factor on the motion is the renderer's and stays.
     assert "motion_level" not in info["inference"] and info["inference"]["hybrid_motion_gain"] == TalkingFaceModel.load().hybrid_motion_gain

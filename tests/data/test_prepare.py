@@ -416,3 +416,29 @@ def test_prepare_writes_its_records_without_tensorflow(shared_data, tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[]"
     segments = _segments(output)  # TensorFlow reads what was written without it
     assert len(segments) == 1 and segments[0]["frames"].shape[0] == segments[0]["landmarks"].shape[0] > 50
+
+
+def test_a_dead_worker_is_named_in_the_error(monkeypatch):
+    """A worker that dies (native crash, out of memory) fails its clip's future with BrokenProcessPool;
+    the error names the clips that were running, the one that killed it included."""
+    import concurrent.futures
+
+    from atvg_tf.data import prepare as prepare_module
+    from atvg_tf.data.prepare_config import ClipJob
+
+    class DeadPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args):
+            future = concurrent.futures.Future()
+            future.set_exception(concurrent.futures.process.BrokenProcessPool("a child process terminated abruptly"))
+            return future
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr(prepare_module.concurrent.futures, "ProcessPoolExecutor", DeadPool)
+    jobs = [ClipJob(f"/clips/{name}.mp4", name, "s1", "train") for name in ("bbaf2n", "bbaf3s")]
+    with pytest.raises(PrepareError, match=r"while preparing one of: (bbaf2n, bbaf3s|bbaf3s, bbaf2n);"):
+        list(prepare_module._results(jobs, PrepareConfig(workers=4)))

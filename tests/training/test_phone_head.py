@@ -198,3 +198,33 @@ def test_a_fine_tuned_mfcc_network_gets_the_base_models_head_back(packaged, spee
     windows = packaged.audio_windows(speech)
     np.testing.assert_allclose(rebuilt.predict_landmarks(windows, IDENTITY), packaged.predict_landmarks(windows, IDENTITY), atol=1e-4)
     assert with_head_of(alone, alone) is alone  # a base without a head leaves the model as it is
+
+
+def test_a_model_in_another_basis_gets_the_head_moved_into_it(packaged, speech):
+    """`atvg finetune --person-basis`: the MFCC network moved into another basis, then the base's head put
+    back. A basis spanning the same shapes (codes reordered, signs flipped, mean shifted) must give the
+    base's landmarks exactly; the head kept in the base's basis would not."""
+    import dataclasses
+
+    from atvg_tf.frontend.face.pca import LandmarkPCA
+    from atvg_tf.generation.model import network_configs
+    from atvg_tf.models.atnet import build_atnet
+    from atvg_tf.training.phone_head import with_head_of
+    from atvg_tf.training.rebase import rebase_atnet
+
+    pytest.importorskip("openwakeword", reason="the speech embedding models come with openwakeword==0.5.1")
+    source = packaged.pca
+    order = np.arange(source.num_components)[::-1]
+    other = LandmarkPCA(source.mean + 0.01, source.components[:, order] * np.where(order % 2, -1.0, 1.0), source.scale,
+                        source.space, source.crop_size)
+    config, _ = network_configs(packaged.info, packaged.atnet)
+    rebased = build_atnet(dataclasses.replace(config, audio_features="mfcc"))
+    rebase_atnet(mfcc_network(packaged), rebased, source, other)
+    alone = TalkingFaceModel(rebased, packaged.vgnet, other, {"inference": packaged.inference})
+    moved = with_head_of(alone, packaged)
+    windows = packaged.audio_windows(speech)
+    expected = packaged.predict_landmarks(windows, IDENTITY)
+    np.testing.assert_allclose(moved.predict_landmarks(windows, IDENTITY), expected, atol=1e-3)
+    kernel, bias = packaged.atnet.get_layer("embedding_head").get_weights()
+    unmoved = model_with_phone_head(alone, PhoneHead(kernel, bias, 0), 0.5, "mfcc+embedding_head")
+    assert np.abs(unmoved.predict_landmarks(windows, IDENTITY) - expected).max() > 0.5
