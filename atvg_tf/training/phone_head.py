@@ -29,7 +29,6 @@ import numpy as np
 from atvg_tf.data.clip_preparer import clip_waveform
 from atvg_tf.frontend import phones, speech_embedding
 from atvg_tf.frontend.audio import AudioConfig
-from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.models.atnet import build_atnet
 from atvg_tf.models.config import AUDIO_FEATURES, HEAD_INPUTS, ATNetConfig
@@ -118,16 +117,10 @@ def with_head_of(model: TalkingFaceModel, base: TalkingFaceModel, **info) -> Tal
     if head_input is None:
         return model
     kernel, bias = base.atnet.get_layer(HEAD_INPUTS[head_input]).get_weights()
-    if not _same_basis(base.pca, model.pca):
+    if base.pca.fingerprint() != model.pca.fingerprint():
         matrix, offset = code_map(base.pca, model.pca)
         kernel, bias = kernel @ matrix, bias @ matrix + offset
     return model_with_phone_head(model, PhoneHead(kernel, bias, 0), config.head_weight, config.audio_features, **info)
-
-
-def _same_basis(first: LandmarkPCA, second: LandmarkPCA) -> bool:
-    """Whether two bases code landmarks alike (one basis loaded twice gives two equal objects)."""
-    return ((first.space, first.scale, first.crop_size) == (second.space, second.scale, second.crop_size)
-            and np.array_equal(first.components, second.components) and np.array_equal(first.mean, second.mean))
 
 
 def silence_statistics(model: TalkingFaceModel, identity_codes: np.ndarray, features: str, weight: float) -> HeadStatistics:
