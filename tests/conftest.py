@@ -32,7 +32,17 @@ def shared_data() -> str:
 
 
 @pytest.fixture(scope="session")
-def prepared_inputs(shared_data, tmp_path_factory) -> list[str]:
+def silent_clip(shared_data, tmp_path_factory) -> str:
+    """`wild/edtalk_mouth_source.mp4`, a video without a sound track, alone in a folder `wild/`
+    (in the shared folder its recording lies beside it, and prepare would hear that)."""
+    folder = tmp_path_factory.mktemp("silent") / "wild"
+    folder.mkdir()
+    os.symlink(os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4"), folder / "edtalk_mouth_source.mp4")
+    return str(folder / "edtalk_mouth_source.mp4")
+
+
+@pytest.fixture(scope="session")
+def prepared_inputs(shared_data, silent_clip, tmp_path_factory) -> list[str]:
     """A folder `s1/` with four GRID clips (and their .align files) plus a corrupt clip, and a wild clip."""
     root = tmp_path_factory.mktemp("inputs")
     speaker = root / "s1"
@@ -41,9 +51,8 @@ def prepared_inputs(shared_data, tmp_path_factory) -> list[str]:
         for extension in (".mpg", ".align"):
             os.symlink(os.path.join(shared_data, "grid", "s1", name + extension), speaker / (name + extension))
     (speaker / "broken.mpg").write_bytes(b"\x00\x00\x01\xba" + os.urandom(4000))
-    silent = os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")  # a clip without sound
     wild = os.path.join(shared_data, "wild", "astorfi_lrw_sample1.mp4")
-    return [str(speaker), wild, silent]
+    return [str(speaker), wild, silent_clip]
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from atvg_tf.data import records
+from atvg_tf.data.discovery import clip_fingerprint, sound_beside
 from atvg_tf.data.prepare_config import ClipJob, PrepareConfig, PrepareError
 from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.frontend import phones
@@ -26,7 +27,6 @@ from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.face.pca import LandmarkPCA
 from atvg_tf.frontend.speech_embedding import embedding_windows
 from atvg_tf.frontend.video import VideoError, probe, read_frames
-from atvg_tf.utils.files import sha256_file
 
 DEFAULT_PCA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "landmark_pca.npz")
 
@@ -55,11 +55,25 @@ def load_pca(path: str | None) -> LandmarkPCA:
         raise PrepareError(f"cannot load the PCA basis {path}: {error}") from None
 
 
-def clip_waveform(path: str, sample_rate: int, info=None) -> np.ndarray:
+def clip_waveform(path: str, sample_rate: int, info=None, delay_seconds: float = 0.0) -> np.ndarray:
     """A clip's sound as prepare hears it: mono float32 at `sample_rate`, starting with the first
-    video frame (frames count from there). `info`: the clip's `probe`, when already read."""
+    video frame (frames count from there). `info`: the clip's `probe`, when already read;
+    `delay_seconds`: the sound is moved that much later (its lead over the picture taken out).
+
+    A clip without an audio stream is heard from the recording beside it (`discovery.sound_beside`),
+    which is taken to start with the first frame.
+
+    Raises:
+        PrepareError: the clip has no audio stream and no recording beside it.
+    """
     info = info or probe(path)
-    return shift_audio(load_audio(path, sample_rate), info.video_start - info.audio_start, sample_rate)
+    if info.has_audio:
+        return shift_audio(load_audio(path, sample_rate), info.video_start - info.audio_start - delay_seconds, sample_rate)
+    sound = sound_beside(path)
+    if sound is None:
+        stem = os.path.basename(os.path.splitext(path)[0])
+        raise PrepareError(f"no audio stream, and no {stem}.wav or {stem}.flac beside it to take the sound from")
+    return shift_audio(load_audio(sound, sample_rate), -delay_seconds, sample_rate)
 
 
 class ClipPreparer:
@@ -77,7 +91,7 @@ class ClipPreparer:
         started = time.perf_counter()
         entry = {"id": job.clip_id, "speaker": job.speaker_id, "source": job.path, "split": job.split}
         try:
-            entry["sha256"] = sha256_file(job.path)
+            entry["sha256"] = clip_fingerprint(job.path)
             serialised = self._prepare(job, entry)
         except (AudioError, VideoError, PrepareError) as error:
             entry.update(status="skipped", reason=str(error))
@@ -91,9 +105,9 @@ class ClipPreparer:
     def _prepare(self, job: ClipJob, entry: dict) -> list[bytes]:
         config = self.config
         info = probe(job.path)
-        if not info.has_audio:
-            raise PrepareError("no audio stream")
         waveform = clip_waveform(job.path, config.audio.sample_rate, info)
+        if not info.has_audio:
+            entry["sound"] = sound_beside(job.path)
         raw = list(self.detector.clip_landmarks(read_frames(job.path, config.fps), config.fps))
         total = len(raw)
         found = [points is not None for points in raw]

@@ -8,6 +8,11 @@ import os
 
 from atvg_tf.data.prepare_config import PrepareConfig, PrepareError
 from atvg_tf.frontend.video import VIDEO_EXTENSIONS
+from atvg_tf.utils.files import sha256_file
+
+# A recording beside a clip, under the clip's name, is its sound when the clip has none of its own
+# (corpora such as EDTalk's and many phone recordings keep the two apart).
+SOUND_EXTENSIONS = (".wav", ".flac")
 
 
 def discover_clips(inputs: list[str], speaker_level: int = 0) -> list[tuple[str, str, str]]:
@@ -66,3 +71,16 @@ def assign_split(clip_id: str, speaker_id: str, config: PrepareConfig) -> str:
     if position < config.test_fraction + config.val_fraction:
         return "val"
     return "train"
+
+
+def sound_beside(path: str) -> str | None:
+    """The recording next to the clip `path` under the same name (`clip.wav`, `clip.flac`), if any."""
+    stem = os.path.splitext(path)[0]
+    return next((stem + extension for extension in SOUND_EXTENSIONS if os.path.isfile(stem + extension)), None)
+
+
+def clip_fingerprint(path: str) -> str:
+    """The sha256 of a clip's file, joined by that of the recording beside it when there is one: a
+    clip skipped for having no sound is tried again once a recording is put beside it."""
+    sound = sound_beside(path)
+    return sha256_file(path) if sound is None else f"{sha256_file(path)}+{sha256_file(sound)}"

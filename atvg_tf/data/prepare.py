@@ -30,7 +30,7 @@ import numpy as np
 
 from atvg_tf.data import shards
 from atvg_tf.data.clip_preparer import ClipPreparer, load_pca
-from atvg_tf.data.discovery import assign_split, discover_clips
+from atvg_tf.data.discovery import assign_split, clip_fingerprint, discover_clips
 from atvg_tf.data.prepare_config import SPLITS, ClipJob, PrepareConfig, PrepareError
 from atvg_tf.frontend.face import assets
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
@@ -149,7 +149,7 @@ def start_run(inputs: list[str], output: str, config: PrepareConfig) -> PrepareR
     jobs = [
         ClipJob(path, clip_id, speaker, assign_split(clip_id, speaker, config))
         for path, clip_id, speaker in clips
-        if clip_id not in done or (done[clip_id] is not None and done[clip_id] != _sha256_or_none(path))
+        if clip_id not in done or (done[clip_id] is not None and done[clip_id] != _fingerprint_or_none(path))
     ]
     # In a stable pseudo-random order, not the folders': a shard of LRW (word/WORD_00001.mp4) or
     # VoxCeleb (speaker/video/00001.mp4) then holds many words and speakers, not one.
@@ -157,9 +157,9 @@ def start_run(inputs: list[str], output: str, config: PrepareConfig) -> PrepareR
     return PrepareRun(config, settings, jobs, events, len(clips))
 
 
-def _sha256_or_none(path: str) -> str | None:
+def _fingerprint_or_none(path: str) -> str | None:
     try:
-        return sha256_file(path)
+        return clip_fingerprint(path)
     except OSError:
         return None
 

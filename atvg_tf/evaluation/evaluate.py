@@ -29,12 +29,13 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
-from atvg_tf.data.clip_preparer import read_grid_alignment
+from atvg_tf.data.clip_preparer import clip_waveform, read_grid_alignment
+from atvg_tf.data.discovery import sound_beside
 from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.errors import AtvgError, InputError
 from atvg_tf.evaluation import metrics, render_scores
 from atvg_tf.evaluation.render_scores import RenderScorer
-from atvg_tf.frontend.audio import AudioConfig, load_audio, shift_audio
+from atvg_tf.frontend.audio import AudioConfig
 from atvg_tf.frontend.audio_windows import audio_windows
 from atvg_tf.frontend.face.alignment import AlignmentConfig, clip_transforms, transform_points, warp_to_crop
 from atvg_tf.frontend.face.landmarks import LandmarkDetector, create_landmark_detector
@@ -90,8 +91,8 @@ def align_clip(path: str, detector: LandmarkDetector,
         VideoError: unreadable clip, no sound, or no run of `min_frames` frames with a face.
     """
     info = probe(path)
-    if not info.has_audio:
-        raise VideoError(f"{path} has no audio stream; evaluation needs the clip's sound.")
+    if not info.has_audio and sound_beside(path) is None:
+        raise VideoError(f"{path} has no audio stream and no recording of its name beside it; evaluation needs the clip's sound.")
     frames = list(read_frames(path))
     found = list(detector.clip_landmarks(frames))
     kept, _ = find_segments([f is not None for f in found], 5, min_frames)
@@ -107,7 +108,7 @@ def align_clip(path: str, detector: LandmarkDetector,
     crop_landmarks = np.stack([transform_points(p, m) for p, m in zip(landmarks, transforms)])
     rate = AudioConfig().sample_rate
     delay = audio_offset_frames / AudioConfig().video_fps
-    waveform = shift_audio(load_audio(path, rate), info.video_start - info.audio_start - delay, rate)
+    waveform = clip_waveform(path, rate, info, delay)
     windows = {name: w[start:end] for name, w in audio_windows(waveform, audio_inputs, len(frames), mfcc_normalization).items()}
     return AlignedClip(crops, crop_landmarks, windows, start, alignment, _speech_frames(path, start, end), frames[start], transforms[0])
 

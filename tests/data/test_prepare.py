@@ -205,6 +205,30 @@ def test_a_skipped_clip_is_tried_again_once_its_file_changed(shared_data, tmp_pa
         "only 6 frames (0.24 s) decode; clips need at least 16: the file is too short or truncated"]
 
 
+def test_a_clip_without_sound_is_heard_from_the_recording_beside_it(shared_data, tmp_path):
+    """EDTalk keeps its clip's sound in a .wav of the same name. Without one the clip is skipped with
+    a reason naming the file it looked for; with one a rerun prepares it, hearing that recording."""
+    from atvg_tf.frontend.audio import load_audio, mfcc_windows
+
+    inputs = tmp_path / "wild"
+    inputs.mkdir()
+    shutil.copy(os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4"), inputs / "clip.mp4")
+    config = PrepareConfig(workers=1, audio_variants=0, phones=False)
+    first = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)
+    assert [entry["reason"] for entry in first["skipped"]] == [
+        "no audio stream, and no clip.wav or clip.flac beside it to take the sound from"]
+    sound = os.path.join(shared_data, "wild", "edtalk_mouth_source.wav")
+    shutil.copy(sound, inputs / "clip.wav")
+    second = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)
+    assert second["counts"]["clips_prepared"] == 1 and second["skipped"] == []
+    (entry,) = second["clips"]
+    assert entry["sound"] == str(inputs / "clip.wav") and entry["frames_total"] == 250
+    heard = mfcc_windows(load_audio(sound), 250)
+    for segment in _segments(str(tmp_path / "out")):
+        start = int(segment["start_frame"])
+        np.testing.assert_allclose(segment["mfcc_windows"], heard[start:start + len(segment["mfcc_windows"])], atol=1e-4)
+
+
 def test_dlib_backend_prepares_a_clip(prepared_inputs, tmp_path):
     manifest = prepare(
         [os.path.join(prepared_inputs[0], "bbal7s.mpg")], str(tmp_path / "out"), PrepareConfig(backend="dlib", workers=1), progress=False

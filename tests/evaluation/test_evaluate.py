@@ -11,11 +11,10 @@ from tests.helpers import grid_clip
 pytestmark = pytest.mark.slow  # both tests run `atvg evaluate` in a subprocess
 
 
-def test_atvg_evaluate_writes_a_valid_report(shared_data, untrained_model, tmp_path):
+def test_atvg_evaluate_writes_a_valid_report(shared_data, untrained_model, silent_clip, tmp_path):
     report_path = tmp_path / "report.json"
-    silent = os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")
     command = [sys.executable, "-m", "atvg_tf.cli", "evaluate", grid_clip(shared_data), grid_clip(shared_data, "bbal7s"),
-               silent, "--model", untrained_model, "--report", str(report_path), "--quiet"]
+               silent_clip, "--model", untrained_model, "--report", str(report_path), "--quiet"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "static_baseline" in result.stdout and "LMD" in result.stdout
@@ -59,12 +58,11 @@ def test_evaluate_rejects_a_missing_model_folder(shared_data, tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
-def test_evaluate_fails_when_no_clip_can_be_evaluated(shared_data, tmp_path, capsys):
+def test_evaluate_fails_when_no_clip_can_be_evaluated(silent_clip, tmp_path, capsys):
     """It exited 0 with "0 clips, 1 skipped" (issue 11 item 15); now one line, exit 2, no report."""
     from atvg_tf.cli import main
 
-    silent = os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")  # a video without a sound track
-    code = main(["evaluate", silent, "--output", str(tmp_path / "r.json"), "--renderers", "--quiet"])
+    code = main(["evaluate", silent_clip, "--output", str(tmp_path / "r.json"), "--renderers", "--quiet"])
     error = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in error, error
     assert error.startswith("atvg evaluate: error: none of the 1 clip(s) could be evaluated") and "no audio stream" in error
@@ -84,6 +82,21 @@ def test_an_audio_offset_moves_the_clips_sound_later(shared_data):
     # Frame t now hears what frame t - 2 heard (the first windows also reach into the padding).
     np.testing.assert_allclose(later.windows["mfcc_windows"][6:], clip.windows["mfcc_windows"][4:-2], atol=1e-4)
     assert not np.allclose(later.windows["mfcc_windows"][6:], clip.windows["mfcc_windows"][6:], atol=1e-2)
+
+
+def test_a_clip_without_sound_is_heard_from_the_recording_beside_it(shared_data):
+    """EDTalk keeps its clip's sound in a .wav of the same name: evaluation hears that, as prepare does."""
+    import numpy as np
+
+    from atvg_tf.evaluation.evaluate import align_clip
+    from atvg_tf.frontend.audio import load_audio, mfcc_windows
+    from atvg_tf.frontend.face.landmarks import create_landmark_detector
+
+    clip = os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")
+    with create_landmark_detector("mediapipe") as detector:
+        aligned = align_clip(clip, detector, max_frames=40)
+    heard = mfcc_windows(load_audio(os.path.join(shared_data, "wild", "edtalk_mouth_source.wav")), 250)
+    np.testing.assert_allclose(aligned.windows["mfcc_windows"], heard[aligned.start:aligned.start + 40], atol=1e-4)
 
 
 def test_an_offset_of_over_a_second_is_refused(shared_data, tmp_path, capsys):
