@@ -36,6 +36,7 @@ import cv2
 from atvg_tf.avatar.footage import check_one_person, split_video
 from atvg_tf.avatar.official_start import crop_convention_model
 from atvg_tf.avatar.report import contact_sheet, summarize
+from atvg_tf.data.discovery import sound_beside
 from atvg_tf.data.pipeline import fit_pca
 from atvg_tf.data.prepare import PrepareConfig, prepare
 from atvg_tf.errors import InputError
@@ -172,8 +173,9 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
     if os.path.exists(output):
         raise InputError(f"{output} exists; give a new --output folder (the model folder is written there when done).")
     for video in videos:
-        if not probe(video).has_audio:
-            raise InputError(f"{video} has no sound; fine-tuning learns the mouth from the person's own speech: give videos with sound.")
+        if not probe(video).has_audio and sound_beside(video) is None:
+            raise InputError(f"{video} has no sound; fine-tuning learns the mouth from the person's own speech: give videos with "
+                             f"sound, or put the recording beside the video under its name (.wav or .flac).")
     base_model = TalkingFaceModel.load(base)
     # A converted official model hears the release's landmark space; the fine-tune trains in crop
     # pixels, with the packaged basis, from its networks moved there.

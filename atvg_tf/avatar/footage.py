@@ -9,11 +9,12 @@ import tempfile
 import numpy as np
 import scipy.io.wavfile
 
+from atvg_tf.data.clip_preparer import clip_waveform
 from atvg_tf.errors import InputError
-from atvg_tf.frontend.audio import AudioConfig, load_audio, shift_audio
+from atvg_tf.frontend.audio import AudioConfig
 from atvg_tf.frontend.face.identity import FaceIdentity, distance
 from atvg_tf.frontend.face.landmarks import LandmarkDetector, face_size
-from atvg_tf.frontend.video import VideoError, probe, read_frames
+from atvg_tf.frontend.video import probe, read_frames
 from atvg_tf.frontend.video_writer import Mp4Writer
 
 # One look per second; descriptors pooled over windows of this many looks (a median is steadier than one frame).
@@ -81,11 +82,9 @@ def split_video(video: str, train_path: str, heldout_path: str, heldout_fraction
         {"frames", "heldout_start"} in 25 fps frames.
     """
     info = probe(video)
-    if not info.has_audio:
-        raise VideoError(f"{video} has no sound; fine-tuning learns the person's mouth from their own speech: give videos with sound.")
     config = AudioConfig()
     rate, per_frame = config.sample_rate, config.samples_per_video_frame
-    waveform = shift_audio(load_audio(video, rate), info.video_start - info.audio_start, rate)
+    waveform = clip_waveform(video, rate, info)  # its own sound, or the recording beside it
     total = int(round(info.duration * 25))
     cut = int(round(total * (1.0 - heldout_fraction)))
     if cut < 16 or total - cut < 16:
