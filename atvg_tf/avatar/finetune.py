@@ -131,7 +131,11 @@ def _preset_names(atnet: ATNetConfig, vgnet: VGNetConfig) -> dict[str, str]:
 
 
 def _settings(videos: list[str], base: str, config: FinetuneConfig) -> dict:
-    sources = [{"path": os.path.abspath(video), "bytes": os.path.getsize(video)} for video in videos]
+    sources = []
+    for video in videos:
+        sound = None if probe(video).has_audio else sound_beside(video)  # a silent video's recording is part of it
+        sources.append({"path": os.path.abspath(video), "bytes": os.path.getsize(video),
+                        **({"sound_bytes": os.path.getsize(sound)} if sound else {})})
     return {"videos": sources, "base": os.path.abspath(base), **dataclasses.asdict(config)}
 
 

@@ -71,8 +71,8 @@ def clip_waveform(path: str, sample_rate: int, info=None, delay_seconds: float =
         return shift_audio(load_audio(path, sample_rate), info.video_start - info.audio_start - delay_seconds, sample_rate)
     sound = sound_beside(path)
     if sound is None:
-        stem = os.path.basename(os.path.splitext(path)[0])
-        raise PrepareError(f"no audio stream, and no {stem}.wav or {stem}.flac beside it to take the sound from")
+        name, stem = os.path.basename(path), os.path.basename(os.path.splitext(path)[0])
+        raise PrepareError(f"{name} has no audio stream; put its recording beside it as {stem}.wav or {stem}.flac")
     return shift_audio(load_audio(sound, sample_rate), -delay_seconds, sample_rate)
 
 

@@ -7,7 +7,7 @@ import hashlib
 import os
 
 from atvg_tf.data.prepare_config import PrepareConfig, PrepareError
-from atvg_tf.frontend.video import VIDEO_EXTENSIONS
+from atvg_tf.frontend.video import VIDEO_EXTENSIONS, probe
 from atvg_tf.utils.files import sha256_file
 
 # A recording beside a clip, under the clip's name, is its sound when the clip has none of its own
@@ -79,8 +79,11 @@ def sound_beside(path: str) -> str | None:
     return next((stem + extension for extension in SOUND_EXTENSIONS if os.path.isfile(stem + extension)), None)
 
 
-def clip_fingerprint(path: str) -> str:
-    """The sha256 of a clip's file, joined by that of the recording beside it when there is one: a
-    clip skipped for having no sound is tried again once a recording is put beside it."""
+def clip_fingerprint(path: str, has_audio: bool | None = None) -> str:
+    """The sha256 of a clip's file, joined by that of the recording beside it when that is its sound
+    (the video has no audio stream): a clip skipped for having no sound is tried again once a
+    recording is put beside it. `has_audio`: the clip's `probe().has_audio`, when already known."""
     sound = sound_beside(path)
-    return sha256_file(path) if sound is None else f"{sha256_file(path)}+{sha256_file(sound)}"
+    if sound is None or (probe(path).has_audio if has_audio is None else has_audio):
+        return sha256_file(path)
+    return f"{sha256_file(path)}+{sha256_file(sound)}"

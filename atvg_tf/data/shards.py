@@ -183,7 +183,8 @@ def append_event(output: str, event: dict) -> None:
 
 def logged_clips(events: list[dict]) -> dict[str, str | None]:
     """The clips a rerun need not prepare again: {id: None} for those in a closed shard, {id: the
-    file's sha256 then} for those skipped (a changed file is tried again); failed ones are retried."""
+    clip's fingerprint then (`discovery.clip_fingerprint`)} for those skipped (a changed file, or a
+    recording put beside a silent one, is tried again); failed ones are retried."""
     done = {}
     for event in events:
         if event["type"] == "shard":

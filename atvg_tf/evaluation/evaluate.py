@@ -92,7 +92,9 @@ def align_clip(path: str, detector: LandmarkDetector,
     """
     info = probe(path)
     if not info.has_audio and sound_beside(path) is None:
-        raise VideoError(f"{path} has no audio stream and no recording of its name beside it; evaluation needs the clip's sound.")
+        stem = os.path.splitext(path)[0]
+        raise VideoError(f"{path} has no audio stream; put its recording beside it as {stem}.wav or {stem}.flac: "
+                         f"evaluation needs the clip's sound.")
     frames = list(read_frames(path))
     found = list(detector.clip_landmarks(frames))
     kept, _ = find_segments([f is not None for f in found], 5, min_frames)

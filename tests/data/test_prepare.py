@@ -216,7 +216,7 @@ def test_a_clip_without_sound_is_heard_from_the_recording_beside_it(shared_data,
     config = PrepareConfig(workers=1, audio_variants=0, phones=False)
     first = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)
     assert [entry["reason"] for entry in first["skipped"]] == [
-        "no audio stream, and no clip.wav or clip.flac beside it to take the sound from"]
+        "clip.mp4 has no audio stream; put its recording beside it as clip.wav or clip.flac"]
     sound = os.path.join(shared_data, "wild", "edtalk_mouth_source.wav")
     shutil.copy(sound, inputs / "clip.wav")
     second = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)

@@ -95,8 +95,11 @@ def test_a_clip_without_sound_is_heard_from_the_recording_beside_it(shared_data)
     clip = os.path.join(shared_data, "wild", "edtalk_mouth_source.mp4")
     with create_landmark_detector("mediapipe") as detector:
         aligned = align_clip(clip, detector, max_frames=40)
+        later = align_clip(clip, detector, max_frames=40, audio_offset_frames=2)
     heard = mfcc_windows(load_audio(os.path.join(shared_data, "wild", "edtalk_mouth_source.wav")), 250)
     np.testing.assert_allclose(aligned.windows["mfcc_windows"], heard[aligned.start:aligned.start + 40], atol=1e-4)
+    # An offset moves that recording later, as it moves a clip's own sound.
+    np.testing.assert_allclose(later.windows["mfcc_windows"][6:], aligned.windows["mfcc_windows"][4:-2], atol=1e-4)
 
 
 def test_an_offset_of_over_a_second_is_refused(shared_data, tmp_path, capsys):
