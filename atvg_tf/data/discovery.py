@@ -79,11 +79,15 @@ def sound_beside(path: str) -> str | None:
     return next((stem + extension for extension in SOUND_EXTENSIONS if os.path.isfile(stem + extension)), None)
 
 
-def clip_fingerprint(path: str, has_audio: bool | None = None) -> str:
+def clip_fingerprint(path: str) -> str:
     """The sha256 of a clip's file, joined by that of the recording beside it when that is its sound
     (the video has no audio stream): a clip skipped for having no sound is tried again once a
-    recording is put beside it. `has_audio`: the clip's `probe().has_audio`, when already known."""
+    recording is put beside it.
+
+    Raises:
+        OSError: unreadable file; VideoError: a recording lies beside a file that is no video.
+    """
     sound = sound_beside(path)
-    if sound is None or (probe(path).has_audio if has_audio is None else has_audio):
+    if sound is None or probe(path).has_audio:
         return sha256_file(path)
     return f"{sha256_file(path)}+{sha256_file(sound)}"

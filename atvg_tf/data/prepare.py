@@ -34,6 +34,7 @@ from atvg_tf.data.discovery import assign_split, clip_fingerprint, discover_clip
 from atvg_tf.data.prepare_config import SPLITS, ClipJob, PrepareConfig, PrepareError
 from atvg_tf.frontend.face import assets
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
+from atvg_tf.frontend.video import VideoError
 from atvg_tf.utils.files import sha256_file
 
 __all__ = ["PrepareConfig", "PrepareError", "prepare"]
@@ -160,7 +161,7 @@ def start_run(inputs: list[str], output: str, config: PrepareConfig) -> PrepareR
 def _fingerprint_or_none(path: str) -> str | None:
     try:
         return clip_fingerprint(path)
-    except OSError:
+    except (OSError, VideoError):  # tried again, and reported by the worker
         return None
 
 

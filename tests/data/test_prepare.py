@@ -229,6 +229,17 @@ def test_a_clip_without_sound_is_heard_from_the_recording_beside_it(shared_data,
         np.testing.assert_allclose(segment["mfcc_windows"], heard[start:start + len(segment["mfcc_windows"])], atol=1e-4)
 
 
+def test_a_corrupt_video_with_a_recording_beside_it_is_skipped_on_every_run(shared_data, tmp_path):
+    inputs = tmp_path / "wild"
+    inputs.mkdir()
+    (inputs / "bad.mp4").write_bytes(b"\x00" * 5000)
+    shutil.copy(os.path.join(shared_data, "wild", "edtalk_mouth_source.wav"), inputs / "bad.wav")
+    config = PrepareConfig(workers=1, audio_variants=0, phones=False)
+    for _ in range(2):  # the rerun probes the file to fingerprint it, and must not stop there
+        manifest = prepare([str(inputs)], str(tmp_path / "out"), config, progress=False)
+        assert manifest["counts"]["clips_skipped"] == 1 and "cannot read" in manifest["skipped"][0]["reason"]
+
+
 def test_dlib_backend_prepares_a_clip(prepared_inputs, tmp_path):
     manifest = prepare(
         [os.path.join(prepared_inputs[0], "bbal7s.mpg")], str(tmp_path / "out"), PrepareConfig(backend="dlib", workers=1), progress=False
