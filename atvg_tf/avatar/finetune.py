@@ -36,7 +36,7 @@ import cv2
 from atvg_tf.avatar.footage import check_one_person, split_video
 from atvg_tf.avatar.official_start import crop_convention_model
 from atvg_tf.avatar.report import contact_sheet, summarize
-from atvg_tf.data.discovery import sound_beside
+from atvg_tf.data.discovery import sound_source
 from atvg_tf.data.pipeline import fit_pca
 from atvg_tf.data.prepare import PrepareConfig, prepare
 from atvg_tf.errors import InputError
@@ -44,7 +44,7 @@ from atvg_tf.evaluation.av_offset import clip_offsets
 from atvg_tf.evaluation.evaluate import evaluate, write_report
 from atvg_tf.frontend.face.landmarks import create_landmark_detector
 from atvg_tf.frontend.face.pca import LandmarkPCA
-from atvg_tf.frontend.video import probe, read_frames
+from atvg_tf.frontend.video import read_frames
 from atvg_tf.generation.landmark_space import OfficialLandmarks
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
@@ -133,9 +133,9 @@ def _preset_names(atnet: ATNetConfig, vgnet: VGNetConfig) -> dict[str, str]:
 def _settings(videos: list[str], base: str, config: FinetuneConfig) -> dict:
     sources = []
     for video in videos:
-        sound = None if probe(video).has_audio else sound_beside(video)  # a silent video's recording is part of it
+        sound = sound_source(video)  # a silent video's recording is part of it
         sources.append({"path": os.path.abspath(video), "bytes": os.path.getsize(video),
-                        **({"sound_bytes": os.path.getsize(sound)} if sound else {})})
+                        **({"sound_bytes": os.path.getsize(sound)} if sound not in (None, video) else {})})
     return {"videos": sources, "base": os.path.abspath(base), **dataclasses.asdict(config)}
 
 
@@ -177,7 +177,7 @@ def finetune(videos: list[str], output: str, base: str | None = None, config: Fi
     if os.path.exists(output):
         raise InputError(f"{output} exists; give a new --output folder (the model folder is written there when done).")
     for video in videos:
-        if not probe(video).has_audio and sound_beside(video) is None:
+        if sound_source(video) is None:
             raise InputError(f"{video} has no sound; fine-tuning learns the mouth from the person's own speech: give videos with "
                              f"sound, or put the recording beside the video under its name (.wav or .flac).")
     base_model = TalkingFaceModel.load(base)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from atvg_tf.data import records
-from atvg_tf.data.discovery import clip_fingerprint, sound_beside
+from atvg_tf.data.discovery import clip_fingerprint, no_sound_advice, sound_source
 from atvg_tf.data.prepare_config import ClipJob, PrepareConfig, PrepareError
 from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.frontend import phones
@@ -67,13 +67,12 @@ def clip_waveform(path: str, sample_rate: int, info=None, delay_seconds: float =
         PrepareError: the clip has no audio stream and no recording beside it.
     """
     info = info or probe(path)
-    if info.has_audio:
-        return shift_audio(load_audio(path, sample_rate), info.video_start - info.audio_start - delay_seconds, sample_rate)
-    sound = sound_beside(path)
+    sound = sound_source(path, info)
     if sound is None:
-        name, stem = os.path.basename(path), os.path.basename(os.path.splitext(path)[0])
-        raise PrepareError(f"{name} has no audio stream; put its recording beside it as {stem}.wav or {stem}.flac")
-    return shift_audio(load_audio(sound, sample_rate), -delay_seconds, sample_rate)
+        raise PrepareError(f"{os.path.basename(path)} has no audio stream; {no_sound_advice(path)}")
+    # A recording beside the clip starts with its first frame; the clip's own stream may not.
+    lead = info.video_start - info.audio_start if sound == path else 0.0
+    return shift_audio(load_audio(sound, sample_rate), lead - delay_seconds, sample_rate)
 
 
 class ClipPreparer:
@@ -107,7 +106,7 @@ class ClipPreparer:
         info = probe(job.path)
         waveform = clip_waveform(job.path, config.audio.sample_rate, info)
         if not info.has_audio:
-            entry["sound"] = sound_beside(job.path)
+            entry["sound"] = sound_source(job.path, info)
         raw = list(self.detector.clip_landmarks(read_frames(job.path, config.fps), config.fps))
         total = len(raw)
         found = [points is not None for points in raw]

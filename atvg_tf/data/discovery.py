@@ -79,6 +79,18 @@ def sound_beside(path: str) -> str | None:
     return next((stem + extension for extension in SOUND_EXTENSIONS if os.path.isfile(stem + extension)), None)
 
 
+def sound_source(path: str, info=None) -> str | None:
+    """The file a clip's sound is read from: the clip itself when it has an audio stream, else the
+    recording beside it (`sound_beside`), else None. `info`: the clip's `probe`, when already read."""
+    return path if (info or probe(path)).has_audio else sound_beside(path)
+
+
+def no_sound_advice(path: str) -> str:
+    """How to give a soundless clip its sound, for the one-line errors that refuse it."""
+    stem = os.path.basename(os.path.splitext(path)[0])
+    return f"put its recording beside it as {stem}.wav or {stem}.flac"
+
+
 def clip_fingerprint(path: str) -> str:
     """The sha256 of a clip's file, joined by that of the recording beside it when that is its sound
     (the video has no audio stream): a clip skipped for having no sound is tried again once a
@@ -88,6 +100,6 @@ def clip_fingerprint(path: str) -> str:
         OSError: unreadable file; VideoError: a recording lies beside a file that is no video.
     """
     sound = sound_beside(path)
-    if sound is None or probe(path).has_audio:
+    if sound is None or probe(path).has_audio:  # no probe without a recording: any file has a hash
         return sha256_file(path)
     return f"{sha256_file(path)}+{sha256_file(sound)}"

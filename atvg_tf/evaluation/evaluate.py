@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 from atvg_tf.data.clip_preparer import clip_waveform, read_grid_alignment
-from atvg_tf.data.discovery import sound_beside
+from atvg_tf.data.discovery import no_sound_advice, sound_source
 from atvg_tf.data.segments import fill_gaps, find_segments
 from atvg_tf.errors import AtvgError, InputError
 from atvg_tf.evaluation import metrics, render_scores
@@ -91,10 +91,8 @@ def align_clip(path: str, detector: LandmarkDetector,
         VideoError: unreadable clip, no sound, or no run of `min_frames` frames with a face.
     """
     info = probe(path)
-    if not info.has_audio and sound_beside(path) is None:
-        stem = os.path.splitext(path)[0]
-        raise VideoError(f"{path} has no audio stream; put its recording beside it as {stem}.wav or {stem}.flac: "
-                         f"evaluation needs the clip's sound.")
+    if sound_source(path, info) is None:
+        raise VideoError(f"{path} has no audio stream; {no_sound_advice(path)}: evaluation needs the clip's sound.")
     frames = list(read_frames(path))
     found = list(detector.clip_landmarks(frames))
     kept, _ = find_segments([f is not None for f in found], 5, min_frames)
