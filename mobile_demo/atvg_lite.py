@@ -108,7 +108,8 @@ class FrameInputs:
     A frame comes out once all the inputs its export's AT-net hears are ready: `pcm` ([1, 4880],
     `PcmWindows`: 0.175 s after the frame's start), `phone_ids` ([28], `PhoneWindowStream`:
     up to 0.56 s), `posteriors` ([28, 40], `PhoneWindowStream(posteriors=True)`: up to 2.16 s) and/or
-    `embeddings` ([11, 96], `SpeechEmbeddingStream`: 0.60 s after the frame's centre).
+    `embeddings` ([11, 96], `SpeechEmbeddingStream`: 0.60 s after the frame's centre; [48, 96] activation
+    windows for an activation head, 0.40 s).
     `finish` gives the remaining frames; in all, equal to `pcm_window`, `phone_windows`,
     `posterior_windows` and `embedding_windows` of the whole recording. `phone_seconds` is the time
     spent in phone recognition and the speech embedding.
@@ -119,7 +120,7 @@ class FrameInputs:
         self._phones = {name: engine.phones.PhoneWindowStream(posteriors=name == "posteriors")
                         for name, used in (("phone_ids", engine.uses_phones), ("posteriors", engine.uses_posteriors)) if used}
         if engine.uses_embeddings:
-            self._phones["embeddings"] = engine.embedding.SpeechEmbeddingStream()
+            self._phones["embeddings"] = engine.embedding.SpeechEmbeddingStream(engine.embedding_activations)
         self._ready: dict[str, list[np.ndarray]] = {name: [] for name in (["pcm"] if self._pcm else []) + list(self._phones)}
         self.phone_seconds = 0.0
 

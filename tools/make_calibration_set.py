@@ -4,8 +4,9 @@ Faces: loose square crops (256 px, JPEG) around the faces of the permissively li
 clip frames in ../shared/data, with their 68 landmarks, so `atvg export` can align them the way
 the exported model aligns faces. Speech: runs of 16 frames from permissively licensed recordings,
 as MFCC windows (float16), as PocketSphinx phone ids (uint8, `frontend.phones`; one-hot at
-export time for AT-nets that hear phones) and as speech embedding windows (float16,
-`frontend.speech_embedding`, for AT-nets with an embedding head) of the same frames. Sources and licences are stored in the
+export time for AT-nets that hear phones) and as speech embedding windows and activation windows
+(float16, `frontend.speech_embedding`, for AT-nets with an embedding or an activation head) of the
+same frames. Sources and licences are stored in the
 file (`sources`) and listed in atvg_tf/assets/README.md.
 
     python3 tools/make_calibration_set.py [--shared ../shared/data] [--output atvg_tf/assets/calibration.npz]
@@ -97,28 +98,32 @@ def stored_faces(path: str) -> tuple[list[np.ndarray], list[np.ndarray], list[st
         return jpegs, list(data["face_landmarks"]), [str(line) for line in data["sources"] if str(line).startswith("face: ")]
 
 
-def speech_runs(shared: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def speech_runs(shared: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[str]]:
     """RUNS_PER_RECORDING runs of SEQUENCE frames, evenly through each recording in SPEECH_SOURCES:
-    MFCC windows [runs, 16, 28, 12] float16, phone ids [runs, 16, 28] uint8 and speech embedding
-    windows [runs, 16, 11, 96] float16 of the same frames, source lines."""
+    MFCC windows [runs, 16, 28, 12] float16, phone ids [runs, 16, 28] uint8, {`speech_embeddings`:
+    [runs, 16, 11, 96], `speech_activations`: [runs, 16, 48, 96]} float16 of the same frames, source lines."""
     from atvg_tf.frontend.audio import load_audio, mfcc_windows
     from atvg_tf.frontend.phones import NUM_PHONES, phone_windows
     from atvg_tf.frontend.speech_embedding import embedding_windows
 
     assert NUM_PHONES <= 256  # the ids are stored as uint8
-    mfcc_runs, phone_runs, embedding_runs, sources = [], [], [], []
+    mfcc_runs, phone_runs, sources = [], [], []
+    embedding_runs: dict[str, list] = {"speech_embeddings": [], "speech_activations": []}
     for name, licence in SPEECH_SOURCES:
         waveform = load_audio(os.path.join(shared, name))
         recording = mfcc_windows(waveform)
         # The whole recording: the decoder and the embedding see each run in context.
-        phones, embeddings = phone_windows(waveform, len(recording)), embedding_windows(waveform, len(recording))
+        phones = phone_windows(waveform, len(recording))
+        embeddings = {feature: embedding_windows(waveform, len(recording), activations=feature == "speech_activations")
+                      for feature in embedding_runs}
         starts = np.linspace(0, len(recording) - SEQUENCE, RUNS_PER_RECORDING + 2)[1:-1].astype(int)
         mfcc_runs.extend(recording[start : start + SEQUENCE] for start in starts)
         phone_runs.extend(phones[start : start + SEQUENCE] for start in starts)
-        embedding_runs.extend(embeddings[start : start + SEQUENCE] for start in starts)
+        for feature, runs in embedding_runs.items():
+            runs.extend(embeddings[feature][start : start + SEQUENCE] for start in starts)
         sources.append(f"speech: {name} ({licence})")
-    return (np.stack(mfcc_runs).astype(np.float16), np.stack(phone_runs).astype(np.uint8), np.stack(embedding_runs).astype(np.float16),
-            sources)
+    return (np.stack(mfcc_runs).astype(np.float16), np.stack(phone_runs).astype(np.uint8),
+            {name: np.stack(runs).astype(np.float16) for name, runs in embedding_runs.items()}, sources)
 
 
 def main() -> None:
@@ -143,10 +148,10 @@ def main() -> None:
             face_landmarks=np.stack(marks).astype(np.float32),
             mfcc_windows=mfcc_runs,
             phone_windows=phone_runs,
-            speech_embeddings=embedding_runs,
+            **embedding_runs,
             sources=np.array(face_sources + speech_sources),
         )
-    print(f"wrote {args.output}: {len(jpegs)} faces, {len(mfcc_runs)} runs of {SEQUENCE} MFCC, phone and embedding windows, "
+    print(f"wrote {args.output}: {len(jpegs)} faces, {len(mfcc_runs)} runs of {SEQUENCE} MFCC, phone, embedding and activation windows, "
           f"{os.path.getsize(args.output) / 1024:.0f} KB")
 
 

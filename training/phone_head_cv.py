@@ -1,7 +1,7 @@
 """Chooses the phone head's (and the embedding head's) settings by leaving one real-world person out at a time.
 
     python training/phone_head_cv.py --work runs/phones [--ridges 100 1000] [--voice-weights 5 40] [--weights 0.3 0.5 0.7]
-        [--features phone_posteriors|speech_embeddings] [--silence-weights 0 1000]
+        [--features phone_posteriors|speech_embeddings|speech_activations] [--silence-weights 0 1000]
 
 For each setting (ridge penalty, weight of the real-world voices' frames against GRID s1's, frames of
 silence in the fit, the head's share of AT-net's codes) and each real-world person of the `phones` recipe's prepared folder
@@ -57,8 +57,9 @@ def main() -> None:
     parser.add_argument("--ridges", nargs="+", type=float, default=[100.0, 1000.0, 3000.0])
     parser.add_argument("--voice-weights", nargs="+", type=float, default=[5.0, 20.0, 40.0])
     parser.add_argument("--weights", nargs="+", type=float, default=[0.3, 0.5, 0.7])
-    parser.add_argument("--features", choices=["phone_posteriors", "speech_embeddings"], default="phone_posteriors",
-                        help="the head's input: phone posterior windows (phone head) or speech embedding windows (embedding head)")
+    parser.add_argument("--features", choices=["phone_posteriors", "speech_embeddings", "speech_activations"], default="phone_posteriors",
+                        help="the head's input: phone posterior windows (phone head), speech embedding windows (embedding head) "
+                        "or the embedding network's activations (activation head)")
     parser.add_argument("--silence-weights", nargs="+", type=float, default=[0.0],
                         help="frames of silence added to the fit (`phone_head.silence_statistics`)")
     args = parser.parse_args()

@@ -71,6 +71,7 @@ sys.path.insert(0, REPO)
 from atvg_tf.data.prepare import PrepareConfig, prepare  # noqa: E402
 from atvg_tf.generation.model import TalkingFaceModel  # noqa: E402
 from atvg_tf.training.bundle import bundle, rebuilt, run_history  # noqa: E402
+from atvg_tf.training.phone_head import RIDGE  # noqa: E402
 from atvg_tf.training.time_budget import TimeBudget  # noqa: E402
 from atvg_tf.training.train import TrainConfig, train  # noqa: E402
 from atvg_tf.utils.files import atomic_write  # noqa: E402
@@ -166,6 +167,33 @@ EMBEDDING_HEAD_SILENCE_FRAMES = 1000.0
 EMBEDDING_HEAD_HYBRID_GAIN = 1.2
 RECIPES["embedding_head"] = dataclasses.replace(RECIPES["phones"], inference={"hybrid_motion_gain": EMBEDDING_HEAD_HYBRID_GAIN},
                                                 motion_level=True)
+# The activation head's (`phone_head_cv.py --features speech_activations`, ten people): the speech
+# embedding network's activations before it pools 0.76 s into one vector (4,608 inputs, so a larger
+# ridge); the voice weight and silence as the embedding head's. See ACTIVATION_HEAD_WEIGHT.
+ACTIVATION_HEAD_WEIGHT, ACTIVATION_HEAD_RIDGE = 0.6, 30000.0
+RECIPES["activation_head"] = RECIPES["embedding_head"]
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSettings:
+    """How a recipe's linear head is fitted (`export_phone_head`)."""
+
+    audio_features: str
+    weight: float
+    voice_weight: float
+    ridge: float
+    silence_frames: float = 0.0
+
+
+HEAD_SETTINGS = {
+    "phone_posteriors": HeadSettings("mfcc+phone_head", PHONE_HEAD_WEIGHT, PHONE_HEAD_VOICE_WEIGHT, RIDGE),
+    "speech_embeddings": HeadSettings("mfcc+embedding_head", EMBEDDING_HEAD_WEIGHT, EMBEDDING_HEAD_VOICE_WEIGHT, RIDGE,
+                                      EMBEDDING_HEAD_SILENCE_FRAMES),
+    "speech_activations": HeadSettings("mfcc+activation_head", ACTIVATION_HEAD_WEIGHT, EMBEDDING_HEAD_VOICE_WEIGHT,
+                                       ACTIVATION_HEAD_RIDGE, EMBEDDING_HEAD_SILENCE_FRAMES),
+}
+# The recipes that fit a head on the packaged model -> the head's input.
+HEAD_RECIPES = {"phone_head": "phone_posteriors", "embedding_head": "speech_embeddings", "activation_head": "speech_activations"}
 WILD_CLIPS = tuple(sorted(f"wild/{os.path.splitext(name)[0]}" for name in os.listdir(os.path.join(SHARED, "wild"))
                           if name.endswith(".mp4"))) if os.path.isdir(os.path.join(SHARED, "wild")) else ()
 RECIPES["appearance"] = dataclasses.replace(
@@ -220,9 +248,8 @@ def main() -> None:
     prepared = os.path.join(args.work, "prepared")
     manifest = prepare(data, prepared, recipe.prepare, progress=True)
     print(f"prepared: {manifest['counts']}", flush=True)
-    if args.recipe in ("phone_head", "embedding_head"):
-        export_phone_head(prepared, args.export, recipe.inference, " ".join(sys.argv), started,
-                          "speech_embeddings" if args.recipe == "embedding_head" else "phone_posteriors")
+    if args.recipe in HEAD_RECIPES:
+        export_phone_head(prepared, args.export, recipe.inference, " ".join(sys.argv), started, HEAD_RECIPES[args.recipe])
         if recipe.motion_level:
             set_motion_level(args.export, os.path.join(SHARED, "grid", "s1"), recipe.prepare)
         return
@@ -249,32 +276,31 @@ def main() -> None:
 
 def export_phone_head(prepared: str, destination: str, inference: dict, command: str, started: float,
                       features: str = "phone_posteriors") -> None:
-    """The packaged model with a phone head (`features` `phone_posteriors`, recipe `phone_head`) or an
-    embedding head (`speech_embeddings`, recipe `embedding_head`) fitted on `prepared`, written to `destination`."""
-    from atvg_tf.training.phone_head import RIDGE, HeadStatistics, model_with_phone_head, prepared_examples, silence_statistics
+    """The packaged model with a phone head (`features` `phone_posteriors`, recipe `phone_head`), an
+    embedding head (`speech_embeddings`, recipe `embedding_head`) or an activation head
+    (`speech_activations`, recipe `activation_head`) fitted on `prepared`, written to `destination`."""
+    from atvg_tf.training.phone_head import HeadStatistics, model_with_phone_head, prepared_examples, silence_statistics
 
-    embedding = features == "speech_embeddings"
-    voice_weight = EMBEDDING_HEAD_VOICE_WEIGHT if embedding else PHONE_HEAD_VOICE_WEIGHT
+    settings = HEAD_SETTINGS[features]
 
     def weight_of(clip: dict) -> float:
-        return 1.0 if clip["speaker"] == "s1" else voice_weight
+        return 1.0 if clip["speaker"] == "s1" else settings.voice_weight
 
     statistics, identities = None, []
     for windows, codes, weight in prepared_examples(prepared, weight_of, WILD_AUDIO_OFFSETS, features=features):
         clip = HeadStatistics.of(windows, codes, weight)
         statistics, identities = clip if statistics is None else statistics + clip, identities + [codes[0]]
     packaged = TalkingFaceModel.load(DEFAULT_EXPORT)
-    if embedding:
-        statistics = statistics + silence_statistics(packaged, np.stack(identities), features, EMBEDDING_HEAD_SILENCE_FRAMES)
-    head = statistics.solve(RIDGE)
-    phone_head = {"frames": head.frames, "ridge": RIDGE, "voice_weight": voice_weight, "prepared": prepared,
+    if settings.silence_frames:
+        statistics = statistics + silence_statistics(packaged, np.stack(identities), features, settings.silence_frames)
+    head = statistics.solve(settings.ridge)
+    phone_head = {"frames": head.frames, "ridge": settings.ridge, "voice_weight": settings.voice_weight, "prepared": prepared,
                   "audio_offsets": WILD_AUDIO_OFFSETS, "features": features,
-                  **({"silence_frames": EMBEDDING_HEAD_SILENCE_FRAMES} if embedding else {})}
-    model = model_with_phone_head(packaged, head, EMBEDDING_HEAD_WEIGHT if embedding else PHONE_HEAD_WEIGHT,
-                                  "mfcc+embedding_head" if embedding else "mfcc+phone_head", command=command,
+                  **({"silence_frames": settings.silence_frames} if settings.silence_frames else {})}
+    model = model_with_phone_head(packaged, head, settings.weight, settings.audio_features, command=command,
                                   inference={**packaged.inference, **inference}, phone_head=phone_head)
     model.save(destination, replace=os.path.abspath(destination) == DEFAULT_EXPORT)
-    print(f"{destination}: {'embedding' if embedding else 'phone'} head fitted on {head.frames} frames, {time.time() - started:.0f} s", flush=True)
+    print(f"{destination}: {settings.audio_features} head fitted on {head.frames} frames, {time.time() - started:.0f} s", flush=True)
 
 
 def write_model_card(work: str, model_dir: str, grid_dir: str, sync_json: str | None = None) -> None:

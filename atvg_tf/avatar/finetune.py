@@ -48,7 +48,7 @@ from atvg_tf.frontend.video import read_frames
 from atvg_tf.generation.landmark_space import OfficialLandmarks
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.generation.model_folder import DEFAULT_MODEL_DIR
-from atvg_tf.models.config import HEADED_FEATURES, ATNetConfig, VGNetConfig
+from atvg_tf.models.config import HEAD_WEIGHT_FIELDS, HEADED_FEATURES, ATNetConfig, VGNetConfig
 from atvg_tf.training.bundle import bundle
 from atvg_tf.training.phone_head import with_head_of
 from atvg_tf.training.time_budget import TimeBudget
@@ -120,7 +120,7 @@ def work_folder(output: str) -> str:
 def _preset_names(atnet: ATNetConfig, vgnet: VGNetConfig) -> dict[str, str]:
     """{network: the `model_preset` whose network it is} (what AT-net hears, and its head's share, aside)."""
     heard = dict(audio_features=atnet.audio_features, mfcc_normalisation=atnet.mfcc_normalisation,
-                 phone_head_weight=atnet.phone_head_weight, embedding_head_weight=atnet.embedding_head_weight)
+                 **{field: getattr(atnet, field) for field in HEAD_WEIGHT_FIELDS.values()})
     names = {"atnet": next((name for name in ATNetConfig.PRESETS if dataclasses.replace(ATNetConfig.preset(name), **heard) == atnet), None),
              "vgnet": next((name for name in VGNetConfig.PRESETS if VGNetConfig.preset(name) == vgnet), None)}
     for network, name in names.items():

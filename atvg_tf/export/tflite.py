@@ -51,7 +51,7 @@ from atvg_tf._native import quiet_stderr
 from atvg_tf.errors import InputError
 from atvg_tf.export.pca_ops import landmark_ops
 from atvg_tf.frontend.audio import AudioConfig, cepstra_matrix, mel_filter_bank
-from atvg_tf.frontend.audio_windows import STEP_INPUTS
+from atvg_tf.frontend.audio_windows import EMBEDDING_INPUTS, STEP_INPUTS
 from atvg_tf.frontend.face.alignment import align_face
 from atvg_tf.frontend.image import to_unit
 from atvg_tf.frontend.phones import one_hot
@@ -210,7 +210,7 @@ def packaged_calibration_examples(model: TalkingFaceModel, path: str = CALIBRATI
         `identity_frame` [1, S, S, 3] in [-1, 1], `identity_landmarks` [1, 136] crop px,
         `mfcc_windows` [1, 16, 28, 12] and, when `model` hears phones, `phone_windows` (or
         `phone_posteriors`) [1, 16, 28, 40] one-hot; with an embedding head `speech_embeddings`
-        [1, 16, 11, 96] of the same speech.
+        [1, 16, 11, 96] (an activation head: `speech_activations` [1, 16, 48, 96]) of the same speech.
     """
     with np.load(path) as data:  # allow_pickle stays False: the file holds plain arrays only
         jpegs, offsets, marks = data["face_jpegs"], data["face_offsets"], data["face_landmarks"]
@@ -221,10 +221,11 @@ def packaged_calibration_examples(model: TalkingFaceModel, path: str = CALIBRATI
                     raise InputError(f"{path} has no phone windows; rebuild it with tools/make_calibration_set.py.")
                 # Posteriors calibrate on the one-hot windows: the same range [0, 1], the sharpest case.
                 runs[name] = one_hot(data["phone_windows"])
-        if "speech_embeddings" in model.audio_inputs:
-            if "speech_embeddings" not in data:
-                raise InputError(f"{path} has no speech embedding windows; rebuild it with tools/make_calibration_set.py.")
-            runs["speech_embeddings"] = data["speech_embeddings"].astype(np.float32)
+        for name in EMBEDDING_INPUTS:
+            if name in model.audio_inputs:
+                if name not in data:
+                    raise InputError(f"{path} has no {name}; rebuild it with tools/make_calibration_set.py.")
+                runs[name] = data[name].astype(np.float32)
     faces = []
     for index, points in enumerate(marks):
         image = cv2.cvtColor(cv2.imdecode(jpegs[offsets[index] : offsets[index + 1]], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -1,5 +1,5 @@
 """The audio inputs an AT-net asks for, one-shot or streaming: `mfcc_windows`, `phone_windows`, `phone_posteriors`,
-`speech_embeddings`.
+`speech_embeddings`, `speech_activations`.
 
 | input | shape per frame | from |
 |---|---|---|
@@ -7,6 +7,7 @@
 | phone_windows | [28, 40] float32 one-hot | `phones.PhoneWindowStream` |
 | phone_posteriors | [28, 40] float32, rows sum to 1 | `phones.PhoneWindowStream(posteriors=True)` |
 | speech_embeddings | [11, 96] float32 | `speech_embedding.SpeechEmbeddingStream` |
+| speech_activations | [48, 96] float32 | `speech_embedding.SpeechEmbeddingStream(activations=True)` |
 
 With `mfcc_normalization` (a model's `MfccNormalizer` config) the MFCC windows are voice-normalised
 (`frontend.mfcc_normalization`).
@@ -22,10 +23,12 @@ from atvg_tf.frontend import phones, speech_embedding
 from atvg_tf.frontend.audio import MfccWindowStream, mfcc_windows, num_video_frames
 from atvg_tf.frontend.mfcc_normalization import MfccNormalizer, normalize_mfcc_windows
 
-AUDIO_INPUTS = ("mfcc_windows", "phone_windows", "phone_posteriors", "speech_embeddings")
+AUDIO_INPUTS = ("mfcc_windows", "phone_windows", "phone_posteriors", "speech_embeddings", "speech_activations")
 # Each input (a run of frames) -> the one-frame input of the exported streaming step model (`atnet_step`).
 STEP_INPUTS = {"mfcc_windows": "mfcc_window", "phone_windows": "phone_window", "phone_posteriors": "phone_posterior",
-               "speech_embeddings": "speech_embedding"}
+               "speech_embeddings": "speech_embedding", "speech_activations": "speech_activation"}
+# The inputs made by the speech embedding network (`frontend.speech_embedding`).
+EMBEDDING_INPUTS = ("speech_embeddings", "speech_activations")
 
 
 def _check(inputs: Sequence[str]) -> tuple[str, ...]:
@@ -50,8 +53,9 @@ def audio_windows(waveform: np.ndarray, inputs: Sequence[str], num_frames: int |
         out["phone_windows"] = phones.one_hot(phones.phone_windows(waveform, num_frames))
     if "phone_posteriors" in inputs:
         out["phone_posteriors"] = phones.posterior_windows(waveform, num_frames)
-    if "speech_embeddings" in inputs:
-        out["speech_embeddings"] = speech_embedding.embedding_windows(waveform, num_frames)
+    for name in EMBEDDING_INPUTS:
+        if name in inputs:
+            out[name] = speech_embedding.embedding_windows(waveform, num_frames, activations=name == "speech_activations")
     return out
 
 
@@ -71,8 +75,9 @@ class AudioWindowStream:
             self._streams["phone_windows"] = phones.PhoneWindowStream()
         if "phone_posteriors" in self.inputs:
             self._streams["phone_posteriors"] = phones.PhoneWindowStream(posteriors=True)
-        if "speech_embeddings" in self.inputs:
-            self._streams["speech_embeddings"] = speech_embedding.SpeechEmbeddingStream()
+        for name in EMBEDDING_INPUTS:
+            if name in self.inputs:
+                self._streams[name] = speech_embedding.SpeechEmbeddingStream(activations=name == "speech_activations")
         self._ready = {name: [] for name in self.inputs}
 
     def push(self, block: np.ndarray) -> dict[str, np.ndarray]:

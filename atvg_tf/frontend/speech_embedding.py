@@ -13,10 +13,17 @@ embeddings of frames t - 5 ... t + 5 ([11, 96], frames beyond either end repeat 
 scaled by 0.1 to about unit spread). The recording is padded with `PAD_SAMPLES` of silence in front
 and `END_SAMPLES` behind.
 
+The network's activations before it pools the 0.76 s into one vector are a second feature
+(`activations=True`, AT-net's `speech_activations`): the output of its 14th conv block
+(`ACTIVATION_TENSOR`, 12 time steps of 40 ms, one per video frame around frame t, x 4 mel bands x
+96 channels), read from the same call as the embedding, as a window [48, 96] scaled by 1.5 to about
+unit spread. It keeps when in the 0.76 s each sound is, which the pooled embedding gives up; a
+linear head on it follows unseen voices better (docs/METHOD.md).
+
 Look-ahead of a frame's window: 5 frames + half a window, 0.60 s after the frame's centre (the
-MFCC windows need 0.175 s, the phone posteriors 2.16 s). `SpeechEmbeddingStream` computes it
-block by block with bounded memory; `embedding_windows` runs the same stream over the whole
-recording, so both give the same windows.
+activations: half a window, 0.40 s; the MFCC windows need 0.175 s, the phone posteriors 2.16 s).
+`SpeechEmbeddingStream` computes it block by block with bounded memory; `embedding_windows` runs the
+same stream over the whole recording, so both give the same windows.
 
 No TensorFlow here: the mobile demo uses this module as it is.
 """
@@ -41,6 +48,10 @@ EMBEDDING_SIZE = 96
 CONTEXT_FRAMES = 5
 WINDOW_FRAMES = 2 * CONTEXT_FRAMES + 1
 SCALE = 0.1
+# The 14th conv block's output, [1, 12, 4, 96]: time steps of 4 mel rows (one video frame) x mel bands x channels.
+ACTIVATION_TENSOR = "model/tf.math.maximum_13/Maximum"
+ACTIVATION_ROWS = 48
+ACTIVATION_SCALE = 1.5
 PAD_SAMPLES = 6400  # 40 rows: frame t's embedding reads rows 4t + 4 ... 4t + 79 of the padded sound
 END_SAMPLES = 12800
 _FIRST_ROW = 4
@@ -79,7 +90,7 @@ class _Networks:
         from ai_edge_litert.interpreter import Interpreter
 
         self.mel = Interpreter(model_path("melspectrogram"), num_threads=1)
-        self.embedding = Interpreter(model_path("embedding_model"), num_threads=1)
+        self.embedding = Interpreter(model_content=_with_output(model_path("embedding_model"), ACTIVATION_TENSOR), num_threads=1)
         self._mel_length = self._batch = -1
         self._lock = threading.Lock()
 
@@ -95,9 +106,9 @@ class _Networks:
         with self._lock:
             return self._mel_rows(samples)
 
-    def embeddings(self, windows: np.ndarray) -> np.ndarray:
-        """[n, 96] embeddings of [n, 76, 32] mel windows, one at a time (so the result is the same however
-        the windows are grouped)."""
+    def embeddings(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[n, 96] embeddings and [n, 48, 96] activations (`ACTIVATION_TENSOR`) of [n, 76, 32] mel
+        windows, one at a time (so the result is the same however the windows are grouped)."""
         with self._lock:
             return self._embeddings(windows)
 
@@ -118,28 +129,64 @@ class _Networks:
             self.embedding.resize_tensor_input(0, [1, EMBEDDING_ROWS, windows.shape[-1], 1], strict=False)
             self.embedding.allocate_tensors()
             self._batch = 1
-        source, target = self.embedding.get_input_details()[0]["index"], self.embedding.get_output_details()[0]["index"]
+        source = self.embedding.get_input_details()[0]["index"]
+        outputs = {detail["name"]: detail["index"] for detail in self.embedding.get_output_details()}
+        activation = outputs.pop(ACTIVATION_TENSOR)
+        (embedding,) = outputs.values()
         out = np.empty((len(windows), EMBEDDING_SIZE), np.float32)
+        activations = np.empty((len(windows), ACTIVATION_ROWS, EMBEDDING_SIZE), np.float32)
         for index, window in enumerate(windows):
             self.embedding.set_tensor(source, window[None, :, :, None].astype(np.float32))
             self.embedding.invoke()
-            out[index] = self.embedding.get_tensor(target).reshape(-1)
-        return out
+            out[index] = self.embedding.get_tensor(embedding).reshape(-1)
+            activations[index] = self.embedding.get_tensor(activation).reshape(ACTIVATION_ROWS, EMBEDDING_SIZE)
+        return out, activations
+
+
+def _with_output(path: str, tensor_name: str) -> bytes:
+    """The TF-Lite model at `path` with the tensor `tensor_name` added to its outputs (read as data:
+    the flatbuffer is parsed and re-packed, nothing in it runs)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(path, "rb") as handle:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(handle.read()), 0)
+    graph = model.subgraphs[0]
+    names = [tensor.name.decode() for tensor in graph.tensors]
+    if tensor_name not in names:
+        raise SpeechEmbeddingUnavailable(f"{path} has no tensor {tensor_name}; install openwakeword==0.5.1, whose model has it.")
+    graph.outputs = [*graph.outputs, names.index(tensor_name)]
+    builder = flatbuffers.Builder(len(names) * 64)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 class SpeechEmbeddingStream:
-    """Embedding windows [n, 11, 96] for audio that arrives block by block, equal to `embedding_windows`
-    of the whole. `push` returns the frames whose windows are complete (0.60 s look-ahead), `finish`
-    the rest. Memory is bounded whatever the length."""
+    """Embedding windows [n, 11, 96] (with `activations`, activation windows [n, 48, 96]) for audio that
+    arrives block by block, equal to `embedding_windows` of the whole. `push` returns the frames whose
+    windows are complete (0.60 s look-ahead; activations 0.40 s), `finish` the rest. Memory is bounded
+    whatever the length."""
 
-    def __init__(self):
+    def __init__(self, activations: bool = False):
         self._networks = _Networks.shared()
+        self.activations = activations
+        self._context = 0 if activations else CONTEXT_FRAMES
         self._samples = np.zeros(PAD_SAMPLES, np.float32)  # not yet made rows; starts at row `_rows_end`
         self._rows = np.zeros((0, 32), np.float32)  # rows `_rows_start` ...
         self._rows_start = self._rows_end = 0
-        self._embeddings = np.zeros((0, EMBEDDING_SIZE), np.float32)  # frames `_embedded_start` ...
+        # frames `_embedded_start` ...: [n, 96] embeddings or [n, 48, 96] activations
+        self._embeddings = np.zeros((0, *self.frame_shape), np.float32)
         self._embedded_start = self._embedded_end = 0
         self._received = self._emitted = 0
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return (ACTIVATION_ROWS, EMBEDDING_SIZE) if self.activations else (EMBEDDING_SIZE,)
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        """A frame's window: [11, 96] embeddings or [48, 96] activations."""
+        return (ACTIVATION_ROWS, EMBEDDING_SIZE) if self.activations else (WINDOW_FRAMES, EMBEDDING_SIZE)
 
     @property
     def frames_emitted(self) -> int:
@@ -152,7 +199,7 @@ class SpeechEmbeddingStream:
         if self._samples.size >= _MIN_MEL_SAMPLES:
             self._make_rows()
         self._embed(limit=None)
-        return self._windows(self._embedded_end - CONTEXT_FRAMES, last=None)
+        return self._windows(self._embedded_end - self._context, last=None)
 
     def finish(self) -> np.ndarray:
         total = num_video_frames(self._received)
@@ -177,7 +224,9 @@ class SpeechEmbeddingStream:
             return
         starts = _FIRST_ROW + ROWS_PER_VIDEO_FRAME * np.arange(self._embedded_end, ready) - self._rows_start
         windows = np.stack([self._rows[start : start + EMBEDDING_ROWS] for start in starts])
-        self._embeddings = np.concatenate([self._embeddings, self._networks.embeddings(windows) * SCALE])
+        embeddings, activations = self._networks.embeddings(windows)
+        made = activations * ACTIVATION_SCALE if self.activations else embeddings * SCALE
+        self._embeddings = np.concatenate([self._embeddings, made])
         self._embedded_end = ready
         keep_from = _FIRST_ROW + ROWS_PER_VIDEO_FRAME * ready - self._rows_start  # the next frame's first row
         self._rows, self._rows_start = self._rows[keep_from:], self._rows_start + keep_from
@@ -186,20 +235,21 @@ class SpeechEmbeddingStream:
         """Windows of frames `_emitted` ... `until` - 1; `last` is the final frame (None: not known yet)."""
         count = until - self._emitted
         if count <= 0:
-            return np.zeros((0, WINDOW_FRAMES, EMBEDDING_SIZE), np.float32)
-        frames = self._emitted + np.arange(count)[:, None] + np.arange(-CONTEXT_FRAMES, CONTEXT_FRAMES + 1)[None]
+            return np.zeros((0, *self.window_shape), np.float32)
+        frames = self._emitted + np.arange(count)[:, None] + np.arange(-self._context, self._context + 1)[None]
         frames = np.clip(frames, 0, last if last is not None else None) - self._embedded_start
-        windows = self._embeddings[frames]
+        windows = self._embeddings[frames].reshape(count, *self.window_shape)
         self._emitted = until
-        drop = max(self._emitted - CONTEXT_FRAMES - self._embedded_start, 0)
+        drop = max(self._emitted - self._context - self._embedded_start, 0)
         self._embeddings, self._embedded_start = self._embeddings[drop:], self._embedded_start + drop
         return windows
 
 
-def embedding_windows(waveform: np.ndarray, num_frames: int | None = None) -> np.ndarray:
-    """[N, 11, 96] float32 embedding windows of a 16 kHz recording (N = `num_frames`, else as many as
-    the sound covers; a longer N repeats the last frame's embedding, a shorter one is cut)."""
-    stream = SpeechEmbeddingStream()
+def embedding_windows(waveform: np.ndarray, num_frames: int | None = None, activations: bool = False) -> np.ndarray:
+    """[N, 11, 96] float32 embedding windows of a 16 kHz recording, or with `activations` [N, 48, 96]
+    activation windows (N = `num_frames`, else as many as the sound covers; a longer N repeats the
+    last frame's window, a shorter one is cut)."""
+    stream = SpeechEmbeddingStream(activations)
     windows = np.concatenate([stream.push(waveform), stream.finish()])
     num_frames = num_frames or len(windows)
     if num_frames > len(windows):

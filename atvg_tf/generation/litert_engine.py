@@ -5,7 +5,8 @@ an Android Python environment: `mobile_demo/` imports this file from the reposit
 fast (`atvg generate --runtime litert`). Exports whose AT-net hears phones also need pocketsphinx
 (`atvg_tf.frontend.phones`, also TensorFlow-free), but only to turn phone ids into windows; those
 with a phone head take phone posterior windows (`phones.PhoneWindowStream(posteriors=True)`), those
-with an embedding head speech embedding windows (`speech_embedding.SpeechEmbeddingStream`).
+with an embedding head speech embedding windows (`speech_embedding.SpeechEmbeddingStream`), those
+with an activation head the embedding network's activations (`SpeechEmbeddingStream(activations=True)`).
 
     engine = LiteTalkingFace("exported/", variant="int8", threads=2)
     engine.start(identity_frame, identity_landmarks)             # aligned crop uint8, [68, 2] crop px
@@ -62,8 +63,10 @@ class LiteTalkingFace:
 
         self.atnet = load("atnet_step")
         audio = self.atnet.get_input_details()
-        self.uses_mfcc, self.uses_phones, self.uses_posteriors, self.uses_embeddings = (
-            "mfcc_window" in audio, "phone_window" in audio, "phone_posterior" in audio, "speech_embedding" in audio)
+        self.uses_mfcc, self.uses_phones, self.uses_posteriors = "mfcc_window" in audio, "phone_window" in audio, "phone_posterior" in audio
+        # An embedding or activation head: `step(embeddings=...)` takes the window its export hears.
+        self.embedding_activations = "speech_activation" in audio
+        self.uses_embeddings = self.embedding_activations or "speech_embedding" in audio
         self.mfcc = load("mfcc") if self.uses_mfcc else None
         self.phones = phone_front_end() if self.uses_phones or self.uses_posteriors else None
         self.embedding = embedding_front_end() if self.uses_embeddings else None
@@ -127,13 +130,15 @@ class LiteTalkingFace:
         return self.audio(np.zeros((1, WINDOW_SAMPLES), np.float32) if self.uses_mfcc else None,
                           np.zeros(28, np.int64) if self.uses_phones else None,
                           self.phones.one_hot(np.zeros(28, np.int64)) if self.uses_posteriors else None,
-                          self.embedding.embedding_windows(np.zeros(self.embedding.SAMPLE_RATE // 25, np.float32), 1)[0]
+                          self.embedding.embedding_windows(np.zeros(self.embedding.SAMPLE_RATE // 25, np.float32), 1,
+                                                           self.embedding_activations)[0]
                           if self.uses_embeddings else None)
 
     def audio(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None,
               posteriors: np.ndarray | None = None, embeddings: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """One frame's atnet_step audio inputs from its [1, 4880] PCM window, its [28] phone ids, its
-        [28, 40] phone posterior window and/or its [11, 96] speech embedding window, as the export's AT-net hears."""
+        [28, 40] phone posterior window and/or its [11, 96] speech embedding window ([48, 96] activation
+        window for an activation head), as the export's AT-net hears."""
         audio = {}
         if self.uses_mfcc:
             if pcm is None:
@@ -150,9 +155,11 @@ class LiteTalkingFace:
                 raise ValueError("this export's AT-net has a phone head: give the frame's [28, 40] phone posterior window (posteriors=...).")
             audio["phone_posterior"] = np.asarray(posteriors, np.float32).reshape(1, 1, self.phones.WINDOW_ROWS, self.phones.NUM_PHONES)
         if self.uses_embeddings:
+            rows, name = ((self.embedding.ACTIVATION_ROWS, "activation") if self.embedding_activations
+                          else (self.embedding.WINDOW_FRAMES, "embedding"))
             if embeddings is None:
-                raise ValueError("this export's AT-net has an embedding head: give the frame's [11, 96] speech embedding window (embeddings=...).")
-            audio["speech_embedding"] = np.asarray(embeddings, np.float32).reshape(1, 1, self.embedding.WINDOW_FRAMES, self.embedding.EMBEDDING_SIZE)
+                raise ValueError(f"this export's AT-net has an {name} head: give the frame's [{rows}, 96] speech {name} window (embeddings=...).")
+            audio[f"speech_{name}"] = np.asarray(embeddings, np.float32).reshape(1, 1, rows, self.embedding.EMBEDDING_SIZE)
         return audio
 
     def step(self, pcm: np.ndarray | None = None, phone_ids: np.ndarray | None = None,
@@ -166,7 +173,8 @@ class LiteTalkingFace:
             posteriors: the frame's [28, 40] phone posterior window
                 (`PhoneWindowStream(posteriors=True)`), for exports with a phone head.
             embeddings: the frame's [11, 96] speech embedding window (`SpeechEmbeddingStream`), for
-                exports with an embedding head.
+                exports with an embedding head; its [48, 96] activation window
+                (`SpeechEmbeddingStream(activations=True)`) for exports with an activation head.
         """
         return self.step_audio(self.audio(pcm, phone_ids, posteriors, embeddings))
 

@@ -69,11 +69,13 @@ class LiteRTModel:
 
     @property
     def audio_inputs(self) -> tuple[str, ...]:
-        """What AT-net hears: `mfcc_windows`, `phone_windows`, `phone_posteriors`, `speech_embeddings` (see `frontend.audio_windows`)."""
+        """What AT-net hears: `mfcc_windows`, `phone_windows`, `phone_posteriors`, `speech_embeddings`,
+        `speech_activations` (see `frontend.audio_windows`)."""
         engine = self._engine
         return tuple(name for name, used in (("mfcc_windows", engine.uses_mfcc), ("phone_windows", engine.uses_phones),
                                              ("phone_posteriors", engine.uses_posteriors),
-                                             ("speech_embeddings", engine.uses_embeddings)) if used)
+                                             ("speech_activations" if engine.embedding_activations else "speech_embeddings",
+                                              engine.uses_embeddings)) if used)
 
     def alignment(self, source_landmarks: np.ndarray) -> AlignmentConfig:
         """How to align a face with these landmarks (`TalkingFaceModel.alignment`)."""

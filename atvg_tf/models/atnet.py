@@ -2,9 +2,10 @@
 
 The audio is MFCC windows (the paper), phone windows (`frontend.phones`), or both, as
 `ATNetConfig.audio_features` says; the model's inputs are named after what it hears. With
-`mfcc+phone_head` (`mfcc+embedding_head`) the recurrent network hears MFCC and a linear head on
-phone posterior windows, `phone_posteriors` (speech embedding windows, `speech_embeddings`),
-predicts the codes too; the two are blended (`layers.HeadBlend`).
+`mfcc+phone_head` (`mfcc+embedding_head`, `mfcc+activation_head`) the recurrent network hears MFCC
+and a linear head on phone posterior windows, `phone_posteriors` (speech embedding windows,
+`speech_embeddings`; the embedding network's activations, `speech_activations`), predicts the codes
+too; the two are blended (`layers.HeadBlend`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from atvg_tf.frontend.speech_embedding import EMBEDDING_SIZE, WINDOW_FRAMES
+from atvg_tf.frontend.audio_windows import AUDIO_INPUTS
+from atvg_tf.frontend.speech_embedding import ACTIVATION_ROWS, EMBEDDING_SIZE, WINDOW_FRAMES
 from atvg_tf.models.config import HEAD_INPUTS, ATNetConfig
 from atvg_tf.models.layers import HeadBlend, PerFrame, TileOverTime, WindowNormalization, conv_block, dense
 
@@ -121,6 +123,7 @@ def build_atnet(config: ATNetConfig = ATNetConfig()) -> keras.Model:
         phone_windows: [B, T, 28, 40] one-hot phone window of each frame.
         phone_posteriors: [B, T, 28, 40] phone posterior window of each frame.
         speech_embeddings: [B, T, 11, 96] speech embedding window of each frame.
+        speech_activations: [B, T, 48, 96] the embedding network's activations of each frame.
         identity_pca_codes: [B, K] landmark code of the identity image.
 
     Returns:
@@ -137,10 +140,9 @@ def input_shapes(config: ATNetConfig) -> dict[str, tuple[int, int]]:
     """The per-frame shape of each audio input."""
     phone_window = (config.window_shape[0], config.phone_classes)
     return {"mfcc_windows": config.window_shape, "phone_windows": phone_window, "phone_posteriors": phone_window,
-            "speech_embeddings": (WINDOW_FRAMES, EMBEDDING_SIZE)}
+            "speech_embeddings": (WINDOW_FRAMES, EMBEDDING_SIZE), "speech_activations": (ACTIVATION_ROWS, EMBEDDING_SIZE)}
 
 
 def audio_inputs(atnet: keras.Model) -> tuple[str, ...]:
-    """The audio inputs a built or loaded AT-net takes (`mfcc_windows`, `phone_windows`, `phone_posteriors`,
-    `speech_embeddings`)."""
-    return tuple(name for name in ("mfcc_windows", "phone_windows", "phone_posteriors", "speech_embeddings") if name in atnet.input)
+    """The audio inputs a built or loaded AT-net takes (`frontend.audio_windows.AUDIO_INPUTS`)."""
+    return tuple(name for name in AUDIO_INPUTS if name in atnet.input)

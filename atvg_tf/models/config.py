@@ -29,7 +29,8 @@ class ATNetConfig(Presets):
             encoders, their features concatenated) or `mfcc+phone_head` (the MFCC network, blended
             with a linear head on phone posterior windows, `frontend.phones.posterior_windows`) or
             `mfcc+embedding_head` (the same with a head on speech embedding windows,
-            `frontend.speech_embedding.embedding_windows`).
+            `frontend.speech_embedding.embedding_windows`) or `mfcc+activation_head` (a head on the
+            embedding network's activations, `embedding_windows(..., activations=True)`).
         mfcc_normalisation: `none` (the paper) or `window`: each MFCC window normalised to zero mean
             and unit variance per coefficient (`layers.WindowNormalization`).
         phone_classes: phone symbols per row of a phone window (`frontend.phones.NUM_PHONES`).
@@ -37,6 +38,7 @@ class ATNetConfig(Presets):
         phone_head_weight: `mfcc+phone_head`: the codes are (1 - w) x the MFCC network's + w x the
             phone head's (`layers.HeadBlend`).
         embedding_head_weight: the same for `mfcc+embedding_head`.
+        activation_head_weight: the same for `mfcc+activation_head`.
     """
 
     pca_components: int = 6
@@ -52,6 +54,7 @@ class ATNetConfig(Presets):
     phone_dense: tuple[int, ...] = (256, 256)
     phone_head_weight: float = 0.5
     embedding_head_weight: float = 0.4
+    activation_head_weight: float = 0.5
 
     # `official`: the release's AT-net has the paper's sizes.
     PRESETS = {
@@ -69,22 +72,28 @@ class ATNetConfig(Presets):
 
     @property
     def head_weight(self) -> float:
-        """The share of AT-net's codes its head (phone or embedding) predicts."""
-        return self.embedding_head_weight if self.audio_features == "mfcc+embedding_head" else self.phone_head_weight
+        """The share of AT-net's codes its head (phone, embedding or activation) predicts."""
+        return {"mfcc+embedding_head": self.embedding_head_weight,
+                "mfcc+activation_head": self.activation_head_weight}.get(self.audio_features, self.phone_head_weight)
 
     @property
     def audio_inputs(self) -> tuple[str, ...]:
-        """Names of AT-net's audio inputs, in order: `mfcc_windows`, `phone_windows`, `phone_posteriors`, `speech_embeddings`."""
+        """Names of AT-net's audio inputs, in order: `mfcc_windows`, `phone_windows`, `phone_posteriors`,
+        `speech_embeddings`, `speech_activations`."""
         return AUDIO_FEATURES[self.audio_features]
 
 
 # audio_features -> the AT-net inputs it needs.
 AUDIO_FEATURES = {"mfcc": ("mfcc_windows",), "phones": ("phone_windows",), "mfcc+phones": ("mfcc_windows", "phone_windows"),
-                  "mfcc+phone_head": ("mfcc_windows", "phone_posteriors"), "mfcc+embedding_head": ("mfcc_windows", "speech_embeddings")}
+                  "mfcc+phone_head": ("mfcc_windows", "phone_posteriors"), "mfcc+embedding_head": ("mfcc_windows", "speech_embeddings"),
+                  "mfcc+activation_head": ("mfcc_windows", "speech_activations")}
 # The audio inputs a linear head reads -> the head's layer name.
-HEAD_INPUTS = {"phone_posteriors": "phone_head", "speech_embeddings": "embedding_head"}
+HEAD_INPUTS = {"phone_posteriors": "phone_head", "speech_embeddings": "embedding_head", "speech_activations": "activation_head"}
 # The audio_features whose AT-net is an MFCC network with a head blended in.
-HEADED_FEATURES = ("mfcc+phone_head", "mfcc+embedding_head")
+HEADED_FEATURES = ("mfcc+phone_head", "mfcc+embedding_head", "mfcc+activation_head")
+# A headed audio_features -> its ATNetConfig weight field.
+HEAD_WEIGHT_FIELDS = {"mfcc+phone_head": "phone_head_weight", "mfcc+embedding_head": "embedding_head_weight",
+                      "mfcc+activation_head": "activation_head_weight"}
 
 
 @dataclasses.dataclass(frozen=True)

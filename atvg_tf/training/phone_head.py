@@ -1,7 +1,8 @@
 """AT-net's phone head (`audio_features` `mfcc+phone_head`): a linear map from a frame's phone
 posterior window to its landmark code, fitted in closed form and blended into a trained MFCC AT-net.
 The embedding head (`mfcc+embedding_head`) is the same map from a frame's speech embedding window
-(`frontend.speech_embedding`); everything here serves both (`features`).
+(`frontend.speech_embedding`), the activation head (`mfcc+activation_head`) from the embedding
+network's activations; everything here serves all three (`features`).
 
 The MFCC network learned one speaker's voice; the phone posteriors come from PocketSphinx's acoustic
 model, trained on many speakers. A linear map from them is too simple to learn one voice by heart,
@@ -31,7 +32,7 @@ from atvg_tf.frontend import phones, speech_embedding
 from atvg_tf.frontend.audio import AudioConfig
 from atvg_tf.generation.model import TalkingFaceModel, network_configs
 from atvg_tf.models.atnet import build_atnet
-from atvg_tf.models.config import AUDIO_FEATURES, HEAD_INPUTS, ATNetConfig
+from atvg_tf.models.config import AUDIO_FEATURES, HEAD_INPUTS, HEAD_WEIGHT_FIELDS, ATNetConfig
 from atvg_tf.training.graft import graft_weights
 from atvg_tf.training.rebase import code_map
 
@@ -168,11 +169,10 @@ def model_with_phone_head(model: TalkingFaceModel, head: PhoneHead, weight: floa
     `training.json`, which records the new AT-net configuration.
 
     Args:
-        features: the new AT-net's `audio_features`, `mfcc+phone_head` or `mfcc+embedding_head`.
+        features: the new AT-net's `audio_features` (`config.HEADED_FEATURES`).
     """
     atnet_config, vgnet_config = network_configs(model.info, model.atnet)
-    weight_field = "embedding_head_weight" if features == "mfcc+embedding_head" else "phone_head_weight"
-    config = dataclasses.replace(atnet_config, audio_features=features, **{weight_field: weight})
+    config = dataclasses.replace(atnet_config, audio_features=features, **{HEAD_WEIGHT_FIELDS[features]: weight})
     presets = {"atnet": dataclasses.asdict(config), "vgnet": dataclasses.asdict(vgnet_config)}
     return TalkingFaceModel(_grafted(config, model.atnet, head), model.vgnet, model.pca,
                             {**json.loads(json.dumps(model.info)), "presets": presets, **info})
@@ -221,9 +221,10 @@ class PreparedClip:
 
 def head_windows(waveform: np.ndarray, num_frames: int, features: str) -> np.ndarray:
     """A head's input windows of a 16 kHz recording, one per video frame: [N, 11, 96] speech embeddings
-    (`features` `speech_embeddings`) or [N, 28, 40] phone posteriors (`phone_posteriors`)."""
-    if features == "speech_embeddings":
-        return speech_embedding.embedding_windows(waveform, num_frames)
+    (`features` `speech_embeddings`), [N, 48, 96] their network's activations (`speech_activations`)
+    or [N, 28, 40] phone posteriors (`phone_posteriors`)."""
+    if features in ("speech_embeddings", "speech_activations"):
+        return speech_embedding.embedding_windows(waveform, num_frames, activations=features == "speech_activations")
     return phones.posterior_windows(waveform, num_frames)
 
 

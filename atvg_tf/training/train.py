@@ -177,7 +177,12 @@ class TrainConfig:
 def _pipeline(prepared_dir: str, split: str, network: str, config: TrainConfig, shuffle: bool) -> tf.data.Dataset:
     # The prepared features each AT-net input comes from (`mfcc+phone_head`: MFCC and phone posteriors).
     prepared_feature = {"mfcc": "mfcc", "phones": "phones", "phone_head": "phone_posteriors", "embedding_head": "speech_embeddings"}
-    atnet_audio = [prepared_feature[part] for part in config.atnet_config().audio_features.split("+")] if network == "atnet" else ["mfcc"]
+    heard = config.atnet_config().audio_features
+    if network == "atnet" and any(part not in prepared_feature for part in heard.split("+")):
+        # 4,608 activations per frame: prepare does not store them; the head is fitted from the sound.
+        raise InputError(f"audio_features {heard} is fitted in closed form, not trained: "
+                         "python3 training/train_default_model.py --recipe activation_head --export DIR")
+    atnet_audio = [prepared_feature[part] for part in heard.split("+")] if network == "atnet" else ["mfcc"]
     pipeline = PipelineConfig(
         sequence_length=config.sequence_length, batch_size=config.batch_size, shuffle_buffer=config.shuffle_buffer if shuffle else 0,
         interleave_cycle_length=config.interleave_cycle_length, autotune_ram_budget_mb=config.autotune_ram_budget_mb,

@@ -1,4 +1,4 @@
-"""Speech embedding windows: stable, one per video frame, equal when streamed, and a clear error without their models."""
+"""Speech embedding and activation windows: stable, one per video frame, equal when streamed, and a clear error without their models."""
 
 import importlib.util
 import os
@@ -35,18 +35,50 @@ def test_one_window_per_video_frame_for_any_length(speech, seconds):
     assert speech_embedding.embedding_windows(clip, 40).shape == (40, 11, 96)
 
 
-def test_streaming_equals_one_shot_for_any_block_sizes(speech):
-    whole = speech_embedding.embedding_windows(speech)
+@pytest.mark.parametrize("activations, look_ahead_frames", [(False, 18), (True, 13)])
+def test_streaming_equals_one_shot_for_any_block_sizes(speech, activations, look_ahead_frames):
+    whole = speech_embedding.embedding_windows(speech, activations=activations)
     rng = np.random.default_rng(0)
-    stream, parts, position = speech_embedding.SpeechEmbeddingStream(), [], 0
+    stream, parts, position = speech_embedding.SpeechEmbeddingStream(activations), [], 0
     while position < len(speech):
         size = int(rng.integers(1, 12000))
         parts.append(stream.push(speech[position: position + size]))
         position += size
-        # The look-ahead is bounded: 0.60 s after a frame's centre, plus one mel call's wait (0.1 s).
-        assert stream.frames_emitted >= position / 640 - 18
+        # The look-ahead is bounded: 0.60 s (activations: 0.40 s) after a frame's centre, plus one mel call's wait (0.1 s).
+        assert stream.frames_emitted >= position / 640 - look_ahead_frames
     parts.append(stream.finish())
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_activation_windows_are_the_networks_14th_block_for_the_frames_window(speech):
+    """Frame t's activation window is the tensor `ACTIVATION_TENSOR` of the embedding network run on the
+    same 76 mel rows as its embedding, read from the unmodified model, scaled; the added output
+    leaves the embedding as it was."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    activations = speech_embedding.embedding_windows(speech, activations=True)
+    embeddings = speech_embedding.embedding_windows(speech)
+    assert activations.shape == (len(embeddings), 48, 96) and activations.dtype == np.float32
+    assert 0.3 < activations.std(axis=0).mean() < 3.0
+    original = Interpreter(speech_embedding.model_path("embedding_model"), experimental_preserve_all_tensors=True)
+    original.allocate_tensors()
+    tensor = next(d["index"] for d in original.get_tensor_details() if d["name"] == speech_embedding.ACTIVATION_TENSOR)
+    samples = np.concatenate([np.zeros(speech_embedding.PAD_SAMPLES, np.float32), speech, np.zeros(speech_embedding.END_SAMPLES, np.float32)])
+    rows = speech_embedding._Networks.shared().mel_rows(samples)
+    for t in (0, 37, len(embeddings) - 1):
+        original.set_tensor(original.get_input_details()[0]["index"], rows[4 + 4 * t: 80 + 4 * t][None, :, :, None])
+        original.invoke()
+        np.testing.assert_allclose(activations[t], original.get_tensor(tensor).reshape(48, 96) * speech_embedding.ACTIVATION_SCALE,
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(embeddings[t, 5], original.get_tensor(original.get_output_details()[0]["index"]).reshape(96)
+                                   * speech_embedding.SCALE, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("seconds", [0.01, 1.73])
+def test_one_activation_window_per_video_frame_for_any_length(speech, seconds):
+    clip = speech[: int(16000 * seconds)]
+    assert len(speech_embedding.embedding_windows(clip, activations=True)) == len(mfcc_windows(clip))
+    assert speech_embedding.embedding_windows(clip, 40, activations=True).shape == (40, 48, 96)
 
 
 def test_a_window_does_not_depend_on_distant_sound(speech):
@@ -60,10 +92,12 @@ def test_a_window_does_not_depend_on_distant_sound(speech):
 def test_silence_gives_one_window_whatever_its_length():
     windows = speech_embedding.embedding_windows(np.zeros(16000 * 2, np.float32))
     np.testing.assert_allclose(windows, np.broadcast_to(windows[0, :1], windows.shape), atol=1e-5)
+    activations = speech_embedding.embedding_windows(np.zeros(16000 * 2, np.float32), activations=True)
+    np.testing.assert_allclose(activations, np.broadcast_to(activations[:1], activations.shape), atol=1e-5)
 
 
-def test_audio_window_stream_gives_embeddings_with_the_mfcc(speech):
-    inputs = ("mfcc_windows", "speech_embeddings")
+@pytest.mark.parametrize("inputs", [("mfcc_windows", "speech_embeddings"), ("mfcc_windows", "speech_activations")])
+def test_audio_window_stream_gives_embeddings_with_the_mfcc(speech, inputs):
     whole = audio_windows(speech, inputs)
     stream = AudioWindowStream(inputs)
     parts = [stream.push(speech[start: start + 3000]) for start in range(0, len(speech), 3000)] + [stream.finish()]

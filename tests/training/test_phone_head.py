@@ -138,32 +138,43 @@ def test_tflite_and_the_live_inputs_of_a_phone_head_export(head_model_dir, speec
         engine.step(pcm=inputs[0]["pcm"])
 
 
-@pytest.fixture(scope="module")
-def embedding_head():
+# The heads on the speech embedding network: (audio_features, input, window rows, what a missing window's error names).
+FEATURE_HEADS = {"embedding": ("mfcc+embedding_head", "speech_embeddings", 11, "speech embedding window"),
+                 "activation": ("mfcc+activation_head", "speech_activations", 48, "speech activation window")}
+
+
+@pytest.fixture(scope="module", params=sorted(FEATURE_HEADS))
+def feature_head(request):
+    features, name, rows, message = FEATURE_HEADS[request.param]
     rng = np.random.default_rng(6)
-    return PhoneHead(rng.normal(0, 0.02, (11 * 96, 6)).astype(np.float32), rng.normal(0, 0.5, 6).astype(np.float32), 10)
+    head = PhoneHead(rng.normal(0, 0.02 * np.sqrt(11 / rows), (rows * 96, 6)).astype(np.float32), rng.normal(0, 0.5, 6).astype(np.float32), 10)
+    return features, name, rows, message, head
 
 
 @pytest.fixture(scope="module")
-def embedding_head_model_dir(packaged, embedding_head, tmp_path_factory):
+def feature_head_model_dir(packaged, feature_head, tmp_path_factory):
     pytest.importorskip("openwakeword", reason="the speech embedding models come with openwakeword==0.5.1")
-    # As the `embedding_head` recipe writes it.
-    folder = str(tmp_path_factory.mktemp("embedding_head_model") / "model")
-    return model_with_phone_head(packaged, embedding_head, 0.4, "mfcc+embedding_head", phone_head={"features": "speech_embeddings"}).save(folder)
+    features, name, _, _, head = feature_head
+    # As the `embedding_head` and `activation_head` recipes write it.
+    folder = str(tmp_path_factory.mktemp("feature_head_model") / "model")
+    return model_with_phone_head(packaged, head, 0.4, features, phone_head={"features": name}).save(folder)
 
 
-def test_a_model_folder_with_an_embedding_head_round_trips_and_streams(packaged, embedding_head, embedding_head_model_dir, speech):
-    model = TalkingFaceModel.load(embedding_head_model_dir)
-    assert model.audio_inputs == ("mfcc_windows", "speech_embeddings")
-    with open(os.path.join(embedding_head_model_dir, "training.json")) as handle:
+def test_a_model_folder_with_an_embedding_or_activation_head_round_trips_and_streams(packaged, feature_head, feature_head_model_dir,
+                                                                                     speech):
+    features, name, rows, _, head = feature_head
+    model = TalkingFaceModel.load(feature_head_model_dir)
+    assert model.audio_inputs == ("mfcc_windows", name)
+    with open(os.path.join(feature_head_model_dir, "training.json")) as handle:
         presets = json.load(handle)["presets"]["atnet"]
-    assert presets["audio_features"] == "mfcc+embedding_head" and presets["embedding_head_weight"] == 0.4
+    weight_field = "embedding_head_weight" if name == "speech_embeddings" else "activation_head_weight"
+    assert presets["audio_features"] == features and presets[weight_field] == 0.4
     windows = model.audio_windows(speech)
-    assert windows["speech_embeddings"].shape == (75, 11, 96)
+    assert windows[name].shape == (75, rows, 96)
     identity = IDENTITY
     trained = mfcc_network(packaged).predict_on_batch({"mfcc_windows": windows["mfcc_windows"][None],
                                                "identity_pca_codes": model.landmark_space.identity_code(identity)})["pca_codes"][0]
-    head_codes = windows["speech_embeddings"].reshape(75, -1) @ embedding_head.kernel + embedding_head.bias
+    head_codes = windows[name].reshape(75, -1) @ head.kernel + head.bias
     expected = model.landmarks_from_codes(0.6 * trained + 0.4 * head_codes, identity, True)
     np.testing.assert_allclose(model.predict_landmarks(windows, identity), expected, atol=1e-3)
     frame = np.full((128, 128, 3), 128, np.uint8)
@@ -173,13 +184,15 @@ def test_a_model_folder_with_an_embedding_head_round_trips_and_streams(packaged,
 
 
 @pytest.mark.slow
-def test_tflite_and_the_live_inputs_of_an_embedding_head_export(embedding_head_model_dir, speech, tmp_path):
-    """atnet_step takes `speech_embedding`; LiteRT on the live embedding windows equals the Keras streamer."""
-    engine, inputs, landmarks, expected = _live_export(embedding_head_model_dir, speech, tmp_path, ("float32", "int8"))
+def test_tflite_and_the_live_inputs_of_an_embedding_or_activation_head_export(feature_head, feature_head_model_dir, speech, tmp_path):
+    """atnet_step takes `speech_embedding` (`speech_activation`); LiteRT on the live windows equals the Keras streamer."""
+    _, name, _, message, _ = feature_head
+    engine, inputs, landmarks, expected = _live_export(feature_head_model_dir, speech, tmp_path, ("float32", "int8"))
     assert engine.uses_mfcc and engine.uses_embeddings and not engine.uses_phones and not engine.uses_posteriors
+    assert engine.embedding_activations == (name == "speech_activations")
     assert len(inputs) == 75 and set(inputs[0]) == {"pcm", "embeddings"}
     np.testing.assert_allclose(landmarks, expected, atol=1e-2)
-    with pytest.raises(ValueError, match="speech embedding window"):
+    with pytest.raises(ValueError, match=message):
         engine.step(pcm=inputs[0]["pcm"])
     assert os.path.isfile(os.path.join(tmp_path, "atnet_step.int8.tflite"))
 
@@ -190,7 +203,7 @@ def test_a_fine_tuned_mfcc_network_gets_the_base_models_head_back(packaged, spee
     from atvg_tf.training.phone_head import with_head_of
 
     pytest.importorskip("openwakeword", reason="the speech embedding models come with openwakeword==0.5.1")
-    assert packaged.audio_inputs == ("mfcc_windows", "speech_embeddings")
+    assert packaged.audio_inputs == ("mfcc_windows", "speech_activations")
     alone = TalkingFaceModel(mfcc_network(packaged), packaged.vgnet, packaged.pca, {"inference": packaged.inference})
     assert alone.audio_inputs == ("mfcc_windows",)
     rebuilt = with_head_of(alone, packaged)
@@ -225,6 +238,6 @@ def test_a_model_in_another_basis_gets_the_head_moved_into_it(packaged, speech):
     windows = packaged.audio_windows(speech)
     expected = packaged.predict_landmarks(windows, IDENTITY)
     np.testing.assert_allclose(moved.predict_landmarks(windows, IDENTITY), expected, atol=1e-3)
-    kernel, bias = packaged.atnet.get_layer("embedding_head").get_weights()
-    unmoved = model_with_phone_head(alone, PhoneHead(kernel, bias, 0), 0.5, "mfcc+embedding_head")
+    kernel, bias = packaged.atnet.get_layer("activation_head").get_weights()
+    unmoved = model_with_phone_head(alone, PhoneHead(kernel, bias, 0), 0.6, "mfcc+activation_head")
     assert np.abs(unmoved.predict_landmarks(windows, IDENTITY) - expected).max() > 0.5
