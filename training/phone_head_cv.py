@@ -1,4 +1,4 @@
-"""Chooses the phone head's (and the embedding head's) settings by leaving one real-world person out at a time.
+"""Chooses the phone head's (and the embedding and activation heads') settings by leaving one real-world person out at a time.
 
     python training/phone_head_cv.py --work runs/phones [--ridges 100 1000] [--voice-weights 5 40] [--weights 0.3 0.5 0.7]
         [--features phone_posteriors|speech_embeddings|speech_activations] [--silence-weights 0 1000]
@@ -10,8 +10,8 @@ without that person (GRID s1's training clips always in), blended with the packa
 drives the person's landmarks from their clips' sound. The table gives, over the people, the mean
 correlation of the predicted inner-lip aperture with the real one (each clip at its measured audio
 offset) and the mean aperture std ratio (motion gain 1); then the same on the s1 validation clips
-with the head fitted on everyone, and their landmark LMD (mouth points, crop px). The `phone_head`
-and `embedding_head` recipes' settings come from this table; `wild_sync/` is never read.
+with the head fitted on everyone, and their landmark LMD (mouth points, crop px). The `phone_head`,
+`embedding_head` and `activation_head` recipes' settings come from this table; `wild_sync/` is never read.
 """
 
 from __future__ import annotations

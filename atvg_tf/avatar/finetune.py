@@ -358,7 +358,7 @@ def _train_network(network: str, prepared: str, work: str, start: str, preset: s
         return
     share = config.atnet_share if network == "atnet" else 1.0 - config.atnet_share
     if network == "atnet":
-        # A head (the packaged model's speech embedding head) stays as it is: the MFCC network learns the person.
+        # A head (the packaged model's activation head) stays as it is: the MFCC network learns the person.
         heard = "mfcc" if atnet_config.audio_features in HEADED_FEATURES else atnet_config.audio_features
         options = dict(audio_features=heard, mfcc_normalisation=atnet_config.mfcc_normalisation,
                        steps_per_epoch=config.atnet_steps, batch_size=8, sequence_length=16,

@@ -13,11 +13,11 @@ these graphs (`mfcc_graph.normalize_mfcc_windows`).
 T = round(N / 640): one frame per 40 ms of audio.
 
 An AT-net that hears phones or has a head (`audio_features` `phones`, `mfcc+phones`,
-`mfcc+phone_head`, or `mfcc+embedding_head`: the packaged model) takes precomputed features, since
+`mfcc+phone_head`, `mfcc+embedding_head`, or `mfcc+activation_head`: the packaged model) takes precomputed features, since
 PocketSphinx and the speech embedding's TF-Lite models cannot run inside this graph; the client
 computes them with `atvg_tf.frontend.audio_windows.audio_windows` (see export/make_request.py):
   - `serving_default`: the model's audio inputs (`mfcc_windows` [T, 28, 12], `phone_windows` or
-    `phone_posteriors` [T, 28, 40], `speech_embeddings` [T, 11, 96], as it hears), plus
+    `phone_posteriors` [T, 28, 40], `speech_embeddings` [T, 11, 96] or `speech_activations` [T, 48, 96], as it hears), plus
     `identity_frame` and `identity_landmarks` -> `frames`, `attention`, `landmarks` as above.
   - `landmarks`: the same audio inputs + `identity_landmarks` -> `landmarks` (AT-net only).
 """

@@ -8,10 +8,14 @@ Four models (three for an AT-net that hears phones only), each with one signatur
     `identity_landmarks` [1, 136] crop pixels -> `identity_features`, `image_feature`,
     `identity_stage2`, `identity_feature`.
   - `atnet_step.tflite`, per frame: the frame's audio window(s) as the AT-net hears them
-    (`mfcc_window` [1, 1, 28, 12] and/or `phone_window` [1, 1, 28, 40]), `identity_landmarks` and the
-    LSTM states (`lstm_<i>_h`, `lstm_<i>_c`) -> `landmarks` [1, 136] crop pixels and `next_lstm_<i>_h/c`.
-    `phone_window` is the one-hot of the frame's 28 phone ids from PocketSphinx
-    (`atvg_tf.frontend.phones.PhoneWindowStream`, run on the device beside the models: 0.56 s of look-ahead).
+    (`mfcc_window` [1, 1, 28, 12] and/or `phone_window` or `phone_posterior` [1, 1, 28, 40], or
+    beside `mfcc_window` a head's `speech_embedding` [1, 1, 11, 96] or `speech_activation`
+    [1, 1, 48, 96]), `identity_landmarks` and the LSTM states (`lstm_<i>_h`, `lstm_<i>_c`) ->
+    `landmarks` [1, 136] crop pixels and `next_lstm_<i>_h/c`. `phone_window` is the one-hot of the
+    frame's 28 phone ids from PocketSphinx (`atvg_tf.frontend.phones.PhoneWindowStream`, run on the
+    device beside the models: 0.56 s of look-ahead); `phone_posterior` its posteriors
+    (`PhoneWindowStream(posteriors=True)`); `speech_embedding` and `speech_activation` come from
+    `atvg_tf.frontend.speech_embedding.SpeechEmbeddingStream` (0.60 s and 0.40 s of look-ahead).
   - `vgnet_step.tflite`, per frame: `identity_frame`, `identity_landmarks`, the identity
     encodings, `landmarks` [1, 136] crop pixels and `mmcrnn_h`, `mmcrnn_c` -> `frame` [1, 128, 128, 3] in [-1, 1],
     `attention` [1, 128, 128, 1], `motion` [1, 128, 128, 3] in [-1, 1] (the motion/colour map, for
@@ -237,6 +241,10 @@ def packaged_calibration_examples(model: TalkingFaceModel, path: str = CALIBRATI
         yield {"identity_frame": frame, "identity_landmarks": landmarks, **{name: run[index % count][None] for name, run in runs.items()}}
 
 
+# The audio inputs `prepared_calibration_examples` reads from a prepared folder.
+PREPARED_CALIBRATION_INPUTS = ("mfcc_windows", "phone_windows")
+
+
 def prepared_calibration_examples(
     prepared_dir: str, crop_size: int, seed: int = 0, audio_inputs: Sequence[str] = ("mfcc_windows",)
 ) -> Iterator[dict]:
@@ -317,6 +325,10 @@ def export_tflite(
     for variant in variants:
         if variant not in VARIANTS:
             raise InputError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}.")
+    unprepared = [name for name in model.audio_inputs if name not in PREPARED_CALIBRATION_INPUTS]
+    if "int8" in variants and calibration_dir and unprepared:
+        raise InputError(f"--calibration reads MFCC and phone windows only; this model also hears {', '.join(unprepared)}: "
+                         "leave --calibration out to calibrate on the set shipped in the package.")
     graphs = StreamingGraphs(model)
     functions = graphs.functions()
     calibration = {}

@@ -55,6 +55,8 @@ ACTIVATION_SCALE = 1.5
 PAD_SAMPLES = 6400  # 40 rows: frame t's embedding reads rows 4t + 4 ... 4t + 79 of the padded sound
 END_SAMPLES = 12800
 _FIRST_ROW = 4
+# Frames embedded per batch of mel windows (bounds the windows held at once).
+_FRAMES_PER_CALL = 256
 # The mel model needs a few rows' worth of samples per call; shorter pushes wait for more.
 _MIN_MEL_SAMPLES = 1600
 # openwakeword's transform of the mel model's output, to the scale the embedding network was trained on.
@@ -106,11 +108,11 @@ class _Networks:
         with self._lock:
             return self._mel_rows(samples)
 
-    def embeddings(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[n, 96] embeddings and [n, 48, 96] activations (`ACTIVATION_TENSOR`) of [n, 76, 32] mel
-        windows, one at a time (so the result is the same however the windows are grouped)."""
+    def embeddings(self, windows: np.ndarray, activations: bool = False) -> np.ndarray:
+        """[n, 96] embeddings (with `activations`, [n, 48, 96] activations, `ACTIVATION_TENSOR`) of
+        [n, 76, 32] mel windows, one at a time (so the result is the same however the windows are grouped)."""
         with self._lock:
-            return self._embeddings(windows)
+            return self._embeddings(windows, activations)
 
     def _mel_rows(self, samples: np.ndarray) -> np.ndarray:
         count = (samples.size - ROW_SPAN) // ROW_SAMPLES + 1
@@ -124,7 +126,7 @@ class _Networks:
         rows = self.mel.get_tensor(self.mel.get_output_details()[0]["index"])
         return rows.reshape(-1, rows.shape[-1])[:count] * _MEL_SCALE + _MEL_SHIFT
 
-    def _embeddings(self, windows: np.ndarray) -> np.ndarray:
+    def _embeddings(self, windows: np.ndarray, activations: bool) -> np.ndarray:
         if self._batch != 1:
             self.embedding.resize_tensor_input(0, [1, EMBEDDING_ROWS, windows.shape[-1], 1], strict=False)
             self.embedding.allocate_tensors()
@@ -133,14 +135,13 @@ class _Networks:
         outputs = {detail["name"]: detail["index"] for detail in self.embedding.get_output_details()}
         activation = outputs.pop(ACTIVATION_TENSOR)
         (embedding,) = outputs.values()
-        out = np.empty((len(windows), EMBEDDING_SIZE), np.float32)
-        activations = np.empty((len(windows), ACTIVATION_ROWS, EMBEDDING_SIZE), np.float32)
+        target, shape = (activation, (ACTIVATION_ROWS, EMBEDDING_SIZE)) if activations else (embedding, (EMBEDDING_SIZE,))
+        out = np.empty((len(windows), *shape), np.float32)
         for index, window in enumerate(windows):
             self.embedding.set_tensor(source, window[None, :, :, None].astype(np.float32))
             self.embedding.invoke()
-            out[index] = self.embedding.get_tensor(embedding).reshape(-1)
-            activations[index] = self.embedding.get_tensor(activation).reshape(ACTIVATION_ROWS, EMBEDDING_SIZE)
-        return out, activations
+            out[index] = self.embedding.get_tensor(target).reshape(shape)
+        return out
 
 
 def _with_output(path: str, tensor_name: str) -> bytes:
@@ -152,7 +153,7 @@ def _with_output(path: str, tensor_name: str) -> bytes:
     with open(path, "rb") as handle:
         model = schema.ModelT.InitFromPackedBuf(bytearray(handle.read()), 0)
     graph = model.subgraphs[0]
-    names = [tensor.name.decode() for tensor in graph.tensors]
+    names = [(tensor.name or b"").decode() for tensor in graph.tensors]
     if tensor_name not in names:
         raise SpeechEmbeddingUnavailable(f"{path} has no tensor {tensor_name}; install openwakeword==0.5.1, whose model has it.")
     graph.outputs = [*graph.outputs, names.index(tensor_name)]
@@ -222,11 +223,13 @@ class SpeechEmbeddingStream:
         ready = max(ready, 0) if limit is None else min(max(ready, 0), limit)
         if ready <= self._embedded_end:
             return
-        starts = _FIRST_ROW + ROWS_PER_VIDEO_FRAME * np.arange(self._embedded_end, ready) - self._rows_start
-        windows = np.stack([self._rows[start : start + EMBEDDING_ROWS] for start in starts])
-        embeddings, activations = self._networks.embeddings(windows)
-        made = activations * ACTIVATION_SCALE if self.activations else embeddings * SCALE
-        self._embeddings = np.concatenate([self._embeddings, made])
+        made = []
+        # A few seconds at a time: a long recording given at once does not stack all its mel windows.
+        for first in range(self._embedded_end, ready, _FRAMES_PER_CALL):
+            starts = _FIRST_ROW + ROWS_PER_VIDEO_FRAME * np.arange(first, min(first + _FRAMES_PER_CALL, ready)) - self._rows_start
+            windows = np.stack([self._rows[start : start + EMBEDDING_ROWS] for start in starts])
+            made.append(self._networks.embeddings(windows, self.activations) * (ACTIVATION_SCALE if self.activations else SCALE))
+        self._embeddings = np.concatenate([self._embeddings, *made])
         self._embedded_end = ready
         keep_from = _FIRST_ROW + ROWS_PER_VIDEO_FRAME * ready - self._rows_start  # the next frame's first row
         self._rows, self._rows_start = self._rows[keep_from:], self._rows_start + keep_from

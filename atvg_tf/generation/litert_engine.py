@@ -157,7 +157,7 @@ class LiteTalkingFace:
         if self.uses_embeddings:
             rows, name = ((self.embedding.ACTIVATION_ROWS, "activation") if self.embedding_activations
                           else (self.embedding.WINDOW_FRAMES, "embedding"))
-            if embeddings is None:
+            if embeddings is None or np.size(embeddings) != rows * self.embedding.EMBEDDING_SIZE:
                 raise ValueError(f"this export's AT-net has an {name} head: give the frame's [{rows}, 96] speech {name} window (embeddings=...).")
             audio[f"speech_{name}"] = np.asarray(embeddings, np.float32).reshape(1, 1, rows, self.embedding.EMBEDDING_SIZE)
         return audio

@@ -45,7 +45,7 @@ class PhoneHead:
     """The fitted map: code [K] = window.reshape(-1) @ kernel + bias.
 
     Attributes:
-        kernel: [28 * 40, K] (phone posteriors) or [11 * 96, K] (speech embeddings).
+        kernel: [28 * 40, K] (phone posteriors), [11 * 96, K] (speech embeddings) or [48 * 96, K] (activations).
         bias: [K].
         frames: frames it was fitted on.
     """
@@ -109,7 +109,7 @@ def mfcc_network(model: TalkingFaceModel) -> keras.Model:
 
 def with_head_of(model: TalkingFaceModel, base: TalkingFaceModel, **info) -> TalkingFaceModel:
     """`model` (its AT-net hears MFCC only, e.g. `base`'s MFCC network fine-tuned) with `base`'s head
-    (phone or embedding) and its share; `model` itself when `base` has no head.
+    (phone, embedding or activation) and its share; `model` itself when `base` has no head.
 
     A `model` in another landmark basis (`atvg finetune --person-basis`) gets the head moved into it
     (`rebase.code_map`): the head then predicts its landmarks projected onto that basis."""
@@ -204,7 +204,8 @@ class PreparedClip:
         frames: [N] the frame numbers the segments cover.
         codes: [N, K] landmark codes; landmarks: [N, 68, 2] (crop px); mfcc_windows: [N, 28, 12].
         posteriors: [frames_total, 28, 40] posterior windows of every frame of the clip, from its sound
-            ([frames_total, 11, 96] speech embedding windows where `prepared_clips` was asked for those).
+            ([frames_total, 11, 96] speech embedding or [frames_total, 48, 96] activation windows where
+            `prepared_clips` was asked for those).
     """
 
     manifest: dict
@@ -236,7 +237,7 @@ def _clip_features(job: tuple[str, str, int, str]) -> tuple[str, np.ndarray]:
 def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int = os.cpu_count() or 1,
                    features: str = "phone_posteriors") -> Iterator[PreparedClip]:
     """The clips of a folder of `atvg prepare` whose manifest entry `keep` accepts (status ok only),
-    the head's input windows (`features`: `phone_posteriors` or `speech_embeddings`) computed from each
+    the head's input windows (`features`: `phone_posteriors`, `speech_embeddings` or `speech_activations`) computed from each
     clip's sound as prepare read it (`workers` processes)."""
     from atvg_tf.data.records import read_segments
 
@@ -261,7 +262,7 @@ def prepared_clips(prepared_dir: str, keep: Callable[[dict], bool], workers: int
 
 def prepared_examples(prepared_dir: str, weight_of: Callable[[dict], float], audio_offsets: dict[str, int] | None = None,
                       workers: int = os.cpu_count() or 1, features: str = "phone_posteriors") -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-    """(the head's input windows, [N, 28, 40] posteriors or [N, 11, 96] embeddings (`features`), codes
+    """(the head's input windows, [N, 28, 40] posteriors, [N, 11, 96] embeddings or [N, 48, 96] activations (`features`), codes
     [N, K], weight) of every training clip of a folder of `atvg prepare` (its `train` split), for `fit_phone_head`.
 
     Args:

@@ -85,7 +85,8 @@ class TrainConfig:
             the paper's GAN; 0 = the pixel loss alone, the discriminator never runs).
         audio_features: AT-net: `mfcc` (the paper), `phones`, `mfcc+phones`, `mfcc+phone_head`
             (needs `atvg prepare --phone-posteriors`) or `mfcc+embedding_head` (needs `atvg prepare
-            --speech-embeddings`); None keeps the preset's.
+            --speech-embeddings`); None keeps the preset's. `mfcc+activation_head` is not trained here
+            (its head is fitted in closed form: `training/train_default_model.py --recipe activation_head`).
         mfcc_normalisation: AT-net: `none` (the paper) or `window` (see `ATNetConfig`); None keeps the preset's.
         audio_augmentation: AT-net: probability of training on an augmented copy of a clip's audio
             (needs `atvg prepare --audio-variants N`).

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from atvg_tf.errors import InputError
 from atvg_tf.evaluation.metrics import psnr, ssim
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import load_audio, mfcc_windows
@@ -301,3 +302,17 @@ def test_packaged_calibration_set_is_aligned_by_the_model():
         if "phone_windows" in model.audio_inputs:
             assert example["phone_windows"].shape == (1, 16, 28, 40)
             np.testing.assert_array_equal(example["phone_windows"].sum(axis=-1), 1.0)
+        if "speech_activations" in model.audio_inputs:  # the packaged model's activation head
+            assert example["speech_activations"].shape == (1, 16, 48, 96) and example["speech_activations"].std() > 0.3
+
+
+def test_calibrating_a_model_whose_head_a_prepared_folder_cannot_feed_is_refused(tmp_path):
+    """--calibration reads MFCC and phone windows; the packaged model's activation head would find
+    none there, so the export stops before writing and says to use the shipped set."""
+    from atvg_tf.export.tflite import export_tflite
+
+    model = TalkingFaceModel.load()
+    assert "speech_activations" in model.audio_inputs
+    with pytest.raises(InputError, match="leave --calibration out"):
+        export_tflite(model, str(tmp_path / "out"), ["int8"], calibration_dir=str(tmp_path))
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ import pytest
 from atvg_tf.frontend import phones
 from atvg_tf.frontend.audio import load_audio
 from atvg_tf.generation.model import TalkingFaceModel
+from atvg_tf.models.config import HEAD_INPUTS
 from atvg_tf.training.phone_head import HeadStatistics, PhoneHead, fit_phone_head, mfcc_network, model_with_phone_head, with_phone_head
 from tests.helpers import IDENTITY, REPO
 
@@ -203,7 +204,7 @@ def test_a_fine_tuned_mfcc_network_gets_the_base_models_head_back(packaged, spee
     from atvg_tf.training.phone_head import with_head_of
 
     pytest.importorskip("openwakeword", reason="the speech embedding models come with openwakeword==0.5.1")
-    assert packaged.audio_inputs == ("mfcc_windows", "speech_activations")
+    assert packaged.audio_inputs[0] == "mfcc_windows" and packaged.audio_inputs[1] in HEAD_INPUTS
     alone = TalkingFaceModel(mfcc_network(packaged), packaged.vgnet, packaged.pca, {"inference": packaged.inference})
     assert alone.audio_inputs == ("mfcc_windows",)
     rebuilt = with_head_of(alone, packaged)
@@ -238,6 +239,7 @@ def test_a_model_in_another_basis_gets_the_head_moved_into_it(packaged, speech):
     windows = packaged.audio_windows(speech)
     expected = packaged.predict_landmarks(windows, IDENTITY)
     np.testing.assert_allclose(moved.predict_landmarks(windows, IDENTITY), expected, atol=1e-3)
-    kernel, bias = packaged.atnet.get_layer("activation_head").get_weights()
-    unmoved = model_with_phone_head(alone, PhoneHead(kernel, bias, 0), 0.6, "mfcc+activation_head")
+    head_input = next(name for name in packaged.audio_inputs if name in HEAD_INPUTS)
+    kernel, bias = packaged.atnet.get_layer(HEAD_INPUTS[head_input]).get_weights()
+    unmoved = model_with_phone_head(alone, PhoneHead(kernel, bias, 0), config.head_weight, config.audio_features)
     assert np.abs(unmoved.predict_landmarks(windows, IDENTITY) - expected).max() > 0.5

@@ -146,6 +146,16 @@ def test_phone_atnet_trains_on_augmented_audio_and_round_trips(prepared_dir, tmp
     assert json.load(open(os.path.join(tmp_path, "run", "train_config.json")))["audio_features"] == "phones"
 
 
+def test_an_activation_head_atnet_is_refused_with_the_recipe_that_fits_it(prepared_dir, tmp_path):
+    """`mfcc+activation_head` is fitted in closed form from the sound (prepare does not store its 4,608
+    values a frame): `atvg train` says so and names the recipe instead of failing on a missing feature."""
+    from atvg_tf.errors import InputError
+
+    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, sequence_length=8, audio_features="mfcc+activation_head")
+    with pytest.raises(InputError, match="--recipe activation_head"):
+        train("atnet", prepared_dir, str(tmp_path / "run"), config, verbose=0)
+
+
 def test_vgnet_run_writes_sample_videos(prepared_dir, tmp_path):
     import av
 
