@@ -82,7 +82,7 @@ def _step_inputs(engine: LiteTalkingFace, waveform: np.ndarray) -> list[dict]:
     """`engine.step`'s arguments for every frame of a recording: what the export's AT-net hears."""
     count = frame_count(waveform.size)
     ids = phones.phone_windows(waveform, count) if engine.uses_phones else None
-    embeddings = engine.embedding.embedding_windows(waveform, count) if engine.uses_embeddings else None
+    embeddings = engine.embedding.embedding_windows(waveform, count, engine.embedding_activations) if engine.uses_embeddings else None
     return [{**({"pcm": pcm_window(waveform, t)} if engine.uses_mfcc else {}),
              **({"phone_ids": ids[t]} if engine.uses_phones else {}),
              **({"embeddings": embeddings[t]} if engine.uses_embeddings else {})} for t in range(count)]
