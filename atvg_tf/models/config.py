@@ -73,8 +73,7 @@ class ATNetConfig(Presets):
     @property
     def head_weight(self) -> float:
         """The share of AT-net's codes its head (phone, embedding or activation) predicts."""
-        return {"mfcc+embedding_head": self.embedding_head_weight,
-                "mfcc+activation_head": self.activation_head_weight}.get(self.audio_features, self.phone_head_weight)
+        return getattr(self, HEAD_WEIGHT_FIELDS.get(self.audio_features, "phone_head_weight"))
 
     @property
     def audio_inputs(self) -> tuple[str, ...]:
